@@ -1,0 +1,34 @@
+"""Search spaces. Each module registers itself in `SPACES`."""
+
+from __future__ import annotations
+
+from ssnas.registry import Registry
+from ssnas.spaces.base import (
+    Architecture,
+    Encoder,
+    SearchSpace,
+    SupportsEnumerate,
+    SupportsMutate,
+    SupportsSupernet,
+)
+
+SPACES: Registry[SearchSpace] = Registry("space")
+
+
+def create_space(name: str, **kwargs: object) -> SearchSpace:
+    return SPACES.create(name, **kwargs)
+
+
+# One explicit import per space module (registration happens on import).
+from ssnas.spaces import nb201 as _nb201  # noqa: E402,F401
+
+__all__ = [
+    "SPACES",
+    "Architecture",
+    "Encoder",
+    "SearchSpace",
+    "SupportsEnumerate",
+    "SupportsMutate",
+    "SupportsSupernet",
+    "create_space",
+]

@@ -1,0 +1,88 @@
+"""The search-space protocol (archai's discrete_search idea, kept small).
+
+A space turns flat categorical choices into an `Architecture` value and builds
+networks from it. Extra abilities are separate protocols that a strategy checks
+with `isinstance` before it relies on them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One point of a search space: its flat choices, in `space.choices()` order.
+
+    `key` is the space's canonical string form (for NB201 the benchmark's own
+    `|op~src|+...` string); equality and hashing use `(space, choices)` only.
+    """
+
+    space: str
+    choices: tuple[str, ...]
+    key: str = field(compare=False)
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """A network built from an architecture: images (B,3,H,W) -> features (B,D)."""
+
+    feature_dim: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    """What every space implements."""
+
+    name: str
+
+    def choices(self) -> Mapping[str, Sequence[str]]:
+        """Decision name -> its options, in a fixed order."""
+        ...
+
+    def make(self, choices: Sequence[str]) -> Architecture:
+        """Validate flat choices and return the architecture (UserError if invalid)."""
+        ...
+
+    def parse(self, text: str) -> Architecture:
+        """Parse the canonical string form (UserError with the reason if malformed)."""
+        ...
+
+    def sample(self, rng: random.Random) -> Architecture: ...
+
+    def build(self, arch: Architecture, num_classes: int | None = None) -> nn.Module:
+        """A standalone network; `forward_features` always, `forward` -> logits if num_classes."""
+        ...
+
+
+@runtime_checkable
+class SupportsEnumerate(Protocol):
+    def enumerate(self) -> Iterator[Architecture]:
+        """Every architecture, in a deterministic order."""
+        ...
+
+    def size(self) -> int: ...
+
+
+@runtime_checkable
+class SupportsMutate(Protocol):
+    def mutate(self, arch: Architecture, rng: random.Random) -> Architecture: ...
+
+
+@runtime_checkable
+class SupportsSupernet(Protocol):
+    def build_supernet(self, **kwargs: Any) -> nn.Module:
+        """A weight-sharing network: `forward_features(x, arch)` runs one path,
+        `forward_features(x, op_weights)` the per-decision softmax mixture."""
+        ...
