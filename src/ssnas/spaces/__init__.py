@@ -5,8 +5,10 @@ from __future__ import annotations
 from ssnas.registry import Registry
 from ssnas.spaces.base import (
     Architecture,
+    Block,
     Encoder,
     SearchSpace,
+    SupportsBlocks,
     SupportsEnumerate,
     SupportsMutate,
     SupportsSupernet,
@@ -25,8 +27,10 @@ from ssnas.spaces import nb201 as _nb201  # noqa: E402,F401
 __all__ = [
     "SPACES",
     "Architecture",
+    "Block",
     "Encoder",
     "SearchSpace",
+    "SupportsBlocks",
     "SupportsEnumerate",
     "SupportsMutate",
     "SupportsSupernet",

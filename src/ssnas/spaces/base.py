@@ -86,3 +86,32 @@ class SupportsSupernet(Protocol):
         """A weight-sharing network: `forward_features(x, arch)` runs one path,
         `forward_features(x, op_weights)` the per-decision softmax mixture."""
         ...
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a block-wise space (BossNAS, Li et al. 2021, §3.1).
+
+    `decisions` are the names (from `choices()`) this block owns, in order; a
+    block's *path* is the tuple of options chosen for them.
+    """
+
+    index: int
+    decisions: tuple[str, ...]
+
+
+@runtime_checkable
+class SupportsBlocks(Protocol):
+    def blocks(self) -> Sequence[Block]: ...
+
+    def block_paths(
+        self, block: int, previous: Sequence[tuple[str, ...]] = ()
+    ) -> list[tuple[str, ...]]:
+        """Candidate paths of `block`, given the paths chosen for the blocks before it
+        (constraints such as HyTra's non-increasing resolution depend on them)."""
+        ...
+
+    def build_block_supernet(self, **kwargs: Any) -> nn.Module:
+        """A weight-sharing network with `forward_blocks(x, paths) -> (B,C,H,W)`, running
+        blocks 0..len(paths)-1 on the given paths and returning the last one's output."""
+        ...
