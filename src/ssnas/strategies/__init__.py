@@ -1,0 +1,23 @@
+"""Search strategies, registered by name in `STRATEGIES`."""
+
+from __future__ import annotations
+
+from ssnas.registry import Registry
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask, Strategy, SupportsRating
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+
+
+def create_strategy(name: str, **kwargs: object) -> Strategy:
+    return STRATEGIES.create(name, **kwargs)
+
+
+__all__ = [
+    "STRATEGIES",
+    "ScoredArch",
+    "SearchResult",
+    "SearchTask",
+    "Strategy",
+    "SupportsRating",
+    "create_strategy",
+]

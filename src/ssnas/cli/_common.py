@@ -1,0 +1,81 @@
+"""Shared CLI plumbing: one-line errors, --json output, config files."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+
+from ssnas.errors import UserError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def emit(payload: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], None]) -> None:
+    """Print one JSON object on stdout with --json, else the human rendering."""
+    if as_json:
+        click.echo(json.dumps(payload, indent=None, sort_keys=False, default=_json_default))
+    else:
+        render(payload)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()  # numpy / torch scalars
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping of option names (dashes or underscores) to values."""
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of option names to values")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def _apply_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    config = load_config_file(value)
+    known = {p.name for p in ctx.command.params if p.name and p.name not in {"config", "as_json"}}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise UserError(
+            f"unknown key(s) in {value}: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **config}
+    return value
+
+
+def config_option(command: F) -> F:
+    """`--config FILE`: option defaults from a YAML file; command-line flags still win."""
+    return click.option(
+        "--config",
+        type=click.Path(path_type=Path),
+        callback=_apply_config,
+        is_eager=True,
+        expose_value=False,
+        help="YAML file of option values (keys are option names); flags given on the command line win.",
+    )(command)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"ssnas: error: {message}", err=True)
+    sys.exit(code)

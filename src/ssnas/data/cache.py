@@ -1,0 +1,60 @@
+"""On-disk cache of decoded image folders: content-keyed, written atomically.
+
+A folder's key hashes its content listing (relative path, size, mtime of every file)
+plus whatever else changes the decoded result (resolution, decoder version), so editing,
+adding or touching any image gives a new key and the stale entry is simply never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssnas.paths import cache_dir
+
+
+def fingerprint(listing: Iterable[tuple[str, int, int]], *extra: object) -> str:
+    """SHA-256 hex digest of `(relative_path, size, mtime_ns)` rows and `extra` values."""
+    digest = hashlib.sha256()
+    for value in extra:
+        digest.update(f"{value!r}\n".encode())
+    for relative, size, mtime_ns in listing:
+        digest.update(f"{relative}\t{size}\t{mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def entry_path(namespace: str, key: str) -> Path:
+    """Where the entry `key` lives: `cache_dir()/namespace/key.pt`."""
+    return cache_dir() / namespace / f"{key}.pt"
+
+
+def load_entry(namespace: str, key: str) -> dict[str, Any] | None:
+    """The saved dict, or None when absent or unreadable (a damaged entry is a miss)."""
+    path = entry_path(namespace, key)
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a torn or foreign file is treated as a cache miss
+        return None
+
+
+def save_entry(namespace: str, key: str, payload: dict[str, Any]) -> Path:
+    """Write `payload` with torch.save to a temporary file, then rename it into place."""
+    path = entry_path(namespace, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path

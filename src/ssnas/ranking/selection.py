@@ -1,0 +1,99 @@
+"""Which architectures to rank: read from a file, or sampled with a seed."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from ssnas.errors import UserError
+from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate
+
+
+def is_degenerate(space: SearchSpace, arch: Architecture) -> bool:
+    """True for cells with no input-to-output path, where the space can tell."""
+    check = getattr(space, "is_degenerate", None)
+    return bool(check(arch)) if callable(check) else False
+
+
+def sample_architectures(
+    space: SearchSpace, count: int, seed: int, include_degenerate: bool = False
+) -> list[Architecture]:
+    """`count` distinct architectures drawn with `random.Random(seed)`.
+
+    Enumerable spaces are sampled without replacement from the full list
+    (degenerate cells excluded unless asked); others by repeated `space.sample`.
+    """
+    rng = random.Random(seed)
+    if isinstance(space, SupportsEnumerate):
+        pool = all_architectures(space, include_degenerate)
+        if count > len(pool):
+            raise UserError(f"cannot sample {count} architectures: the space has {len(pool)}")
+        return rng.sample(pool, count)
+    seen: dict[Architecture, None] = {}
+    for _ in range(count * 100):
+        arch = space.sample(rng)
+        if include_degenerate or not is_degenerate(space, arch):
+            seen.setdefault(arch, None)
+        if len(seen) == count:
+            return list(seen)
+    raise UserError(f"could not draw {count} distinct architectures from space {space.name!r}")
+
+
+def all_architectures(space: SearchSpace, include_degenerate: bool = False) -> list[Architecture]:
+    """Every architecture of an enumerable space, in its order (degenerate ones excluded)."""
+    if not isinstance(space, SupportsEnumerate):
+        raise UserError(f"space {space.name!r} is too large to enumerate")
+    return [a for a in space.enumerate() if include_degenerate or not is_degenerate(space, a)]
+
+
+def read_architectures(space: SearchSpace, path: Path) -> list[Architecture]:
+    """One architecture string per line, or a CSV whose first column (or `arch`) holds them."""
+    if not path.is_file():
+        raise UserError(f"architecture file not found: {path}")
+    with path.open(newline="") as handle:
+        rows = [row for row in csv.reader(handle, delimiter=_delimiter(path)) if row and row[0].strip()]
+    if rows and rows[0][0].strip().lower() in {"arch", "arch_str", "architecture", "genotype"}:
+        rows = rows[1:]
+    if not rows:
+        raise UserError(f"no architectures in {path}")
+    archs = []
+    for line_number, row in enumerate(rows, start=1):
+        try:
+            archs.append(space.parse(row[0].strip()))
+        except UserError as error:
+            raise UserError(f"{path}, entry {line_number}: {error}") from None
+    return archs
+
+
+def read_scores(path: Path) -> list[tuple[str, float]]:
+    """A CSV with columns `arch,score` (header required)."""
+    if not path.is_file():
+        raise UserError(f"scores file not found: {path}")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        if "arch" not in fields or "score" not in fields:
+            raise UserError(f"{path} must have columns 'arch' and 'score' (found: {', '.join(fields) or 'none'})")
+        pairs = []
+        for line_number, row in enumerate(reader, start=2):
+            try:
+                pairs.append((row["arch"].strip(), float(row["score"])))
+            except (TypeError, ValueError):
+                raise UserError(f"{path}, line {line_number}: score {row.get('score')!r} is not a number") from None
+    if not pairs:
+        raise UserError(f"no scores in {path}")
+    return pairs
+
+
+def write_scores(path: Path, scores: list[tuple[str, float]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arch", "score"])
+        writer.writerows(scores)
+
+
+def _delimiter(path: Path) -> str:
+    # NB201 strings contain '|' and '+' but never ',' or tabs.
+    return "\t" if path.suffix == ".tsv" else ","

@@ -1,0 +1,68 @@
+"""The strategy protocol: a strategy decides, networks and objectives just compute.
+
+Two evaluation styles share it (methods.md §0.2): a trained-from-scratch proxy
+per trial (CSNAS/TPE, random) and a weight-sharing supernet with candidate
+rating (SETN, BossNAS). Ground truth never enters a strategy; reports add it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ssnas.spaces import Architecture, SearchSpace
+from ssnas.training.loop import TrainConfig
+
+
+@dataclass
+class SearchTask:
+    """Everything a strategy needs; built by `ssnas.run` from a config.
+
+    images:          (N,3,H,W) uint8, the unlabeled training images.
+    holdout_images:  (M,3,H,W) uint8, unlabeled images kept out of training, for rating.
+    labels / holdout_labels: (N,) / (M,) int64, only for the supervised reference objective.
+    """
+
+    space: SearchSpace
+    images: torch.Tensor
+    holdout_images: torch.Tensor
+    objective: str = "simclr"
+    views: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    out_dir: Path | None = None
+    resume: bool = False
+    labels: torch.Tensor | None = None
+    holdout_labels: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class ScoredArch:
+    """An architecture and its label-free score (higher is better)."""
+
+    arch: Architecture
+    score: float
+    details: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchResult:
+    best: ScoredArch
+    candidates: list[ScoredArch]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Strategy(Protocol):
+    def search(self, task: SearchTask) -> SearchResult: ...
+
+
+@runtime_checkable
+class SupportsRating(Protocol):
+    """A strategy that can also rate a given list of architectures (for `ssnas rank`)."""
+
+    def rate(self, task: SearchTask, archs: Sequence[Architecture]) -> list[ScoredArch]: ...
