@@ -22,6 +22,7 @@ def create_space(name: str, **kwargs: object) -> SearchSpace:
 
 
 # One explicit import per space module (registration happens on import).
+from ssnas.spaces import darts as _darts  # noqa: E402,F401
 from ssnas.spaces import nb201 as _nb201  # noqa: E402,F401
 
 __all__ = [
