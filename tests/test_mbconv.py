@@ -115,7 +115,8 @@ def test_one_hot_op_weights_equal_the_path(space: MBConvSpace) -> None:
     for i, op in enumerate(arch.choices):
         one_hot[i, OPS.index(op)] = 1.0
     x = torch.randn(2, 3, 32, 32)
-    torch.testing.assert_close(supernet.forward_features(x, op_weights=one_hot), supernet.forward_features(x, arch=arch))
+    mixed = supernet.forward_features(x, op_weights=one_hot)
+    torch.testing.assert_close(mixed, supernet.forward_features(x, arch=arch))
     with pytest.raises(ValueError):
         supernet.forward_features(x, op_weights=torch.zeros(18, 3))
 

@@ -80,7 +80,9 @@ PRESETS: dict[str, MBConvConfig] = {
 # ---------------------------------------------------------------- ops
 
 
-def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+def _conv_bn(
+    c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
     layers: list[nn.Module] = [
         nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(c_out),
@@ -110,7 +112,9 @@ class MBConv(nn.Module):
     SE width is 0.25 x the layer's input channels (EfficientNet convention).
     """
 
-    def __init__(self, c_in: int, c_out: int, stride: int, expansion: int, kernel: int, residual: bool = True):
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, expansion: int, kernel: int, residual: bool = True
+    ):
         super().__init__()
         hidden = c_in * expansion
         self.expand = _conv_bn(c_in, hidden, 1) if expansion != 1 else nn.Identity()
@@ -123,7 +127,9 @@ class MBConv(nn.Module):
         elif stride == 1 and c_in == c_out:
             self.shortcut = nn.Identity()
         else:
-            pool: list[nn.Module] = [nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)] if stride > 1 else []
+            pool: list[nn.Module] = []
+            if stride > 1:
+                pool.append(nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False))
             self.shortcut = nn.Sequential(*pool, _conv_bn(c_in, c_out, 1, act=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,7 +225,8 @@ class MBConvSupernet(nn.Module):
             return self.head(self._run(x, arch.choices))
         assert op_weights is not None
         if op_weights.shape != (len(self.candidates), len(OPS)):
-            raise ValueError(f"op_weights must be ({len(self.candidates)}, {len(OPS)}), got {tuple(op_weights.shape)}")
+            expected = (len(self.candidates), len(OPS))
+            raise ValueError(f"op_weights must be {expected}, got {tuple(op_weights.shape)}")
         x = self.stem(x)
         for layer, weights in zip(self.candidates, op_weights):
             x = sum(w * op(x) for w, op in zip(weights, layer))  # type: ignore[assignment]
