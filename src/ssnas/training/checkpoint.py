@@ -1,0 +1,53 @@
+"""Atomic checkpoint files and the random-number-generator states that make resume exact."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ssnas.errors import UserError
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> None:
+    """`torch.save` to `path.tmp`, fsync, then `os.replace`: a crash never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by `save_atomic` (UserError naming the file if unreadable)."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as error:
+        raise UserError(f"cannot read checkpoint {path}: {error}") from None
+
+
+def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    """States of the named explicit generators plus torch (CPU, CUDA), Python and NumPy global RNGs."""
+    state: dict[str, Any] = {name: g.get_state() for name, g in generators.items()}
+    state["torch"] = torch.get_rng_state()
+    state["cuda"] = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    state["python"] = random.getstate()
+    state["numpy"] = np.random.get_state()
+    return state
+
+
+def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    """Inverse of `capture_rng`."""
+    for name, g in generators.items():
+        g.set_state(state[name])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
