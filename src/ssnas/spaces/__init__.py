@@ -23,6 +23,9 @@ def create_space(name: str, **kwargs: object) -> SearchSpace:
 
 # One explicit import per space module (registration happens on import).
 from ssnas.spaces import darts as _darts  # noqa: E402,F401
+from ssnas.spaces import hytra as _hytra  # noqa: E402,F401
+from ssnas.spaces import mbconv as _mbconv  # noqa: E402,F401
+from ssnas.spaces import nats_size as _nats_size  # noqa: E402,F401
 from ssnas.spaces import nb201 as _nb201  # noqa: E402,F401
 
 __all__ = [
