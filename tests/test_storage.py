@@ -1,0 +1,161 @@
+"""Shared studies: several worker processes, killed workers, resumption; journal, SQLite, PostgreSQL.
+
+Workers are real processes (`tests/_fake_worker.py`) with a cheap fake evaluator, so these
+tests exercise the storage and budget machinery, not the proxy.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _fake_worker import FakeEvaluate, fake_loss, fast_study_config, tiny_task
+from _pg import postgres_server
+
+from ssnas.strategies.tpe import OptunaSearch, open_storage
+
+WORKER = Path(__file__).resolve().parent / "_fake_worker.py"
+STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["journal", "sqlite", "postgres"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "journal":
+        return str(tmp_path / "study.journal")
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def _trials(url: str, study_name: str) -> list:
+    storage, _ = open_storage(url, fast_study_config())
+    return storage.get_all_trials(storage.get_study_id_from_name(study_name), deepcopy=False)
+
+
+def _states(trials: list) -> dict[str, int]:
+    return {name: sum(t.state.name == name for t in trials) for name in STATES}
+
+
+def _start_study(url: str, name: str, n_trials: int) -> None:
+    OptunaSearch("tpe", study=fast_study_config(storage=url, study_name=name, n_trials=n_trials)).prepare(tiny_task())
+
+
+def _spawn(url: str, name: str, n_trials: int, sleep: float, go: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), url, name, str(n_trials), str(sleep), str(go)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _check_values(trials: list) -> None:
+    """Every COMPLETE trial holds the fake loss of its own parameters."""
+    task = tiny_task()
+    for t in trials:
+        if t.state.name == "COMPLETE":
+            arch = task.space.make([t.params[k] for k in task.space.choices()])
+            assert t.value == pytest.approx(fake_loss(task.space, arch))
+            assert t.user_attrs["arch"] == arch.key
+
+
+def test_two_workers_complete_exactly_the_budget(storage_url: str, tmp_path: Path) -> None:
+    name, n_trials = f"two-{tmp_path.name}", 14
+    _start_study(storage_url, name, n_trials)
+    go = tmp_path / "go"
+    workers = [_spawn(storage_url, name, n_trials, 0.15, go) for _ in range(2)]
+    time.sleep(0.5)
+    go.touch()
+    outputs = [w.communicate(timeout=180)[0].decode() for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+
+    trials = _trials(storage_url, name)
+    numbers = [t.number for t in trials]
+    assert sorted(numbers) == list(range(len(trials)))  # none duplicated, none lost
+    states = _states(trials)
+    assert states["COMPLETE"] == n_trials
+    assert states["RUNNING"] == states["WAITING"] == 0
+    assert all(t.user_attrs.get("ssnas:surplus") for t in trials if t.state.name == "FAIL")
+    assert len({t.user_attrs["worker"] for t in trials if t.state.name == "COMPLETE"}) == 2  # both worked
+    _check_values(trials)
+
+
+def test_killed_worker_leaves_a_resumable_study(storage_url: str, tmp_path: Path) -> None:
+    name, n_trials = f"kill-{tmp_path.name}", 6
+    _start_study(storage_url, name, n_trials)
+    go = tmp_path / "go"
+    go.touch()
+    worker = _spawn(storage_url, name, n_trials, 1.0, go)
+    deadline = time.monotonic() + 120
+    while True:  # kill it in the middle of its third trial
+        assert time.monotonic() < deadline, "the worker never got going"
+        assert worker.poll() is None, worker.communicate()[0].decode()
+        trials = _trials(storage_url, name)
+        states = _states(trials)
+        if states["COMPLETE"] >= 2 and states["RUNNING"] == 1:
+            break
+        time.sleep(0.1)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=30)
+    trials = _trials(storage_url, name)
+    done_before = {t.number: (t.params, t.value) for t in trials if t.state.name == "COMPLETE"}
+    (killed,) = [t for t in trials if t.state.name == "RUNNING"]
+
+    task = tiny_task(resume=True)
+    search = OptunaSearch(
+        "tpe",
+        study=fast_study_config(storage=storage_url, study_name=name, n_trials=n_trials),
+        evaluate=FakeEvaluate(task.space, 0.05),
+    )
+    result = search.search(task)
+
+    trials = _trials(storage_url, name)
+    by_number = {t.number: t for t in trials}
+    assert sorted(by_number) == list(range(len(trials)))
+    assert _states(trials)["COMPLETE"] == n_trials
+    assert _states(trials)["RUNNING"] == _states(trials)["WAITING"] == 0
+    for number, (params, value) in done_before.items():  # completed trials intact
+        assert by_number[number].state.name == "COMPLETE"
+        assert (by_number[number].params, by_number[number].value) == (params, value)
+    assert by_number[killed.number].state.name == "FAIL"
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retry.state.name == "COMPLETE"
+    if killed.params:  # killed after it drew its parameters: they are re-run, not redrawn
+        assert retry.params == killed.params
+    _check_values(trials)
+    assert result.info["complete"] == n_trials
+    assert -result.best.score == min(t.value for t in trials if t.state.name == "COMPLETE")
+
+
+def test_resume_without_flag_is_refused(tmp_path: Path) -> None:
+    url = str(tmp_path / "study.journal")
+    task = tiny_task()
+    search = OptunaSearch("random", study=fast_study_config(storage=url, n_trials=3), evaluate=FakeEvaluate(task.space))
+    search.search(task)
+    with pytest.raises(Exception, match="already has 3 trials"):
+        search.search(task)
+    more = OptunaSearch("random", study=fast_study_config(storage=url, n_trials=5), evaluate=FakeEvaluate(task.space))
+    assert more.search(tiny_task(resume=True)).info["complete"] == 5
+
+
+def test_worker_refuses_a_study_of_another_space(tmp_path: Path) -> None:
+    from ssnas.errors import UserError
+    from ssnas.strategies.tpe import run_worker
+
+    url = str(tmp_path / "study.journal")
+    _start_study(url, "s", 3)
+    with pytest.raises(UserError, match="searches space 'nb201'"):
+        run_worker("s", url, tiny_task("darts"), 3)
+    with pytest.raises(UserError, match="no study 'other'"):
+        run_worker("other", url, tiny_task(), 3)
