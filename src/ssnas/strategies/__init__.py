@@ -21,3 +21,6 @@ __all__ = [
     "SupportsRating",
     "create_strategy",
 ]
+
+# One explicit import per strategy module (registration happens on import).
+from ssnas.strategies import tpe as _tpe  # noqa: E402,F401
