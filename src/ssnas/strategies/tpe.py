@@ -61,8 +61,11 @@ of processes, on any machines that reach the storage, can join one study with
 Watch a study live with optuna-dashboard (`pip install optuna-dashboard`)::
 
     optuna-dashboard sqlite:///runs/x/study.db
-    optuna-dashboard postgresql://user@host:5432/db
-    optuna-dashboard runs/x/study.journal        # a journal file path works as well
+    optuna-dashboard postgresql+psycopg2://user@host:5432/db   # name the driver (SQLAlchemy 2.1)
+    optuna-dashboard runs/x/study.journal    # any existing file is opened as a journal
+
+A bare `postgresql://` URL is given to SQLAlchemy as `postgresql+psycopg2://` when psycopg2
+is installed (SQLAlchemy 2.1 would otherwise ask for psycopg 3).
 
 Note: Optuna 4.9 deprecated the TPESampler arguments used here (removal planned for
 6.0), so this module silences that FutureWarning; pin `optuna<6`.
