@@ -30,6 +30,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from ssnas.data.views import ViewMaker
 from ssnas.errors import TrainingDiverged, UserError
 from ssnas.objectives.base import Batch, Objective
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
@@ -37,11 +38,10 @@ from ssnas.training.precision import resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
-ViewMaker = Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]]
 CHECKPOINT_NAME = "checkpoint.pt"
 OPTIMIZERS = ("sgd", "lars", "adam", "adamw")
 # Fields that may differ between a run and its resumption.
-RESUMABLE_CHANGES = ("max_steps", "progress", "log_every", "checkpoint_every", "device")
+RESUMABLE_CHANGES = ("max_steps", "progress", "log_every", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ def train(
 
     model.train()
     objective.train()
-    last_saved_step = step
+    last_saved_step: int | None = step if step > 0 else None  # None: no checkpoint of this run yet
     images_seen, started = 0, time.perf_counter()
     stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
     with _progress_bar(config.progress) as bar:
@@ -310,9 +310,9 @@ def train(
                     loss = objective(model, batch, **model_kwargs)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
-                    where = f"last good checkpoint: {checkpoint_path} (step {last_saved_step})"
-                    if checkpoint_path is None or not checkpoint_path.exists():
-                        where = "no checkpoint was written"
+                    where = "no checkpoint was written"
+                    if checkpoint_path is not None and last_saved_step is not None:
+                        where = f"last good checkpoint: {checkpoint_path} (step {last_saved_step})"
                     raise TrainingDiverged(
                         f"loss is {loss_value} at step {step} (epoch {epoch}, lr "
                         f"{optimizer.param_groups[0]['lr']:.3g}); stopped; {where}"
