@@ -1,0 +1,168 @@
+"""Rating candidates without labels, on shared weights or at initialisation.
+
+Every candidate sees the same held-out images and the same augmented views, so
+scores differ only through the architecture. BN runs on batch statistics (as
+during search) with running statistics frozen, so rating never changes the
+supernet and the order of candidates does not matter. Several signals combine
+by their mean normalised rank over the candidate set (higher = better).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from scipy.stats import rankdata
+
+from ssnas.data.views import VIEWS
+from ssnas.errors import UserError
+from ssnas.objectives import Batch, Objective
+from ssnas.spaces import Architecture, SearchSpace
+from ssnas.strategies.base import ScoredArch
+from ssnas.strategies.signals import SIGNALS
+from ssnas.training.loop import TrainConfig
+from ssnas.training.precision import resolve_device, resolve_precision
+
+SUPERNET_SIGNALS = ("ssl-loss", "accuracy", *SIGNALS.names())
+INIT_SIGNALS = tuple(f"init-{name}" for name in SIGNALS.names())
+STRUCTURE_SIGNALS = ("params",)
+ALL_SIGNALS = (*SUPERNET_SIGNALS, *INIT_SIGNALS, *STRUCTURE_SIGNALS)
+
+
+@dataclass(frozen=True)
+class RatingConfig:
+    """How candidates are rated.
+
+    signals: names from `ALL_SIGNALS`; "ssl-loss" = minus the objective's loss on
+        held-out views (SETN's one-batch rating, label-free); "accuracy" = held-out
+        top-1 (supervised reference only); SIGNALS names run on the supernet path;
+        "init-<name>" on the standalone network at initialisation; "params" counts.
+    batches, batch_size: held-out images used, identical for every candidate.
+    """
+
+    signals: tuple[str, ...] = ("ssl-loss",)
+    batches: int = 4
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signals", tuple(self.signals))
+        unknown = [s for s in self.signals if s not in ALL_SIGNALS]
+        if unknown or not self.signals:
+            raise UserError(f"unknown rating signal(s) {unknown}; choose from: {', '.join(ALL_SIGNALS)}")
+
+
+@contextmanager
+def frozen_batch_norm(model: nn.Module) -> Iterator[None]:
+    """Train-mode BN (batch statistics) whose running statistics do not move."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in norms]
+    was_training = model.training
+    model.train()
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, (momentum, training) in zip(norms, saved):
+            m.momentum = momentum
+            m.train(training)
+        model.train(was_training)
+
+
+def combine_by_rank(columns: dict[str, list[float]]) -> list[float]:
+    """Mean over signals of each candidate's rank in (0, 1]; one signal = its raw value."""
+    if len(columns) == 1:
+        return list(next(iter(columns.values())))
+    ranks = [rankdata(values) / len(values) for values in columns.values()]
+    return [float(sum(r[i] for r in ranks) / len(ranks)) for i in range(len(ranks[0]))]
+
+
+def rate_architectures(
+    space: SearchSpace,
+    supernet: nn.Module | None,
+    objective: Objective | None,
+    archs: Sequence[Architecture],
+    holdout: torch.Tensor,
+    config: RatingConfig,
+    train_config: TrainConfig,
+    seed: int = 0,
+    holdout_labels: torch.Tensor | None = None,
+) -> list[ScoredArch]:
+    """Score every architecture with `config.signals` (details keep each signal's value)."""
+    if not archs:
+        return []
+    device = resolve_device(train_config.device)
+    precision = resolve_precision(train_config.precision, device)
+    generator = torch.Generator().manual_seed(seed + 3)
+    order = torch.randperm(holdout.shape[0], generator=generator)
+    size = min(config.batch_size, holdout.shape[0])
+    index_batches = [order[i * size : (i + 1) * size] for i in range(min(config.batches, holdout.shape[0] // size))]
+    plain = VIEWS.create("identity")
+    images = [plain(holdout[idx].to(device), generator)[0] for idx in index_batches]
+    columns: dict[str, list[float]] = {}
+    for name in config.signals:
+        columns[name] = [
+            _signal(name, space, supernet, objective, arch, images, index_batches, holdout, holdout_labels,
+                    device, precision, seed)
+            for arch in archs
+        ]  # fmt: skip
+    scores = combine_by_rank(columns)
+    return [
+        ScoredArch(arch, score, {name: columns[name][i] for name in columns})
+        for i, (arch, score) in enumerate(zip(archs, scores))
+    ]
+
+
+def _signal(
+    name: str, space: SearchSpace, supernet: nn.Module | None, objective: Objective | None, arch: Architecture,
+    images: list[torch.Tensor], index_batches: list[torch.Tensor], holdout: torch.Tensor,
+    holdout_labels: torch.Tensor | None, device: torch.device, precision: Any, seed: int,
+) -> float:
+    if name == "params":
+        count: Callable[[Architecture], float] | None = getattr(space, "num_parameters", None)
+        if count is None:
+            raise UserError(f"space {space.name!r} cannot count parameters")
+        return float(count(arch))
+    if name.startswith("init-"):
+        with torch.random.fork_rng(devices=[]):  # torch.nn.init draws from the global RNG: isolate it
+            torch.manual_seed(seed)
+            network = space.build(arch).to(device)
+        with frozen_batch_norm(network):
+            return SIGNALS.get(name.removeprefix("init-"))(network, images[0])
+    if supernet is None:
+        raise UserError(f"rating signal {name!r} needs a trained supernet")
+    with frozen_batch_norm(supernet):
+        if name in ("ssl-loss", "accuracy"):
+            return _held_out(name, supernet, objective, arch, index_batches, holdout, holdout_labels, device,
+                             precision, seed)  # fmt: skip
+        return float(sum(SIGNALS.get(name)(supernet, x, arch=arch) for x in images) / len(images))
+
+
+@torch.no_grad()
+def _held_out(
+    name: str, supernet: nn.Module, objective: Objective | None, arch: Architecture,
+    index_batches: list[torch.Tensor], holdout: torch.Tensor, holdout_labels: torch.Tensor | None,
+    device: torch.device, precision: Any, seed: int,
+) -> float:
+    if objective is None:
+        raise UserError(f"rating signal {name!r} needs the training objective")
+    views = VIEWS.create(objective.view_recipe)
+    total = 0.0
+    for b, idx in enumerate(index_batches):
+        generator = torch.Generator(device=device).manual_seed(seed * 1000 + b)  # same views for every arch
+        labels = holdout_labels[idx].to(device) if holdout_labels is not None else None
+        batch = Batch(views(holdout[idx].to(device), generator), idx.to(device), labels)
+        with precision.autocast():
+            if name == "accuracy":
+                if labels is None:
+                    raise UserError("rating signal 'accuracy' needs labels (supervised reference only)")
+                logits = objective.classifier(supernet.forward_features(batch.views[0], arch=arch))
+                total += float((logits.argmax(dim=1) == labels).float().mean())
+            else:
+                total -= float(objective(supernet, batch, arch=arch))
+    objective.zero_grad(set_to_none=True)
+    return total / len(index_batches)

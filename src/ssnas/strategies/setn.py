@@ -1,0 +1,186 @@
+"""SETN, label-free: a template network (weight-sharing supernet) and a learned evaluator.
+
+Dong & Yang, "One-Shot Neural Architecture Search via Self-Evaluated Template
+Network", ICCV 2019; methods.md §2. Each training step:
+
+1. weight step (the loop): one architecture sampled uniformly, only its path
+   runs, the objective's loss (SimCLR/BYOL, or CE as the supervised reference)
+   updates the shared weights;
+2. evaluator step (`SetnHook.after_step`): the softmax(alpha)-weighted mixture of
+   all ops runs on a held-out batch and Adam updates alpha only.
+
+Then the top-K architectures by log p(a) are rated on the shared weights with a
+label-free score on held-out images (identical views for every candidate), and
+the best is kept. The rating signal is configurable (`ssnas.strategies.rating`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssnas.data.views import VIEWS
+from ssnas.errors import UserError
+from ssnas.objectives import Batch, Objective, create_objective
+from ssnas.spaces import Architecture, SearchSpace, SupportsSupernet
+from ssnas.strategies import STRATEGIES
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
+from ssnas.strategies.evaluator import ArchitectureDistribution
+from ssnas.strategies.rating import RatingConfig, rate_architectures
+from ssnas.training.loop import TrainResult, train
+from ssnas.training.precision import resolve_device, resolve_precision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SetnConfig:
+    """SETN settings (defaults from the NB201 scripts, methods.md §2.2-2.3)."""
+
+    select_num: int = 100  # K candidates by evaluator log-probability
+    evaluator_lr: float = 3e-4
+    evaluator_betas: tuple[float, float] = (0.5, 0.999)
+    evaluator_weight_decay: float = 1e-3
+    evaluator_every: int = 1  # evaluator step every n weight steps (0 = never)
+    supernet: dict[str, Any] = field(default_factory=dict)  # e.g. {"C": 16, "N": 5}
+    rating: RatingConfig = field(default_factory=RatingConfig)
+
+
+class SetnHook:
+    """Uniform path per weight step; an Adam step on the evaluator's logits after it."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        supernet: nn.Module,
+        objective: Objective,
+        evaluator: ArchitectureDistribution,
+        holdout: torch.Tensor,
+        holdout_labels: torch.Tensor | None,
+        views: Any,
+        config: SetnConfig,
+        precision: Any,
+        seed: int,
+    ) -> None:
+        self.space, self.supernet, self.objective, self.evaluator = space, supernet, objective, evaluator
+        self.holdout, self.holdout_labels, self.views = holdout, holdout_labels, views
+        self.config, self.precision = config, precision
+        self.optimizer = torch.optim.Adam(
+            evaluator.parameters(), lr=config.evaluator_lr, betas=config.evaluator_betas,
+            weight_decay=config.evaluator_weight_decay,
+        )
+        self.generator = torch.Generator(device=holdout.device).manual_seed(seed + 2)
+        self.options = [list(opts) for opts in space.choices().values()]
+
+    def model_kwargs(self, step: int, generator: torch.Generator) -> dict[str, Any]:
+        picks = [int(torch.randint(len(opts), (1,), generator=generator)) for opts in self.options]
+        return {"arch": self.space.make([opts[i] for opts, i in zip(self.options, picks)])}
+
+    def after_step(self, step: int, batch: Batch) -> None:
+        every = self.config.evaluator_every
+        if every <= 0 or (step + 1) % every:
+            return
+        size = batch.index.shape[0]
+        index = torch.randint(self.holdout.shape[0], (size,), generator=self.generator, device=self.holdout.device)
+        views = self.views(self.holdout[index], self.generator)
+        memory_format = batch.views[0].is_contiguous(memory_format=torch.channels_last)
+        if memory_format:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        labels = self.holdout_labels[index] if self.holdout_labels is not None else None
+        with self.precision.autocast():
+            weights = self.evaluator.probabilities().to(views[0].device)
+            loss = self.objective(self.supernet, Batch(views, index, labels), op_weights=weights)
+        (grad,) = torch.autograd.grad(loss, self.evaluator.logits)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.evaluator.logits.grad = grad
+        self.optimizer.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "evaluator": self.evaluator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.evaluator.load_state_dict(state["evaluator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+
+
+@dataclass
+class TrainedTemplate:
+    """The outcome of SETN's training phase, reused for rating."""
+
+    supernet: nn.Module
+    objective: Objective
+    evaluator: ArchitectureDistribution
+    result: TrainResult
+
+
+@STRATEGIES.register("setn")
+class SETN:
+    """Self-Evaluated Template Network with label-free (or supervised) objectives."""
+
+    def __init__(self, config: SetnConfig | None = None, **overrides: Any) -> None:
+        self.config = SetnConfig(**{**asdict(config or SetnConfig()), **overrides}) if overrides else (config or SetnConfig())
+        if isinstance(self.config.rating, dict):
+            self.config = SetnConfig(**{**asdict(self.config), "rating": RatingConfig(**self.config.rating)})
+
+    def train_template(self, task: SearchTask) -> TrainedTemplate:
+        space = task.space
+        if not isinstance(space, SupportsSupernet):
+            raise UserError(f"SETN needs a space with a weight-sharing supernet; {space.name!r} has none")
+        objective = create_objective(task.objective)
+        if getattr(objective, "uses_memory_bank", False):
+            raise UserError(f"objective {task.objective!r} keeps a per-image memory bank; SETN supports simclr, byol, supervised")
+        if objective.needs_labels and (task.labels is None or task.holdout_labels is None):
+            raise UserError(f"objective {task.objective!r} needs labels; the data has none")
+        supernet = space.build_supernet(**self.config.supernet)
+        evaluator = ArchitectureDistribution(space, generator=torch.Generator().manual_seed(task.seed))
+        views = VIEWS.create(task.views or objective.view_recipe)
+        device = resolve_device(task.train.device)
+        precision = resolve_precision(task.train.precision, device)
+        hook = SetnHook(
+            space, supernet, objective, evaluator, task.holdout_images.to(device),
+            task.holdout_labels.to(device) if task.holdout_labels is not None else None,
+            views, self.config, precision, task.seed,
+        )
+        result = train(
+            supernet, objective, task.images, views, task.train, labels=task.labels,
+            out_dir=task.out_dir, resume=task.resume, hooks=hook,
+        )
+        return TrainedTemplate(supernet, objective, evaluator, result)
+
+    def rate(self, task: SearchTask, archs: Sequence[Architecture], template: TrainedTemplate | None = None) -> list[ScoredArch]:
+        template = template or self.train_template(task)
+        return rate_architectures(
+            task.space, template.supernet, template.objective, archs, task.holdout_images,
+            self.config.rating, task.train, seed=task.seed, holdout_labels=task.holdout_labels,
+        )
+
+    def search(self, task: SearchTask) -> SearchResult:
+        template = self.train_template(task)
+        candidates = [arch for arch, _ in template.evaluator.top_k(self.config.select_num)]
+        log_probs = {arch: template.evaluator.log_prob(arch) for arch in candidates}
+        scored = self.rate(task, candidates, template)
+        scored = [ScoredArch(s.arch, s.score, {**s.details, "log_prob": log_probs[s.arch]}) for s in scored]
+        ranked = sorted(scored, key=lambda s: s.score, reverse=True)
+        info = {
+            "train_history": template.result.history,
+            "train_images_per_second": template.result.images_per_second,
+            "train_seconds": template.result.seconds,
+            "op_probabilities": {
+                name: dict(zip(opts, template.evaluator.probabilities()[e].tolist()))
+                for e, (name, opts) in enumerate(task.space.choices().items())
+            },
+        }
+        return SearchResult(best=ranked[0], candidates=ranked, info=info)
+
+
+__all__ = ["SETN", "SetnConfig", "SetnHook", "TrainedTemplate"]
