@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ssnas import __version__
-from ssnas.cli import bench, rank, spaces
+from ssnas.cli import bench, rank, search, spaces
 from ssnas.cli._common import fail
 from ssnas.errors import UserError
 
@@ -22,6 +22,7 @@ def cli() -> None:
 cli.add_command(spaces.spaces_command)
 cli.add_command(bench.bench_group)
 cli.add_command(rank.rank_command)
+cli.add_command(search.search_command)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -46,6 +46,16 @@ class ArchitectureDistribution(nn.Module):
         picks = torch.multinomial(self.probabilities().detach(), 1, generator=generator).squeeze(1)
         return self.space.make([opts[int(i)] for opts, i in zip(self.options, picks)])
 
+    def sample_distinct(self, k: int, generator: torch.Generator, max_draws: int = 100) -> list[Architecture]:
+        """Up to k distinct architectures drawn from p(a) (SETN paper, §3.3: candidates are
+        sampled from the evaluator); stops after `max_draws * k` draws."""
+        seen: dict[Architecture, None] = {}
+        for _ in range(max_draws * k):
+            seen.setdefault(self.sample(generator), None)
+            if len(seen) == k:
+                break
+        return list(seen)
+
     def top_k(self, k: int) -> list[tuple[Architecture, float]]:
         """The k most probable architectures with their log-probabilities, exactly.
 

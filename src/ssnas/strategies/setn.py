@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 class SetnConfig:
     """SETN settings (defaults from the NB201 scripts, methods.md §2.2-2.3)."""
 
-    select_num: int = 100  # K candidates by evaluator log-probability
+    select_num: int = 100  # K candidates rated
+    candidates: str = "sample"  # "sample": K distinct draws from p(a) (paper); "top-k": K most probable (code)
     evaluator_lr: float = 3e-4
     evaluator_betas: tuple[float, float] = (0.5, 0.999)
     evaluator_weight_decay: float = 1e-3
@@ -157,6 +158,14 @@ class SETN:
         )
         return TrainedTemplate(supernet, objective, evaluator, result)
 
+    def select_candidates(self, evaluator: ArchitectureDistribution, seed: int) -> list[Architecture]:
+        """K candidates from the evaluator, sampled (default) or the most probable."""
+        if self.config.candidates == "top-k":
+            return [arch for arch, _ in evaluator.top_k(self.config.select_num)]
+        if self.config.candidates == "sample":
+            return evaluator.sample_distinct(self.config.select_num, torch.Generator().manual_seed(seed + 4))
+        raise UserError(f"unknown candidate selection {self.config.candidates!r}; choose 'sample' or 'top-k'")
+
     def rate(self, task: SearchTask, archs: Sequence[Architecture], template: TrainedTemplate | None = None) -> list[ScoredArch]:
         template = template or self.train_template(task)
         return rate_architectures(
@@ -166,7 +175,7 @@ class SETN:
 
     def search(self, task: SearchTask) -> SearchResult:
         template = self.train_template(task)
-        candidates = [arch for arch, _ in template.evaluator.top_k(self.config.select_num)]
+        candidates = self.select_candidates(template.evaluator, task.seed)
         log_probs = {arch: template.evaluator.log_prob(arch) for arch in candidates}
         scored = self.rate(task, candidates, template)
         scored = [ScoredArch(s.arch, s.score, {**s.details, "log_prob": log_probs[s.arch]}) for s in scored]

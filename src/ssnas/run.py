@@ -1,0 +1,284 @@
+"""One search, end to end: config -> data -> task -> strategy -> run folder.
+
+The run folder holds `config.yaml` (fully resolved), `search.log`, the training
+checkpoint, `result.json`, `candidates.csv` and `op_distribution.png` (SETN's
+evaluator per decision). `resume=True` continues a killed run from its last
+checkpoint and ends with the same result as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ssnas.data.datasets import load_dataset
+from ssnas.errors import UserError
+from ssnas.paths import DATA_ENV
+from ssnas.spaces import SearchSpace, create_space
+from ssnas.strategies import STRATEGIES, SearchResult, SearchTask, create_strategy
+from ssnas.training.loop import TrainConfig
+
+log = logging.getLogger("ssnas")
+
+# Settings that may change when a run is resumed.
+RESUMABLE = ("resume", "device", "progress")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Every setting of `ssnas search`; `None` fields take the preset's value."""
+
+    space: str = "nb201"
+    strategy: str = "setn"
+    objective: str = "simclr"
+    data: str | None = None  # image folder, or cifar10/cifar100; default $SSNAS_DATA, else cifar10
+    preset: str = "quick"
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    out: str = "runs/search"
+    resume: bool = False
+    progress: bool = True
+    num_images: int | None = None  # unlabeled training images used
+    holdout_images: int | None = None  # unlabeled held-out images for rating / evaluator steps
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+    channels: int | None = None  # supernet / proxy width C
+    cells: int | None = None  # cells per stage N
+    select_num: int | None = None  # SETN: candidates rated
+    evaluator_every: int | None = None  # SETN: evaluator step every n weight steps
+    rating: tuple[str, ...] | None = None  # SETN: label-free rating signals
+    trials: int | None = None  # TPE / random: completed trials
+    storage: str | None = None  # TPE / random: journal path, sqlite:/// or postgresql:// URL
+    study: str | None = None  # TPE / random: study name
+    table: str | None = None  # ground-truth CSV for result.json (default: found automatically)
+    extra: dict[str, Any] = field(default_factory=dict)  # further strategy settings, passed through
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # About 10-15 minutes on a 2-core CPU.
+    "quick": dict(num_images=5000, holdout_images=1024, epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
+                  weight_decay=5e-4, channels=16, cells=2, select_num=100, evaluator_every=2,
+                  rating=("meco",), trials=20),
+    # The papers' settings, for a GPU: SETN's NB201 script (methods.md §2.2), CSNAS's trial count.
+    "paper": dict(num_images=25000, holdout_images=25000, epochs=250, batch_size=64, lr=0.025,
+                  optimizer="sgd", weight_decay=5e-4, channels=16, cells=5, select_num=100,
+                  evaluator_every=1, rating=("meco",), trials=120),
+}
+
+
+def resolve(config: SearchConfig) -> SearchConfig:
+    """Fill `None` fields from the preset (UserError for an unknown preset)."""
+    if config.preset not in PRESETS:
+        raise UserError(f"unknown preset {config.preset!r}; choose from: {', '.join(PRESETS)}")
+    preset = PRESETS[config.preset]
+    filled = {name: preset[name] for name in preset if getattr(config, name) is None}
+    if config.data is None:
+        filled["data"] = os.environ.get(DATA_ENV) or "cifar10"
+    resolved = replace(config, **filled)
+    if resolved.rating is not None:
+        resolved = replace(resolved, rating=tuple(resolved.rating))
+    return resolved
+
+
+def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> SearchTask:
+    """Load the images, split off the held-out part (seeded), wrap it all in a SearchTask."""
+    assert config.num_images is not None and config.holdout_images is not None
+    dataset = load_dataset(str(config.data), split="train")
+    wanted = config.num_images + config.holdout_images
+    if len(dataset) < wanted:
+        raise UserError(
+            f"{config.data} has {len(dataset)} images; this run needs {wanted} "
+            f"(num_images {config.num_images} + holdout_images {config.holdout_images})"
+        )
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))
+    train_index, holdout_index = order[: config.num_images], order[config.num_images : wanted]
+    labels = dataset.labels
+    train = TrainConfig(
+        epochs=config.epochs or 1, batch_size=config.batch_size or 128, optimizer=config.optimizer or "sgd",
+        lr=config.lr or 0.1, weight_decay=config.weight_decay if config.weight_decay is not None else 5e-4,
+        nesterov=(config.optimizer or "sgd") == "sgd", warmup_epochs=min(1.0, (config.epochs or 1) / 10),
+        precision=config.precision, device=config.device, seed=config.seed, progress=config.progress,
+        checkpoint_every=50,
+    )
+    return SearchTask(
+        space=space,
+        images=dataset.images[train_index],
+        holdout_images=dataset.images[holdout_index],
+        objective=config.objective,
+        train=train,
+        seed=config.seed,
+        out_dir=out_dir,
+        resume=config.resume,
+        labels=labels[train_index] if labels is not None and config.objective == "supervised" else None,
+        holdout_labels=labels[holdout_index] if labels is not None and config.objective == "supervised" else None,
+    )
+
+
+def strategy_settings(config: SearchConfig) -> dict[str, Any]:
+    """The chosen strategy's own settings, from the flat config."""
+    if config.strategy == "setn":
+        return {
+            "select_num": config.select_num, "evaluator_every": config.evaluator_every,
+            "supernet": {"C": config.channels, "N": config.cells},
+            "rating": {"signals": config.rating},
+            **config.extra,
+        }  # fmt: skip
+    if config.strategy in ("tpe", "random"):
+        settings: dict[str, Any] = {"n_trials": config.trials, **config.extra}
+        if config.storage:
+            settings["storage"] = config.storage
+        if config.study:
+            settings["study_name"] = config.study
+        return settings
+    return dict(config.extra)
+
+
+def _space(config: SearchConfig) -> SearchSpace:
+    if config.space == "nb201" and config.strategy in ("tpe", "random"):
+        return create_space("nb201", C=config.channels or 16, N=config.cells or 5)
+    return create_space(config.space)
+
+
+def prepare_run_folder(config: SearchConfig) -> Path:
+    """Create the run folder, or check that a resumed run has the same settings."""
+    out_dir = Path(config.out)
+    saved = out_dir / "config.yaml"
+    if saved.exists():
+        if not config.resume:
+            raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+        previous = yaml.safe_load(saved.read_text())
+        current = config_dict(config)
+        changed = sorted(k for k in current if k not in RESUMABLE and previous.get(k) != current[k])
+        if changed:
+            raise UserError(f"cannot resume {out_dir} with different settings: {', '.join(changed)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved.write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
+    return out_dir
+
+
+def config_dict(config: SearchConfig) -> dict[str, Any]:
+    values = asdict(config)
+    values["rating"] = list(values["rating"]) if values["rating"] is not None else None
+    return values
+
+
+def run_search(config: SearchConfig) -> dict[str, Any]:
+    """Run one search and write its run folder; returns the `result.json` payload."""
+    config = resolve(config)
+    STRATEGIES.get(config.strategy)  # fail early on an unknown name
+    space = _space(config)
+    strategy = create_strategy(config.strategy, **strategy_settings(config))
+    out_dir = prepare_run_folder(config)
+    handler = _log_to(out_dir / "search.log")
+    try:
+        log.info("search %s on %s with %s, preset %s, seed %d", config.strategy, config.space, config.objective,
+                 config.preset, config.seed)
+        task = build_task(config, space, out_dir)
+        log.info("%d training images, %d held-out images from %s", len(task.images), len(task.holdout_images),
+                 config.data)
+        started = time.perf_counter()
+        result = strategy.search(task)
+        seconds = time.perf_counter() - started
+        payload = write_result(out_dir, config, result, seconds)
+        log.info("best %s score %.4f (%.0f s)", result.best.arch.key, result.best.score, seconds)
+        return payload
+    finally:
+        logging.getLogger("ssnas").removeHandler(handler)
+        handler.close()
+
+
+def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seconds: float) -> dict[str, Any]:
+    """result.json, candidates.csv and the evaluator plot; ground truth added when a table is found."""
+    truth = _ground_truth(config, [c.arch.key for c in result.candidates])
+    payload: dict[str, Any] = {
+        "best": {"arch": result.best.arch.key, "score": result.best.score, **result.best.details},
+        "ground_truth": truth.get(result.best.arch.key),
+        "strategy": config.strategy,
+        "space": config.space,
+        "objective": config.objective,
+        "seed": config.seed,
+        "seconds": seconds,
+        "num_candidates": len(result.candidates),
+        "info": result.info,
+    }
+    _atomic_write(out_dir / "result.json", json.dumps(payload, indent=2, default=float))
+    detail_names = sorted({name for c in result.candidates for name in c.details})
+    truth_names = sorted({name for values in truth.values() for name in values})
+    rows = [["rank", "arch", "score", *detail_names, *truth_names]]
+    for rank, c in enumerate(result.candidates, start=1):
+        known = truth.get(c.arch.key, {})
+        rows.append([rank, c.arch.key, c.score, *[c.details.get(n, "") for n in detail_names],
+                     *[known.get(n, "") for n in truth_names]])  # fmt: skip
+    with (out_dir / "candidates.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    if "op_probabilities" in result.info:
+        plot_op_distribution(result.info["op_probabilities"], out_dir / "op_distribution.png")
+    return payload
+
+
+def _ground_truth(config: SearchConfig, keys: list[str]) -> dict[str, dict[str, float]]:
+    if config.space != "nb201":
+        return {}
+    from ssnas.benchmarks.tables import TABLES
+
+    try:
+        table = TABLES.create("nb201", path=Path(config.table) if config.table else None)
+    except UserError as error:
+        log.info("no ground truth in result.json: %s", error)
+        return {}
+    return {key: table.metrics(key) for key in keys if key in table}
+
+
+def plot_op_distribution(probabilities: dict[str, dict[str, float]], path: Path) -> None:
+    """Heat map: one row per decision, one column per option, p(option) in the cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    decisions = list(probabilities)
+    options = list(next(iter(probabilities.values())))
+    values = [[probabilities[d][o] for o in options] for d in decisions]
+    figure, axis = plt.subplots(figsize=(1.4 * len(options) + 2, 0.5 * len(decisions) + 1.5))
+    image = axis.imshow(values, cmap="viridis", vmin=0.0, vmax=max(max(row) for row in values))
+    axis.set_xticks(range(len(options)), options, rotation=30, ha="right")
+    axis.set_yticks(range(len(decisions)), decisions)
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            axis.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.5 * max(row) else "black")
+    axis.set_title("SETN evaluator: p(option) per decision")
+    figure.colorbar(image, ax=axis)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("ssnas")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return handler
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+__all__ = ["PRESETS", "SearchConfig", "config_dict", "resolve", "run_search"]
