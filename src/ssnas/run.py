@@ -71,11 +71,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # About 10-15 minutes on a 2-core CPU.
     "quick": dict(num_images=5000, holdout_images=1024, epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
                   weight_decay=5e-4, channels=16, cells=2, select_num=100, evaluator_every=2,
-                  rating=("meco",), trials=20),
+                  rating=("meco", "naswot"), trials=20),
     # The papers' settings, for a GPU: SETN's NB201 script (methods.md §2.2), CSNAS's trial count.
     "paper": dict(num_images=25000, holdout_images=25000, epochs=250, batch_size=64, lr=0.025,
                   optimizer="sgd", weight_decay=5e-4, channels=16, cells=5, select_num=100,
-                  evaluator_every=1, rating=("meco",), trials=120),
+                  evaluator_every=1, rating=("meco", "naswot"), trials=120),
 }
 
 
@@ -200,6 +200,42 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
         handler.close()
 
 
+def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | None, sample_seed: int) -> tuple[list[Any], SearchConfig]:
+    """Train what the strategy needs (or reuse its checkpoint with resume) and rate the given
+    architectures; returns the ScoredArch list (in input order) and the resolved config."""
+    from ssnas.ranking.selection import sample_architectures
+    from ssnas.strategies import SupportsRating
+
+    config = resolve(config)
+    space = _space(config)
+    strategy = create_strategy(config.strategy, **strategy_settings(config))
+    if not isinstance(strategy, SupportsRating):
+        raise UserError(f"strategy {config.strategy!r} cannot rate a given list of architectures")
+    archs = [space.parse(text) for text in archs_text] if archs_text else sample_architectures(space, sample or 0, sample_seed)
+    out_dir = prepare_run_folder(config)
+    handler = _log_to(out_dir / "rank.log")
+    try:
+        task = build_task(config, space, out_dir)
+        return strategy.rate(task, archs), config
+    finally:
+        logging.getLogger("ssnas").removeHandler(handler)
+        handler.close()
+
+
+def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]:
+    """Join the Optuna study `study` in `storage` (started by `ssnas search --strategy tpe|random`)."""
+    from ssnas.strategies.tpe import run_worker as work_on_study
+
+    config = resolve(config)
+    space = _space(config)
+    out_dir = Path(config.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = build_task(replace(config, resume=True), space, out_dir)
+    result = work_on_study(study, storage, task)
+    return {"best": {"arch": result.best.arch.key, "score": result.best.score}, "study": study, "storage": storage,
+            "num_candidates": len(result.candidates)}
+
+
 def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seconds: float) -> dict[str, Any]:
     """result.json, candidates.csv and the evaluator plot; ground truth added when a table is found."""
     truth = _ground_truth(config, [c.arch.key for c in result.candidates])
@@ -281,4 +317,4 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-__all__ = ["PRESETS", "SearchConfig", "config_dict", "resolve", "run_search"]
+__all__ = ["PRESETS", "SearchConfig", "config_dict", "resolve", "run_rank", "run_search", "run_worker"]

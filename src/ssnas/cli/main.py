@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ssnas import __version__
-from ssnas.cli import bench, rank, search, spaces
+from ssnas.cli import bench, rank, search, spaces, worker
 from ssnas.cli._common import fail
 from ssnas.errors import UserError
 
@@ -23,6 +23,7 @@ cli.add_command(spaces.spaces_command)
 cli.add_command(bench.bench_group)
 cli.add_command(rank.rank_command)
 cli.add_command(search.search_command)
+cli.add_command(worker.worker_command)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -1,0 +1,28 @@
+"""`ssnas worker`: join a running TPE / random search from another process or machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ssnas.cli._common import config_option, emit, json_option
+from ssnas.run import SearchConfig, run_worker
+
+
+@click.command("worker")
+@click.option("--study", required=True, help="Study name (printed by `ssnas search`; default 'ssnas').")
+@click.option("--storage", required=True, help="The search's storage: journal file, sqlite:///x.db or postgresql://...")
+@click.option("--space", default="nb201", show_default=True, help="Must match the study's space.")
+@click.option("--objective", default="simclr", show_default=True, help="Must match the study's objective.")
+@click.option("--data", default=None, help="The same images as the search [$SSNAS_DATA].")
+@click.option("--preset", default="quick", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Data split seed: must match the search.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--out", default="runs/worker", show_default=True, help="Folder for this worker's log.")
+@config_option
+@json_option
+def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> None:
+    """Work on the trials of STUDY until the study has its requested number of completed trials."""
+    payload = run_worker(SearchConfig(strategy="tpe", progress=False, **options), study, storage)
+    emit(payload, as_json, lambda p: click.echo(f"study {study}: best so far {p['best']['arch']} ({p['best']['score']:.4f})"))
