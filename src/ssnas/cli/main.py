@@ -9,6 +9,7 @@ import click
 
 from ssnas import __version__
 from ssnas.cli import bench, rank, search, spaces, worker
+from ssnas.cli import train as train_cli
 from ssnas.cli._common import fail
 from ssnas.errors import UserError
 
@@ -23,6 +24,8 @@ cli.add_command(spaces.spaces_command)
 cli.add_command(bench.bench_group)
 cli.add_command(rank.rank_command)
 cli.add_command(search.search_command)
+cli.add_command(train_cli.train_command)
+cli.add_command(train_cli.export_command)
 cli.add_command(worker.worker_command)
 
 

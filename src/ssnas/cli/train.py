@@ -1,0 +1,96 @@
+"""`ssnas train` (supervised retraining of a found architecture) and `ssnas export`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import yaml
+from rich.console import Console
+
+from ssnas.cli._common import config_option, emit, json_option
+from ssnas.errors import UserError
+from ssnas.export import FORMATS, export
+from ssnas.retrain import retrain
+from ssnas.training.recipes import RECIPES
+
+
+def _space_args(values: tuple[str, ...]) -> dict[str, Any]:
+    """`("C=8", "N=1")` -> `{"C": 8, "N": 1}` (values read as YAML scalars)."""
+    args: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--space-arg {item!r} must look like KEY=VALUE (e.g. C=36)")
+        try:
+            args[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"--space-arg {item!r}: cannot read the value {value!r}") from None
+    return args
+
+
+space_option = click.option("--space", default="nb201", show_default=True, help="Search space (see `ssnas spaces`).")
+space_arg_option = click.option(
+    "--space-arg", "space_arg", multiple=True, metavar="KEY=VALUE",
+    help="Space argument, repeatable (nb201: C=16 N=5; darts: C=36 layers=20) [recipe].",
+)  # fmt: skip
+
+
+@click.command("train")
+@click.argument("arch")
+@space_option
+@click.option("--recipe", default=None, help=f"{' | '.join(sorted(RECIPES))} [nb201; darts-cifar for darts].")
+@click.option("--data", default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
+@click.option("--epochs", type=int, default=None, help="[recipe]")
+@click.option("--batch-size", type=int, default=None, help="[recipe]")
+@click.option("--lr", type=float, default=None, help="[recipe]")
+@space_arg_option
+@click.option("--train-images", type=int, default=None, help="Train on a seeded subset of this many images [all].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
+@click.option("--precision", default="auto", show_default=True, help="auto (bf16 on CPU, AMP on CUDA) | fp32 | bf16 | amp.")
+@click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
+@click.option("--out", default="runs/train", show_default=True, help="Run folder.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
+@config_option
+@json_option
+def train_command(arch: str, space_arg: tuple[str, ...], out: str, no_progress: bool, as_json: bool, **options: Any) -> None:
+    """Train ARCH from scratch with labels and report its test accuracy.
+
+    ARCH is the architecture's text (NB201 string, DARTS genotype, HyTra layers)
+    or a file holding it. The run folder gets config.yaml, checkpoint.pt, model.pt
+    and metrics.json.
+    """
+    payload = retrain(arch, out_dir=out, space_args=_space_args(space_arg), progress=not (no_progress or as_json),
+                      **options)  # fmt: skip
+    emit(payload, as_json, _render)
+
+
+def _render(payload: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]test accuracy[/bold] {100 * payload['test_accuracy']:.2f}% "
+                  f"({payload['test_images']} test images, {payload['num_classes']} classes)")  # fmt: skip
+    console.print(f"{payload['arch']}")
+    console.print(f"recipe {payload['recipe']}, {payload['steps']} steps, {payload['num_params']:,} parameters, "
+                  f"{payload['seconds']:.0f} s; run folder: {payload['out']}")  # fmt: skip
+
+
+@click.command("export")
+@click.argument("arch")
+@space_option
+@click.option("--checkpoint", default=None, help="model.pt from `ssnas train` (or its run folder) [fresh weights].")
+@click.option("--format", "format_", type=click.Choice(FORMATS), default="torchscript", show_default=True,
+              help="torchscript: loads with torch.jit.load, no ssnas; state_dict: weights + JSON sidecar.")
+@click.option("--out", required=True, help="Output file (the sidecar goes to OUT.json).")
+@space_arg_option
+@click.option("--num-classes", type=int, default=10, show_default=True, help="Without --checkpoint only.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Initial weights without --checkpoint.")
+@json_option
+def export_command(arch: str, format_: str, space_arg: tuple[str, ...], as_json: bool, **options: Any) -> None:
+    """Export the network of ARCH (eval mode, no auxiliary head) to a file."""
+    payload = export(arch, format=format_, space_args=_space_args(space_arg), **options)
+    emit(payload, as_json, lambda p: click.echo(f"wrote {p['out']} ({p['format']}) and {p['sidecar']}"))
+
+
+COMMANDS = (train_command, export_command)
