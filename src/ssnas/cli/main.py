@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ssnas import __version__
-from ssnas.cli import bench, rank, search, spaces, worker
+from ssnas.cli import bench, pretrain, rank, search, spaces, worker
 from ssnas.cli import train as train_cli
 from ssnas.cli._common import fail
 from ssnas.errors import UserError
@@ -26,6 +26,8 @@ cli.add_command(rank.rank_command)
 cli.add_command(search.search_command)
 cli.add_command(train_cli.train_command)
 cli.add_command(train_cli.export_command)
+cli.add_command(pretrain.pretrain_command)
+cli.add_command(pretrain.probe_command)
 cli.add_command(worker.worker_command)
 
 
