@@ -47,7 +47,6 @@ from ssnas.spaces.base import Block
 from ssnas.spaces.bn import batch_norms, recalibrate_bn
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.rating import frozen_batch_norm
 from ssnas.strategies.signals import SIGNALS
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
@@ -320,7 +319,7 @@ def rate_paths(
     * `centre-distance`: `mean_b -2cos(t_j(v1), C(v1)) - 2cos(t_j(v2), C(v2))`, how close the
       candidate's own target embedding lies to the centre (a label-free alternative);
     * each name in `signals` (`ssnas.strategies.signals`, e.g. "meco", "naswot") on the stage
-      network, batch-statistics BN, on `data.recalibration`.
+      network in eval mode (the candidate's recalibrated BN statistics), on `data.recalibration`.
 
     The supernet, heads and BN statistics are left as they were.
     """
@@ -338,7 +337,7 @@ def rate_paths(
                 projections.append([(target(v1, path).float(), target(v2, path).float()) for v1, v2 in data.pairs])
             values = {}
             for name in signals:
-                with frozen_batch_norm(stage), torch.enable_grad():
+                with torch.enable_grad():  # eval mode: the candidate's recalibrated BN statistics
                     values[name] = float(SIGNALS.get(name)(stage, data.recalibration, path=path))
             extra.append(values)
     num_batches = len(data.pairs)
