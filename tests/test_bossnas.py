@@ -293,3 +293,14 @@ def test_additive_rating_of_a_path_outside_the_greedy_candidates_is_a_user_error
     b = space.parse(":".join(["conv@8"] * 4 + ["conv@16"] * 4 + ["conv@32"] * 8))
     with pytest.raises(UserError, match="not a candidate"):
         boss.run_blocks(task, [[a.choices[:4], b.choices[:4]], [a.choices[4:8], b.choices[4:8]], [], []])
+
+
+def test_a_finished_search_resumes_to_the_same_result_without_retraining(tmp_path: object) -> None:
+    task = _task("nats-size", tmp_path, num_images=32)
+    boss = BossNAS(**TINY, population=2, shared_views=True, paths_per_step=2)
+    first = boss.search(task)
+    task.resume = True
+    second = boss.search(task)
+    assert second.best == first.best
+    assert second.info["train_history"] == first.info["train_history"]
+    assert second.info["train_seconds"] < first.info["train_seconds"]  # no step ran again
