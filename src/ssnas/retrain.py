@@ -37,6 +37,7 @@ from ssnas.training.checkpoint import load_checkpoint, save_atomic
 from ssnas.training.loop import train
 from ssnas.training.precision import resolve_device
 from ssnas.training.recipes import Recipe, get_recipe
+from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ def resolve_space(
 
 def build_seeded(search_space: SearchSpace, arch: Architecture, seed: int, **build_args: Any) -> nn.Module:
     """`search_space.build(arch, **build_args)` with initial weights drawn from `seed` (the global RNG is left as it was)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return search_space.build(arch, **build_args)
 
 

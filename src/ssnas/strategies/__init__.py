@@ -25,3 +25,4 @@ __all__ = [
 # One explicit import per strategy module (registration happens on import).
 from ssnas.strategies import tpe as _tpe  # noqa: E402,F401
 from ssnas.strategies import setn as _setn  # noqa: E402,F401
+from ssnas.strategies import bossnas as _bossnas  # noqa: E402,F401

@@ -50,6 +50,7 @@ from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.signals import SIGNALS
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +463,8 @@ class BossNAS:
         cfg = self.config
         space = as_block_space(task.space)
         blocks = space.blocks()
-        supernet = space.build_block_supernet(**cfg.supernet)
+        with seeded(task.seed):
+            supernet = space.build_block_supernet(**cfg.supernet)
         device = resolve_device(task.train.device)
         precision = resolve_precision(task.train.precision, device)
         pair_views = VIEWS.create(task.views or EnsembleBootstrap.view_recipe)

@@ -40,6 +40,7 @@ from ssnas.objectives.base import Batch, Objective
 from ssnas.spaces import Architecture
 from ssnas.strategies.base import SearchTask
 from ssnas.training.loop import TrainConfig, ViewMaker, train
+from ssnas.training.seeding import seeded
 
 LOSSES = ("holdout", "train")
 
@@ -168,7 +169,8 @@ class ProxyEvaluator:
 
     def __call__(self, arch: Architecture) -> TrialOutcome:
         started = time.perf_counter()
-        model = self.task.space.build(arch)
+        with seeded(self.task.seed):
+            model = self.task.space.build(arch)
         num_parameters = sum(p.numel() for p in model.parameters())
         objective = create_objective(self.task.objective)
         result = train(model, objective, self.images, self.views, self.train_config, labels=self.labels)

@@ -26,6 +26,7 @@ from ssnas.strategies.base import ScoredArch
 from ssnas.strategies.signals import SIGNALS
 from ssnas.training.loop import TrainConfig
 from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.seeding import seeded
 
 SUPERNET_SIGNALS = ("ssl-loss", "accuracy", *SIGNALS.names())
 INIT_SIGNALS = tuple(f"init-{name}" for name in SIGNALS.names())
@@ -128,8 +129,7 @@ def _signal(
             raise UserError(f"space {space.name!r} cannot count parameters")
         return float(count(arch))
     if name.startswith("init-"):
-        with torch.random.fork_rng(devices=[]):  # torch.nn.init draws from the global RNG: isolate it
-            torch.manual_seed(seed)
+        with seeded(seed):
             network = space.build(arch).to(device)
         with frozen_batch_norm(network):
             return SIGNALS.get(name.removeprefix("init-"))(network, images[0])

@@ -34,6 +34,7 @@ from ssnas.strategies.evaluator import ArchitectureDistribution
 from ssnas.strategies.rating import RatingConfig, rate_architectures
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,8 @@ class SETN:
             raise UserError(f"objective {task.objective!r} keeps a per-image memory bank; SETN supports simclr, byol, supervised")
         if objective.needs_labels and (task.labels is None or task.holdout_labels is None):
             raise UserError(f"objective {task.objective!r} needs labels; the data has none")
-        supernet = space.build_supernet(**self.config.supernet)
+        with seeded(task.seed):
+            supernet = space.build_supernet(**self.config.supernet)
         evaluator = ArchitectureDistribution(space, generator=torch.Generator().manual_seed(task.seed))
         views = VIEWS.create(task.views or objective.view_recipe)
         device = resolve_device(task.train.device)

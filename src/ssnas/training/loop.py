@@ -35,6 +35,7 @@ from ssnas.errors import TrainingDiverged, UserError
 from ssnas.objectives.base import Batch, Objective
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
 from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +240,8 @@ def train(
     images = images.to(device)
     labels = labels.to(device) if labels is not None else None
     model.to(device=device, memory_format=memory_format)
-    objective.setup(model, model.feature_dim, num_images)
+    with seeded(config.seed):  # heads start the same in every process with this seed
+        objective.setup(model, model.feature_dim, num_images)
     objective.to(device=device, memory_format=memory_format)
     optimizer = build_optimizer([model, objective], config)
     scaler = precision.grad_scaler()
