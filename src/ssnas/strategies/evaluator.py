@@ -39,7 +39,7 @@ class ArchitectureDistribution(nn.Module):
         return torch.softmax(self.logits, dim=-1)
 
     def log_prob(self, arch: Architecture) -> float:
-        log_p = torch.log_softmax(self.logits.detach(), dim=-1)
+        log_p = torch.log_softmax(self.logits.detach().double(), dim=-1)
         return float(sum(log_p[e, opts.index(c)] for e, (opts, c) in enumerate(zip(self.options, arch.choices))))
 
     def sample(self, generator: torch.Generator) -> Architecture:

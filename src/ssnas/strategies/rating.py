@@ -58,19 +58,19 @@ class RatingConfig:
 
 @contextmanager
 def frozen_batch_norm(model: nn.Module) -> Iterator[None]:
-    """Train-mode BN (batch statistics) whose running statistics do not move."""
+    """Train-mode BN (batch statistics); running statistics are put back afterwards."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.momentum, m.training) for m in norms]
+    saved = [(m.training, {k: b.clone() for k, b in m.named_buffers(recurse=False)}) for m in norms]
     was_training = model.training
     model.train()
-    for m in norms:
-        m.momentum = 0.0
     try:
         yield
     finally:
-        for m, (momentum, training) in zip(norms, saved):
-            m.momentum = momentum
-            m.train(training)
+        with torch.no_grad():
+            for m, (training, buffers) in zip(norms, saved):
+                for name, value in buffers.items():
+                    getattr(m, name).copy_(value)
+                m.train(training)
         model.train(was_training)
 
 
