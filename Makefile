@@ -1,10 +1,12 @@
-# Two entry points for a fresh machine: `make demo` (main job) and `make test`.
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test`.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Real data and NAS-Bench-201 ground truth live beside the repository (see README).
+SHARED ?= $(abspath ../shared/data)
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test postgres clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -15,10 +17,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/ssnas search --out runs/demo
+# The multi-machine storage tests start a throwaway PostgreSQL on 127.0.0.1.
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
-test: $(STAMP)
+demo: $(STAMP)
+	SSNAS_DATA=$${SSNAS_DATA:-$(SHARED)/cifar10-jpeg} SSNAS_NB201_TABLE=$${SSNAS_NB201_TABLE:-$(SHARED)/benchmarks/nb201.csv} \
+	  $(BIN)/ssnas search --out runs/demo-$$(date +%Y%m%d-%H%M%S)
+
+test: $(STAMP) postgres
 	$(BIN)/pytest -q
 
 clean:
