@@ -23,7 +23,7 @@ from ssnas.ranking.metrics import kendall_tau, spearman_rho
 from ssnas.ranking.selection import sample_architectures
 from ssnas.run import SearchConfig, build_task, resolve, run_search
 from ssnas.spaces import create_space
-from ssnas.strategies.rating import RatingConfig, rate_architectures
+from ssnas.strategies.rating import RatingConfig, combine_by_rank, rate_architectures
 from ssnas.strategies.setn import SETN
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +42,22 @@ def ranking(config: SearchConfig, sample: int, sample_seed: int, signals: tuple[
     archs = sample_architectures(space, sample, sample_seed)
     truth = [table.query(a.key, "cifar10_valid") for a in archs]
     out: dict = {"train_seconds": train_seconds, "train_history": template.result.history,
-                 "images_per_second": template.result.images_per_second, "signals": {}}
+                 "images_per_second": template.result.images_per_second, "signals": {}, "seconds": {}}
+    columns: dict[str, list[float]] = {}
     for name in (*signals, "params"):
         started = time.perf_counter()
         scored = rate_architectures(space, template.supernet, template.objective, archs, task.holdout_images,
                                     RatingConfig(signals=(name,)), task.train, seed=config.seed,
                                     holdout_labels=task.holdout_labels)
-        values = [s.score for s in scored]
-        out["signals"][name] = {"spearman": spearman_rho(values, truth), "kendall": kendall_tau(values, truth),
-                                "seconds": time.perf_counter() - started}
-        print(config.objective, name, {k: round(v, 3) for k, v in out["signals"][name].items()}, flush=True)
-    out["total_seconds"] = train_seconds + sum(v["seconds"] for v in out["signals"].values())
+        columns[name] = [s.score for s in scored]
+        out["seconds"][name] = time.perf_counter() - started
+    combos = [(n,) for n in columns] + [tuple(config.rating)] if config.rating else [(n,) for n in columns]
+    for combo in dict.fromkeys(combos):
+        values = columns[combo[0]] if len(combo) == 1 else combine_by_rank({c: columns[c] for c in combo})
+        out["signals"]["+".join(combo)] = {"spearman": spearman_rho(values, truth), "kendall": kendall_tau(values, truth),
+                                           "top1_cifar10_test": table.query(archs[max(range(len(archs)), key=values.__getitem__)].key, "cifar10_test")}
+        print(config.objective, "+".join(combo), {k: round(v, 3) for k, v in out["signals"]["+".join(combo)].items()}, flush=True)
+    out["total_seconds"] = train_seconds + sum(out["seconds"].values())
     return out
 
 
@@ -64,13 +69,14 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=0, help="evaluation sample (the study used seed 1)")
     parser.add_argument("--num-images", type=int, default=10000)
     parser.add_argument("--holdout-images", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--evaluator-every", type=int, default=0, help="ranking part: evaluator steps (0 = none)")
     parser.add_argument("--search-seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--search-preset", default="quick")
     parser.add_argument("--parts", nargs="+", default=["ranking", "search"])
-    parser.add_argument("--objectives", nargs="+", default=["simclr", "supervised"])
+    parser.add_argument("--objectives", nargs="+", default=["simclr", "supervised"], help="ranking part")
+    parser.add_argument("--search-objectives", nargs="+", default=["simclr"], help="search part")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_setn")
@@ -90,7 +96,7 @@ def main() -> None:
                                                     args.sample_seed, signals, args.work / f"rank_{objective}")
     if "search" in args.parts:
         runs = []
-        for objective in args.objectives:
+        for objective in args.search_objectives:
             for seed in args.search_seeds:
                 config = SearchConfig(data=args.data, table=args.table, device=args.device, precision=args.precision,
                                       preset=args.search_preset, seed=seed, objective=objective, progress=False,

@@ -46,8 +46,8 @@ class RatingConfig:
     """
 
     signals: tuple[str, ...] = ("ssl-loss",)
-    batches: int = 4
-    batch_size: int = 256
+    batches: int = 2
+    batch_size: int = 128
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signals", tuple(self.signals))

@@ -58,8 +58,11 @@ def activation_pattern_logdet(model: nn.Module, images: torch.Tensor, **forward_
     kernel = torch.zeros(batch, batch, dtype=torch.float64, device=images.device)
 
     def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
-        codes = (inputs[0].detach().reshape(batch, -1) > 0).double()  # (B, units)
-        kernel.add_(codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T)
+        codes = (inputs[0].detach().reshape(batch, -1) > 0).float()  # (B, units)
+        active = codes.sum(dim=1)  # (B,)
+        # agreements = both on + both off = 2 c_i.c_j - s_i - s_j + units; exact in fp32 below 2^24 units
+        both_on = codes @ codes.T  # (B, B)
+        kernel.add_((2 * both_on - active[:, None] - active[None, :] + codes.shape[1]).double())
 
     with _hooks(model, (nn.ReLU,), record):
         model.forward_features(images, **forward_kwargs)
