@@ -46,8 +46,9 @@ def ensemble_target(embeddings: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def view_pairs(views: Sequence[torch.Tensor], num_paths: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """One (v1, v2) pair per path: 2 views shared by all paths, or 2p views in pairs."""
-    if len(views) == 2:
+    """One (v1, v2) pair per path: 2 views shared by all paths, or 2p views in pairs
+    (a single path takes the first two views, like the other two-view objectives)."""
+    if len(views) == 2 or (num_paths == 1 and len(views) > 2):
         return [(views[0], views[1])] * num_paths
     if len(views) == 2 * num_paths:
         return [(views[2 * i], views[2 * i + 1]) for i in range(num_paths)]
@@ -63,8 +64,10 @@ class EnsembleBootstrap(BYOL):
     """
 
     def forward(  # type: ignore[override]
-        self, model: nn.Module, batch: Batch, paths: Sequence[Mapping[str, Any]]
+        self, model: nn.Module, batch: Batch, paths: Sequence[Mapping[str, Any]] = ({},)
     ) -> torch.Tensor:
+        """`paths`: one dict of `forward_features` kwargs per sampled path; the default, a single
+        plain path, is BYOL with an ensemble of one (so it also trains standalone networks)."""
         if not paths:
             raise ValueError("ensemble bootstrapping needs at least one path")
         pairs = view_pairs(batch.views, len(paths))
