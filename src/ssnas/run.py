@@ -130,12 +130,12 @@ def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> Searc
 def strategy_settings(config: SearchConfig) -> dict[str, Any]:
     """The chosen strategy's own settings, from the flat config."""
     if config.strategy == "setn":
-        return {
+        settings = {
             "select_num": config.select_num, "evaluator_every": config.evaluator_every,
-            "supernet": {"C": config.channels, "N": config.cells},
-            "rating": {"signals": config.rating},
-            **config.extra,
+            "supernet": {k: v for k, v in (("C", config.channels), ("N", config.cells)) if v is not None},
+            "rating": {"signals": config.rating} if config.rating else None,
         }  # fmt: skip
+        return {**{k: v for k, v in settings.items() if v is not None}, **config.extra}
     if config.strategy in ("tpe", "random"):
         settings: dict[str, Any] = {"n_trials": config.trials, **config.extra}
         if config.storage:

@@ -45,7 +45,7 @@ class RatingConfig:
     batches, batch_size: held-out images used, identical for every candidate.
     """
 
-    signals: tuple[str, ...] = ("ssl-loss",)
+    signals: tuple[str, ...] = ("meco", "naswot")  # chosen on a development sample; see README
     batches: int = 2
     batch_size: int = 128
 

@@ -130,9 +130,10 @@ class SETN:
     """Self-Evaluated Template Network with label-free (or supervised) objectives."""
 
     def __init__(self, config: SetnConfig | None = None, **overrides: Any) -> None:
-        self.config = SetnConfig(**{**asdict(config or SetnConfig()), **overrides}) if overrides else (config or SetnConfig())
-        if isinstance(self.config.rating, dict):
-            self.config = SetnConfig(**{**asdict(self.config), "rating": RatingConfig(**self.config.rating)})
+        settings = {**asdict(config or SetnConfig()), **overrides}  # asdict turns `rating` into a dict
+        rating = settings["rating"]
+        settings["rating"] = rating if isinstance(rating, RatingConfig) else RatingConfig(**rating)
+        self.config = SetnConfig(**settings)
 
     def train_template(self, task: SearchTask) -> TrainedTemplate:
         space = task.space
