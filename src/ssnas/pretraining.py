@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import nn
 
 from ssnas.data.datasets import ImageSet, load_dataset
@@ -36,13 +35,13 @@ from ssnas.data.views import VIEWS, ViewMaker, identity_views
 from ssnas.errors import UserError
 from ssnas.objectives import OBJECTIVES, create_objective
 from ssnas.retrain import MODEL_NAME, build_seeded, read_arch_text, read_model_file, resolve_space
+from ssnas.runfolder import check_run_folder, write_config
 from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import TrainConfig, train
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.probes import extract_features, knn_accuracy, linear_probe_accuracy
 
 METRICS_NAME = "metrics.json"
-CONFIG_NAME = "config.yaml"
 PROBES = ("knn", "linear")
 # Settings that may differ between a run and its resumption.
 RESUMABLE = ("resume", "device", "progress", "max_steps")
@@ -152,22 +151,6 @@ def _train_config(config: PretrainConfig) -> TrainConfig:
     )  # fmt: skip
 
 
-def _check_run_folder(config: PretrainConfig) -> Path:
-    """`config.out`; UserError when it holds a run that this one may not continue."""
-    out_dir = Path(config.out)
-    saved = out_dir / CONFIG_NAME
-    if saved.exists():
-        if not config.resume:
-            raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
-        previous = yaml.safe_load(saved.read_text()) or {}
-        current = asdict(config)
-        changed = sorted(k for k in current if k not in RESUMABLE and previous.get(k) != current[k])
-        if changed:
-            details = ", ".join(f"{k}: {previous.get(k)!r} -> {current[k]!r}" for k in changed)
-            raise UserError(f"cannot resume {out_dir} with different settings ({details})")
-    return out_dir
-
-
 def pretrain(config: PretrainConfig) -> dict[str, Any]:
     """Train the network of `config.arch` with `config.objective`; write and return metrics.
 
@@ -184,7 +167,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     )  # fails early on a bad arch
     model = build_seeded(search_space, arch, config.seed)
     train_config = _train_config(config)
-    out_dir = _check_run_folder(config)
+    out_dir = Path(config.out)
+    check_run_folder(out_dir, asdict(config), config.resume, RESUMABLE)
     metrics_path = out_dir / METRICS_NAME
     if config.resume and metrics_path.exists():
         finished = json.loads(metrics_path.read_text())
@@ -198,8 +182,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     objective = create_objective(config.objective, **({"num_classes": len(dataset.classes)} if needs_labels else {}))
     views = VIEWS.create(objective.view_recipe)
     mean, std = _normalisation(views)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(asdict(config), sort_keys=False))
+    write_config(out_dir, asdict(config))
 
     result = train(model, objective, dataset.images, views, train_config, labels=dataset.labels if needs_labels
                    else None, out_dir=out_dir, resume=config.resume)  # fmt: skip

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from ssnas.data.datasets import load_dataset
@@ -37,13 +36,13 @@ from ssnas.training.checkpoint import load_checkpoint, save_atomic
 from ssnas.training.loop import train
 from ssnas.training.precision import resolve_device
 from ssnas.training.recipes import Recipe, get_recipe
+from ssnas.runfolder import prepare_run_folder
 from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "model.pt"
 METRICS_NAME = "metrics.json"
-CONFIG_NAME = "config.yaml"
 # Settings that may differ between a run and its resumption.
 RESUMABLE = ("resume", "device", "progress", "max_steps")
 
@@ -165,7 +164,7 @@ def retrain(
     train_config = chosen.train_config(seed=seed, device=device, precision=precision, max_steps=max_steps,
                                        progress=progress, checkpoint_every=200)  # fmt: skip
     resolve_device(device)
-    _prepare_folder(out, config)  # after every input check, so a failed start leaves no run folder
+    prepare_run_folder(out, config, bool(config["resume"]), RESUMABLE)  # after every input check, so a failed start leaves no run folder
     log.info("retrain %s (%s) with recipe %s on %d images of %s", arch.key, space, chosen.name, len(train_set), data)
     result = train(model, objective, train_set.images, chosen.views_maker(), train_config,
                    labels=train_set.labels, out_dir=out, resume=resume)  # fmt: skip
@@ -197,20 +196,6 @@ def retrain(
     }
     (out / METRICS_NAME).write_text(json.dumps(payload, indent=2))
     return payload
-
-
-def _prepare_folder(out: Path, config: dict[str, Any]) -> None:
-    """Create the run folder and write config.yaml, or check a resumed run's settings."""
-    saved = out / CONFIG_NAME
-    if saved.exists():
-        if not config["resume"]:
-            raise UserError(f"run folder {out} already holds a run; pass --resume to continue it or choose another --out")
-        previous = yaml.safe_load(saved.read_text()) or {}
-        changed = sorted(k for k in config if k not in RESUMABLE and previous.get(k) != config[k])
-        if changed:
-            raise UserError(f"cannot resume {out} with different settings: {', '.join(changed)}")
-    out.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 def read_model_file(path: str | Path) -> dict[str, Any]:

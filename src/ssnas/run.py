@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
+from ssnas import runfolder
 from ssnas.paths import DATA_ENV
 from ssnas.spaces import SearchSpace, create_space
 from ssnas.strategies import STRATEGIES, SearchResult, SearchTask, create_strategy
@@ -154,19 +154,7 @@ def _space(config: SearchConfig) -> SearchSpace:
 
 def prepare_run_folder(config: SearchConfig) -> Path:
     """Create the run folder, or check that a resumed run has the same settings."""
-    out_dir = Path(config.out)
-    saved = out_dir / "config.yaml"
-    if saved.exists():
-        if not config.resume:
-            raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
-        previous = yaml.safe_load(saved.read_text())
-        current = config_dict(config)
-        changed = sorted(k for k in current if k not in RESUMABLE and previous.get(k) != current[k])
-        if changed:
-            raise UserError(f"cannot resume {out_dir} with different settings: {', '.join(changed)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    saved.write_text(yaml.safe_dump(config_dict(config), sort_keys=False))
-    return out_dir
+    return runfolder.prepare_run_folder(Path(config.out), config_dict(config), config.resume, RESUMABLE)
 
 
 def config_dict(config: SearchConfig) -> dict[str, Any]:

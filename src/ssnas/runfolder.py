@@ -1,0 +1,44 @@
+"""Run folders shared by `ssnas search`, `train` and `pretrain`: one `config.yaml` per run.
+
+A folder that already holds a run is only continued with `--resume` and the same
+settings (the names in `resumable` may change), so nothing is silently overwritten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssnas.errors import UserError
+
+CONFIG_NAME = "config.yaml"
+
+
+def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> None:
+    """UserError when `out_dir` holds a run that this one may not continue."""
+    saved = out_dir / CONFIG_NAME
+    if not saved.exists():
+        return
+    if not resume:
+        raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
+    previous = yaml.safe_load(saved.read_text()) or {}
+    free = set(resumable)
+    changed = sorted(k for k in settings if k not in free and previous.get(k) != settings[k])
+    if changed:
+        details = ", ".join(f"{k} ({previous.get(k)!r} -> {settings[k]!r})" for k in changed)
+        raise UserError(f"cannot resume {out_dir} with different settings: {details}")
+
+
+def write_config(out_dir: Path, settings: dict[str, Any]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
+def prepare_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> Path:
+    """Check, create and write `config.yaml`; returns `out_dir`."""
+    check_run_folder(out_dir, settings, resume, resumable)
+    write_config(out_dir, settings)
+    return out_dir
