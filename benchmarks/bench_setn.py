@@ -51,7 +51,9 @@ def ranking(config: SearchConfig, sample: int, sample_seed: int, signals: tuple[
                                     holdout_labels=task.holdout_labels)
         columns[name] = [s.score for s in scored]
         out["seconds"][name] = time.perf_counter() - started
-    combos = [(n,) for n in columns] + [tuple(config.rating)] if config.rating else [(n,) for n in columns]
+    combos = [(n,) for n in columns]
+    if config.rating and all(name in columns for name in config.rating):
+        combos.append(tuple(config.rating))  # the search's default rating, when all its parts were rated
     for combo in dict.fromkeys(combos):
         values = columns[combo[0]] if len(combo) == 1 else combine_by_rank({c: columns[c] for c in combo})
         out["signals"]["+".join(combo)] = {"spearman": spearman_rho(values, truth), "kendall": kendall_tau(values, truth),
@@ -94,6 +96,7 @@ def main() -> None:
             signals = LABEL_FREE_SIGNALS if objective != "supervised" else ("accuracy", "meco", "ssl-loss")
             results["ranking"][objective] = ranking(replace(base, objective=objective), args.sample,
                                                     args.sample_seed, signals, args.work / f"rank_{objective}")
+            write(args.out, results)
     if "search" in args.parts:
         runs = []
         for objective in args.search_objectives:
@@ -104,14 +107,21 @@ def main() -> None:
                                       out=str(args.work / f"search_{objective}_{seed}"))
                 payload = run_search(config)
                 truth = payload["ground_truth"] or {}
+                results["search"] = runs
                 runs.append({"objective": objective, "seed": seed, "arch": payload["best"]["arch"],
                              "cifar10_test": truth.get("cifar10_test"), "cifar10_valid": truth.get("cifar10_valid"),
                              "seconds": payload["seconds"]})
                 print(runs[-1], flush=True)
+                write(args.out, results)
         results["search"] = runs
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    write(args.out, results)
     print(json.dumps(results, indent=1))
+
+
+def write(path: Path, results: dict) -> None:
+    """Written after every part, so a late failure keeps what was measured."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
