@@ -165,3 +165,19 @@ def test_meco_is_higher_for_decorrelated_channels() -> None:
         conv.weight.copy_(torch.ones(6, 3, 1, 1))  # every channel the same map: correlation 1
     collapsed = meco(Net(), image)
     assert spread >= collapsed
+
+
+@pytest.mark.parametrize("name", ["nb201", "nats-size", "mbconv", "hytra", "darts"])
+def test_activation_signals_are_finite_on_every_space(name: str) -> None:
+    import math
+
+    from ssnas.spaces import create_space as make
+
+    kwargs = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}.get(name, {})
+    space = make(name, **kwargs)
+    with seeded(0):
+        network = space.build(space.sample(random.Random(0)))
+    images = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with frozen_batch_norm(network):
+        for signal in ("naswot", "meco"):
+            assert math.isfinite(SIGNALS.get(signal)(network, images)), (name, signal)

@@ -148,6 +148,7 @@ class HytraOp(nn.Module):
         self.body = nn.Sequential(
             mixer, nn.BatchNorm2d(mid), nn.ReLU(), nn.Conv2d(mid, c_out, 1, bias=False), _bn(c_out, zero=True)
         )
+        self.out_relu = nn.ReLU()
         self.shortcut: nn.Module
         if stride == 1 and c_in == c_out:
             self.shortcut = nn.Identity()
@@ -163,7 +164,7 @@ class HytraOp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stem_adapter is not None:
             x = self.stem_adapter(x)
-        return F.relu(self.body(self.entry(x)) + self.shortcut(x))
+        return self.out_relu(self.body(self.entry(x)) + self.shortcut(x))
 
 
 def _make_stem(config: HytraConfig) -> nn.Sequential:

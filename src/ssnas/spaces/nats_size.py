@@ -76,11 +76,12 @@ class SwitchableBatchNorm2d(nn.ModuleDict):
 class _ReLUConvBN(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, widths: Sequence[int]):
         super().__init__()
+        self.relu = nn.ReLU()  # a module, so activation hooks (NASWOT) see it
         self.conv = SlimConv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False)
         self.bn = SwitchableBatchNorm2d(widths)
 
     def forward(self, x: torch.Tensor, width: int) -> torch.Tensor:
-        return self.bn(self.conv(F.relu(x), width))
+        return self.bn(self.conv(self.relu(x), width))
 
 
 class _ConvBN(nn.Module):
@@ -160,6 +161,7 @@ class _Body(nn.Module):
                 self.layers.append(_Cell(c_prev, c, widths, slimmable))
             c_prev = c
         self.last_bn = SwitchableBatchNorm2d(allowed[-1])
+        self.last_relu = nn.ReLU()
 
     def forward(self, x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
         """(B,3,H,W) -> output of layer len(widths)-1 (before the final BN-ReLU)."""
@@ -170,7 +172,7 @@ class _Body(nn.Module):
 
     def pool(self, x: torch.Tensor) -> torch.Tensor:
         """Final BN-ReLU + global average pooling: (B,C4,h,w) -> (B,C4)."""
-        return F.adaptive_avg_pool2d(F.relu(self.last_bn(x)), 1).flatten(1)
+        return F.adaptive_avg_pool2d(self.last_relu(self.last_bn(x)), 1).flatten(1)
 
 
 # ---------------------------------------------------------------- networks

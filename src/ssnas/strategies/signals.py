@@ -53,7 +53,8 @@ def effective_rank(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any
 @SIGNALS.register("naswot")
 @torch.no_grad()
 def activation_pattern_logdet(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any) -> float:
-    """NASWOT: log|K| with K_ij = #ReLU units on which images i and j agree (on/off)."""
+    """NASWOT: log|K| with K_ij = #units on which images i and j agree (pre-activation > 0 or not),
+    over every ReLU-like activation module (ReLU, ReLU6, SiLU, GELU)."""
     batch = images.shape[0]
     kernel = torch.zeros(batch, batch, dtype=torch.float64, device=images.device)
 
@@ -64,7 +65,7 @@ def activation_pattern_logdet(model: nn.Module, images: torch.Tensor, **forward_
         both_on = codes @ codes.T  # (B, B)
         kernel.add_((2 * both_on - active[:, None] - active[None, :] + codes.shape[1]).double())
 
-    with _hooks(model, (nn.ReLU,), record):
+    with _hooks(model, (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU), record):
         model.forward_features(images, **forward_kwargs)
     return float(torch.linalg.slogdet(kernel)[1])
 
