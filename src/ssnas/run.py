@@ -105,7 +105,7 @@ def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> Searc
         )
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))
     train_index, holdout_index = order[: config.num_images], order[config.num_images : wanted]
-    labels = dataset.labels
+    labels = dataset.labels if config.objective == "supervised" else None  # label-free otherwise
     train = TrainConfig(
         epochs=config.epochs or 1, batch_size=config.batch_size or 128, optimizer=config.optimizer or "sgd",
         lr=config.lr or 0.1, weight_decay=config.weight_decay if config.weight_decay is not None else 5e-4,
@@ -122,8 +122,8 @@ def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> Searc
         seed=config.seed,
         out_dir=out_dir,
         resume=config.resume,
-        labels=labels[train_index] if labels is not None and config.objective == "supervised" else None,
-        holdout_labels=labels[holdout_index] if labels is not None and config.objective == "supervised" else None,
+        labels=labels[train_index] if labels is not None else None,
+        holdout_labels=labels[holdout_index] if labels is not None else None,
     )
 
 

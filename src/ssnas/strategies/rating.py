@@ -164,5 +164,4 @@ def _held_out(
                 total += float((logits.argmax(dim=1) == labels).float().mean())
             else:
                 total -= float(objective(supernet, batch, arch=arch))
-    objective.zero_grad(set_to_none=True)
     return total / len(index_batches)

@@ -90,8 +90,7 @@ class SetnHook:
         size = batch.index.shape[0]
         index = torch.randint(self.holdout.shape[0], (size,), generator=self.generator, device=self.holdout.device)
         views = self.views(self.holdout[index], self.generator)
-        memory_format = batch.views[0].is_contiguous(memory_format=torch.channels_last)
-        if memory_format:
+        if batch.views[0].is_contiguous(memory_format=torch.channels_last):  # match the weight step's layout
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         labels = self.holdout_labels[index] if self.holdout_labels is not None else None
         with self.precision.autocast():
