@@ -36,6 +36,7 @@ from ssnas.spaces import Architecture, create_space
 from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.strategies.base import ScoredArch, SearchTask
 from ssnas.strategies.bossnas import BossNAS
+from ssnas.strategies.rating import combine_by_rank
 from ssnas.training.loop import TrainConfig
 from ssnas.training.recipes import Recipe
 
@@ -83,6 +84,8 @@ def rating_columns(scored: list[ScoredArch], signals: tuple[str, ...] = SIGNALS)
     columns = {"bossnas": [s.score for s in scored], "centre-distance": [-s.details["centre-distance"] for s in scored]}
     for name in signals:
         columns[name] = [s.details[name] for s in scored]
+    if len(signals) > 1:  # the signals' mean rank, as SETN's rating combines them
+        columns["+".join(signals)] = combine_by_rank({name: columns[name] for name in signals})
     return columns
 
 
@@ -150,7 +153,7 @@ def part_nats(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         archs = archs[:: max(1, len(archs) // args.nats_limit)]
     task = make_task(args, space, "crop-flip", work)
     started = time.perf_counter()
-    signals = ("meco",)  # NASWOT hooks nn.ReLU modules; the NATS supernet uses F.relu, so it would be -inf
+    signals = SIGNALS  # summed over the three blocks, like the BossNAS loss
     scored = boss(args, shared_views=True, signals=signals).rate(task, archs)
     seconds = time.perf_counter() - started
     flops = [float(space.flops(a)) for a in archs]  # type: ignore[attr-defined]

@@ -1,6 +1,12 @@
 """CSNAS search benchmark on NAS-Bench-201: TPE vs random search with the same SSL proxy.
 
-    .venv/bin/python benchmarks/bench_tpe.py [--trials 60] [--seeds 3] [--minutes 60] [--out JSON]
+    .venv/bin/python benchmarks/bench_tpe.py [--trials 60] [--seeds 0 1 2] [--minutes 60] [--out JSON]
+
+Runs can be split over processes (one core each) and summarised afterwards:
+
+    bench_tpe.py --strategies tpe --threads 1 --out tpe-part.json &
+    bench_tpe.py --strategies random --threads 1 --out random-part.json &
+    wait; bench_tpe.py --merge tpe-part.json random-part.json --out tpe.json
 
 On the CIFAR-10 JPEG folder, labels dropped. Every trial trains a fresh NB201 network
 (C=16, N=5, the benchmark's own) from scratch with the objective on `--images` training
@@ -40,8 +46,8 @@ import torch
 from ssnas.benchmarks.tables import TABLES
 from ssnas.data import load_dataset
 from ssnas.ranking.metrics import spearman_rho
-from ssnas.spaces import Architecture, create_space
-from ssnas.strategies import SearchResult, SearchTask, create_strategy
+from ssnas.spaces import create_space
+from ssnas.strategies import SearchTask, create_strategy
 from ssnas.training.loop import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "tpe.json")
     parser.add_argument("--strategies", nargs="+", default=["tpe", "random"])
     parser.add_argument("--trials", type=int, default=60, help="trials per run (the same for every strategy)")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds, one run each")
     parser.add_argument("--minutes", type=float, default=60.0, help="per run: start no trial after this")
     parser.add_argument("--images", type=int, default=512, help="unlabeled training images per trial")
     parser.add_argument("--holdout", type=int, default=256, help="held-out images the proxy loss is taken on")
@@ -66,18 +72,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--proxy-loss", default="holdout", choices=["holdout", "train"])
     parser.add_argument("--n-startup-trials", type=int, default=20, help="TPE random start-up trials")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--precision", default="auto", help="auto = bf16 autocast + channels_last on CPU")
     parser.add_argument("--storage-dir", type=Path, default=None)
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="summarise the runs of these earlier outputs instead of running")
     return parser.parse_args()
 
 
-def correlations(space: Any, result: SearchResult, valid: dict[Architecture, float]) -> dict[str, float | int]:
+def correlations(trials: list[dict[str, Any]]) -> dict[str, float | int]:
     """Spearman rho of the proxy score and of the parameter count against cifar10_valid."""
-    cells = [c for c in result.candidates if np.isfinite(c.score)]
-    truth = [valid[c.arch] for c in cells]
+    cells = [t for t in trials if np.isfinite(t["score"])]
+    truth = [t["cifar10_valid"] for t in cells]
     out: dict[str, float | int] = {"cells": len(cells)}
     if len(cells) >= 3:
-        out["rho_proxy"] = spearman_rho([c.score for c in cells], truth)
-        out["rho_params"] = spearman_rho([space.num_parameters(c.arch) for c in cells], truth)
+        out["rho_proxy"] = spearman_rho([t["score"] for t in cells], truth)
+        out["rho_params"] = spearman_rho([t["params"] for t in cells], truth)
     return out
 
 
@@ -96,25 +105,19 @@ def summary_of(runs: list[dict[str, Any]], key: str) -> dict[str, float] | None:
     return summary(values) if values else None
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    logging.getLogger("optuna").setLevel(logging.WARNING)
+def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One search per (strategy, seed); each run's record lists every trial with its ground truth."""
     table = TABLES.create("nb201", path=args.table)
     space = create_space("nb201")
     train_set = load_dataset(str(args.data), "train")
     chosen = train_set.subset(args.images + args.holdout, seed=0).images  # labels are never used
     images, holdout = chosen[: args.images], chosen[args.images :]
     config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch, lr=args.lr, device="cpu", precision="fp32", progress=False
+        epochs=args.epochs, batch_size=args.batch, lr=args.lr, device="cpu", precision=args.precision, progress=False
     )
-
     runs: list[dict[str, Any]] = []
-    pooled: dict[Architecture, list[float]] = defaultdict(list)
-    trial_seconds: list[float] = []
     for kind in args.strategies:
-        for seed in range(args.seeds):
+        for seed in args.seeds:
             settings: dict[str, Any] = {
                 "n_trials": args.trials,
                 "timeout": args.minutes * 60,
@@ -133,11 +136,12 @@ def main() -> None:
             started = time.perf_counter()
             result = create_strategy(kind, **settings).search(task)
             wall = time.perf_counter() - started
-            valid = {c.arch: table.query(c.arch, "cifar10_valid") for c in result.candidates}
-            for c in result.candidates:
-                pooled[c.arch].append(c.score)
-                if "seconds" in c.details:
-                    trial_seconds.append(c.details["seconds"])
+            trials = [
+                {"arch": c.arch.key, "score": c.score, "seconds": c.details.get("seconds"),
+                 "images_per_second": c.details.get("images_per_second"),
+                 "params": space.num_parameters(c.arch), "cifar10_valid": table.query(c.arch, "cifar10_valid")}
+                for c in result.candidates
+            ]  # fmt: skip
             best = result.best.arch
             run = {
                 "strategy": kind,
@@ -150,37 +154,65 @@ def main() -> None:
                 "best_loss": -result.best.score,
                 "best_cifar10_test": table.query(best, "cifar10_test"),
                 "best_cifar10_valid": table.query(best, "cifar10_valid"),
-                **correlations(space, result, valid),
+                **correlations(trials),
             }
-            runs.append(run)
             print(json.dumps(run), flush=True)
+            runs.append({**run, "trials": trials})
+    return runs
 
+
+def summarise(runs: list[dict[str, Any]], strategies: list[str]) -> dict[str, Any]:
+    """Per strategy: found cells and correlations over seeds; pooled: every evaluated cell once."""
     per_strategy = {}
-    for kind in args.strategies:
+    for kind in strategies:
         mine = [r for r in runs if r["strategy"] == kind]
         per_strategy[kind] = {
             "runs": len(mine),
+            "seeds": [r["seed"] for r in mine],
             "complete_trials": summary([r["complete"] for r in mine]),
             "best_cifar10_test": summary([r["best_cifar10_test"] for r in mine]),
             "best_cifar10_valid": summary([r["best_cifar10_valid"] for r in mine]),
             "rho_proxy": summary_of(mine, "rho_proxy"),
             "rho_params": summary_of(mine, "rho_params"),
         }
-    cells = list(pooled)
-    pooled_out: dict[str, Any] = {"cells": len(cells)}
-    if len(cells) >= 3:
-        truth = [table.query(a, "cifar10_valid") for a in cells]
-        pooled_out["rho_proxy"] = spearman_rho([float(np.mean(pooled[a])) for a in cells], truth)
-        pooled_out["rho_params"] = spearman_rho([space.num_parameters(a) for a in cells], truth)
-    mean_trial = float(np.mean(trial_seconds)) if trial_seconds else float("nan")
+    pooled: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        for trial in run["trials"]:
+            pooled[trial["arch"]].append(trial)
+    cells = [
+        {"score": float(np.mean([t["score"] for t in ts])), "params": ts[0]["params"],
+         "cifar10_valid": ts[0]["cifar10_valid"]}
+        for ts in pooled.values()
+    ]  # fmt: skip
+    seconds = [t["seconds"] for r in runs for t in r["trials"] if t.get("seconds") is not None]
+    mean_trial = float(np.mean(seconds)) if seconds else float("nan")
+    return {
+        "trial_seconds_mean": mean_trial,
+        "trials_per_hour": 3600.0 / mean_trial if seconds else None,
+        "strategies": per_strategy,
+        "pooled": correlations(cells),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        runs = [run for part in parts for run in part["runs"]]
+        settings = [part["settings"] for part in parts]
+        strategies = list(dict.fromkeys(r["strategy"] for r in runs))
+    else:
+        runs = run_all(args)
+        settings = [{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}]
+        strategies = args.strategies
     result_json = {
         "data": str(args.data.resolve()),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": settings,
         "space": "nb201 (C=16, N=5)",
-        "trial_seconds_mean": mean_trial,
-        "trials_per_hour": 3600.0 / mean_trial if trial_seconds else None,
-        "strategies": per_strategy,
-        "pooled": pooled_out,
+        **summarise(runs, strategies),
         "runs": runs,
         "torch_threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
@@ -188,7 +220,8 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result_json, indent=2) + "\n")
-    print(json.dumps({k: result_json[k] for k in ("trials_per_hour", "strategies", "pooled")}, indent=2))
+    shown = ("trial_seconds_mean", "trials_per_hour", "strategies", "pooled")
+    print(json.dumps({k: result_json[k] for k in shown}, indent=2))
     print(f"wrote {args.out}")
 
 

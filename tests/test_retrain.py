@@ -65,6 +65,7 @@ def test_recipes_hold_the_papers_settings() -> None:
 def test_default_recipe_per_space_and_unknown_names() -> None:
     assert get_recipe(None, "darts").name == "darts-cifar"
     assert get_recipe(None, "nb201").name == "nb201"
+    assert get_recipe(None, "hytra").name == "cifar" and get_recipe(None, "hytra").space_args == {}
     with pytest.raises(UserError, match="unknown recipe"):
         get_recipe("imagenet-deit", "nb201")
     with pytest.raises(UserError, match="only the darts space"):
@@ -191,6 +192,27 @@ def test_train_command_json_and_darts_genotype_file(data: Path, tmp_path: Path) 
     assert done.returncode == 0, done.stderr
     payload = json.loads(done.stdout)
     assert payload["recipe"] == "darts-cifar" and payload["steps"] == 1 and 0 <= payload["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize(
+    ("space", "arch"),
+    [
+        ("hytra", "conv@4:conv@4:conv@8:conv@8:conv@8:conv@8:att@16:conv@16:att@16:att@16:att@16:conv@16:conv@32:att@32:att@32:att@32"),
+        ("nats-size", "8:16:8:24:8"),
+    ],
+)
+def test_train_command_defaults_to_the_cifar_recipe_on_other_spaces(
+    data: Path, tmp_path: Path, space: str, arch: str
+) -> None:
+    """A found HyTra / NATS architecture retrains without naming a recipe: the space's own network."""
+    done = ssnas("train", arch, "--space", space, "--data", str(data), "--epochs", "1", "--batch-size", "16",
+                 "--max-steps", "1", "--device", "cpu", "--precision", "fp32", "--out", str(tmp_path / "run"),
+                 "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["recipe"] == "cifar" and payload["steps"] == 1 and 0 <= payload["test_accuracy"] <= 1
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=False)
+    assert (saved["arch"], saved["space"], saved["space_args"]) == (arch, space, {})
 
 
 @pytest.mark.parametrize(

@@ -75,3 +75,32 @@ def test_resume_refuses_changed_settings(cifar_subset: Path, tmp_path: Path) -> 
     (out / "config.yaml").write_text("space: nb201\nstrategy: setn\nseed: 5\n")
     result = search(cifar_subset, out, "--resume", env=env)
     assert result.returncode == 1 and "different settings" in result.stderr
+
+
+SMALL_NET = ["--channels", "8", "--cells", "1", "--batch-size", "32", "--no-progress", "--json"]
+
+
+def test_random_search_defaults_to_the_csnas_one_percent_proxy(cifar_subset: Path, tmp_path: Path) -> None:
+    """Without --num-images a TPE / random trial trains on 1 % of the folder (here one batch: 32)."""
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    result = run_ssnas("search", "--strategy", "random", "--data", str(cifar_subset / "train"), "--out",
+                       str(tmp_path / "run"), "--trials", "2", "--epochs", "1", "--holdout-images", "32",
+                       *SMALL_NET, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["num_candidates"] == 2 and payload["info"]["complete"] == 2
+    assert "32 training images, 32 held-out images" in (tmp_path / "run" / "search.log").read_text()
+    assert (tmp_path / "run" / "study.journal").is_file()  # the default storage, inside the run folder
+
+
+def test_bossnas_search_on_nb201_rates_a_sampled_population(cifar_subset: Path, tmp_path: Path) -> None:
+    """NB201 is one block of 15,284 cells: --select-num cells form the population, the best of them is kept."""
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    result = run_ssnas("search", "--strategy", "bossnas", "--space", "nb201", "--data", str(cifar_subset / "train"),
+                       "--out", str(tmp_path / "run"), "--select-num", "5", "--epochs", "1", "--num-images", "64",
+                       "--holdout-images", "64", *SMALL_NET, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    rows = (tmp_path / "run" / "candidates.csv").read_text().splitlines()
+    assert payload["num_candidates"] == 5 and len(rows) == 1 + 5
+    assert rows[1].split(",")[1] == payload["best"]["arch"]

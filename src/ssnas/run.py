@@ -79,11 +79,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# Per-strategy values that replace the preset's, whatever the preset: each method's own scale.
+# CSNAS (methods.md §1.4) trains every trial from scratch for 10 epochs on 1 % of the training
+# images (`num_images` None = 1 % of the folder, at least one batch), scored on 256 held-out images.
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tpe": dict(num_images=None, holdout_images=256, epochs=10),
+    "random": dict(num_images=None, holdout_images=256, epochs=10),
+}
+PROXY_FRACTION = 0.01
+
+# BossNAS's heads on the quick preset (the paper's 2048 / 4096 / 4096 are for a GPU).
+BOSSNAS_QUICK_HEADS = dict(neck_width=512, hidden_dim=1024, pred_hidden_dim=1024)
+
+
 def resolve(config: SearchConfig) -> SearchConfig:
-    """Fill `None` fields from the preset (UserError for an unknown preset)."""
+    """Fill `None` fields from the strategy's defaults, then the preset (UserError for an unknown preset)."""
     if config.preset not in PRESETS:
         raise UserError(f"unknown preset {config.preset!r}; choose from: {', '.join(PRESETS)}")
-    preset = PRESETS[config.preset]
+    preset = {**PRESETS[config.preset], **STRATEGY_DEFAULTS.get(config.strategy, {})}
     filled = {name: preset[name] for name in preset if getattr(config, name) is None}
     if config.data is None:
         filled["data"] = os.environ.get(DATA_ENV) or "cifar10"
@@ -95,16 +108,19 @@ def resolve(config: SearchConfig) -> SearchConfig:
 
 def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> SearchTask:
     """Load the images, split off the held-out part (seeded), wrap it all in a SearchTask."""
-    assert config.num_images is not None and config.holdout_images is not None
+    assert config.holdout_images is not None
     dataset = load_dataset(str(config.data), split="train")
-    wanted = config.num_images + config.holdout_images
+    num_images = config.num_images
+    if num_images is None:  # the CSNAS proxy's 1 % subset
+        num_images = max(round(PROXY_FRACTION * len(dataset)), config.batch_size or 128)
+    wanted = num_images + config.holdout_images
     if len(dataset) < wanted:
         raise UserError(
             f"{config.data} has {len(dataset)} images; this run needs {wanted} "
-            f"(num_images {config.num_images} + holdout_images {config.holdout_images})"
+            f"(num_images {num_images} + holdout_images {config.holdout_images})"
         )
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))
-    train_index, holdout_index = order[: config.num_images], order[config.num_images : wanted]
+    train_index, holdout_index = order[:num_images], order[num_images:wanted]
     labels = dataset.labels if config.objective == "supervised" else None  # label-free otherwise
     train = TrainConfig(
         epochs=config.epochs or 1, batch_size=config.batch_size or 128, optimizer=config.optimizer or "sgd",
@@ -118,6 +134,7 @@ def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> Searc
         images=dataset.images[train_index],
         holdout_images=dataset.images[holdout_index],
         objective=config.objective,
+        views=_views(config),
         train=train,
         seed=config.seed,
         out_dir=out_dir,
@@ -143,7 +160,22 @@ def strategy_settings(config: SearchConfig) -> dict[str, Any]:
         if config.study:
             settings["study_name"] = config.study
         return settings
+    if config.strategy == "bossnas":
+        settings = dict(BOSSNAS_QUICK_HEADS) if config.preset == "quick" else {}
+        if config.space in ("nb201", "nats-size"):  # BossNAS on NATS: one view pair shared by the p paths
+            settings["shared_views"] = True
+        if config.space == "nb201":  # one block of 15,284 cells: rate a seeded sample of them
+            settings["population"] = config.select_num
+            settings["supernet"] = {k: v for k, v in (("C", config.channels), ("N", config.cells)) if v is not None}
+        return {**settings, **config.extra}
     return dict(config.extra)
+
+
+def _views(config: SearchConfig) -> str | None:
+    """The view recipe when the space calls for one other than the objective's own (None)."""
+    if config.strategy == "bossnas" and config.space in ("nb201", "nats-size"):
+        return "crop-flip"  # BossNAS's CIFAR / NATS setting (methods.md §3)
+    return None
 
 
 def _space(config: SearchConfig) -> SearchSpace:

@@ -39,7 +39,7 @@ space_arg_option = click.option(
 @click.command("train")
 @click.argument("arch")
 @space_option
-@click.option("--recipe", default=None, help=f"{' | '.join(sorted(RECIPES))} [nb201; darts-cifar for darts].")
+@click.option("--recipe", default=None, help=f"{' | '.join(sorted(RECIPES))} [nb201 for nb201, darts-cifar for darts, else cifar].")
 @click.option("--data", default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
 @click.option("--epochs", type=int, default=None, help="[recipe]")
 @click.option("--batch-size", type=int, default=None, help="[recipe]")

@@ -115,6 +115,11 @@ RECIPES: dict[str, Recipe] = {
             space_args={"C": 16, "N": 5},
         ),
         Recipe(
+            name="cifar",
+            reference="the NAS-Bench-201 CIFAR schedule on the space's own default network (HyTra, NATS, MBConv)",
+            epochs=200, batch_size=256, lr=0.1, weight_decay=5e-4, nesterov=True,
+        ),
+        Recipe(
             name="darts-cifar",
             reference="DARTS (Liu et al., ICLR 2019) CIFAR-10 evaluation, as CSNAS reports (methods.md 1.5)",
             epochs=600, batch_size=96, lr=0.025, weight_decay=3e-4, grad_clip=5.0,
@@ -130,13 +135,13 @@ RECIPES: dict[str, Recipe] = {
 }  # fmt: skip
 
 # The recipe `ssnas train` uses when none is named. BossNAS gives only an ImageNet
-# (DeiT) recipe; HyTra and the other spaces get the plain NB201 CIFAR schedule.
+# (DeiT) recipe; HyTra and the other spaces get the plain NB201 CIFAR schedule ("cifar").
 DEFAULT_RECIPES = {"nb201": "nb201", "darts": "darts-cifar"}
 
 
 def get_recipe(name: str | None, space: str) -> Recipe:
     """The named recipe, or the space's default (UserError for an unknown name)."""
-    name = name or DEFAULT_RECIPES.get(space, "nb201")
+    name = name or DEFAULT_RECIPES.get(space, "cifar")
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; choose from: {', '.join(sorted(RECIPES))}")
     recipe = RECIPES[name]
