@@ -104,3 +104,19 @@ def test_bossnas_search_on_nb201_rates_a_sampled_population(cifar_subset: Path, 
     rows = (tmp_path / "run" / "candidates.csv").read_text().splitlines()
     assert payload["num_candidates"] == 5 and len(rows) == 1 + 5
     assert rows[1].split(",")[1] == payload["best"]["arch"]
+
+
+def test_rank_with_bossnas_reports_correlations_next_to_params(
+    cifar_subset: Path, tmp_path: Path, nb201_csv: Path
+) -> None:
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    result = run_ssnas("rank", "--strategy", "bossnas", "--sample", "4", "--seed", "2", "--data",
+                       str(cifar_subset / "train"), "--out", str(tmp_path / "rank"), "--epochs", "1",
+                       "--num-images", "64", "--holdout-images", "64", "--channels", "8", "--cells", "1",
+                       "--batch-size", "32", "--no-progress", "--table", str(nb201_csv), "--json", env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ranker"] == "bossnas" and report["count"] == 4
+    assert -1.0 <= report["kendall_tau"] <= 1.0 and -1.0 <= report["baseline"]["spearman_rho"] <= 1.0
+    scores = (tmp_path / "rank" / "scores.csv").read_text().splitlines()
+    assert len(scores) == 1 + 4

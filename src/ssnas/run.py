@@ -228,7 +228,10 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
 
     config = resolve(config)
     space = _space(config)
-    strategy = create_strategy(config.strategy, **strategy_settings(config))
+    settings = strategy_settings(config)
+    if config.strategy == "bossnas" and config.space == "nb201" and "population" not in config.extra:
+        settings["population"] = 0  # the centre of the given cells only
+    strategy = create_strategy(config.strategy, **settings)
     if not isinstance(strategy, SupportsRating):
         raise UserError(f"strategy {config.strategy!r} cannot rate a given list of architectures")
     archs = [space.parse(text) for text in archs_text] if archs_text else sample_architectures(space, sample or 0, sample_seed)

@@ -19,7 +19,7 @@ from ssnas.spaces import create_space
 @click.command("rank")
 @click.option("--ranker", type=click.Choice(RANKERS.names()), default=None,
               help="Zero-cost baseline ranker computed from ssnas's own networks [default: params].")
-@click.option("--strategy", default=None, help="Rate with a trained strategy instead: setn | tpe | random.")
+@click.option("--strategy", default=None, help="Rate with a trained strategy instead: setn | bossnas | tpe | random.")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space.")
 @click.option("--archs", type=click.Path(path_type=Path), default=None,
               help="File of architectures (one per line, or CSV with an 'arch' column).")
@@ -34,6 +34,9 @@ from ssnas.spaces import create_space
 @click.option("--preset", default="quick", show_default=True, help="Strategies: quick | paper.")
 @click.option("--epochs", type=int, default=None, help="Strategies: training epochs [preset].")
 @click.option("--num-images", type=int, default=None, help="Strategies: unlabeled training images [preset].")
+@click.option("--holdout-images", type=int, default=None, help="Strategies: held-out unlabeled images [preset].")
+@click.option("--batch-size", type=int, default=None, help="Strategies: training batch size [preset].")
+@click.option("--channels", type=int, default=None, help="Strategies: network width C [preset].")
 @click.option("--cells", type=int, default=None, help="Strategies: cells per stage N [preset].")
 @click.option("--rating", multiple=True, help="SETN: label-free rating signal(s), repeatable [preset].")
 @click.option("--device", default="auto", show_default=True)
@@ -45,7 +48,8 @@ from ssnas.spaces import create_space
 def rank_command(
     ranker: str | None, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
     rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str, data: str | None, preset: str,
-    epochs: int | None, num_images: int | None, cells: int | None, rating: tuple[str, ...], device: str,
+    epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
+    channels: int | None, cells: int | None, rating: tuple[str, ...], device: str,
     no_progress: bool, table_path: Path | None, metric: str, as_json: bool,
 ) -> None:
     """Score architectures and report Kendall, Spearman and top-k against the benchmark,
@@ -71,7 +75,7 @@ def rank_command(
         config = SearchConfig(
             space=space_name, strategy=strategy, objective=objective, data=data, preset=preset, seed=seed,
             device=device, out=str(out or Path("runs/rank")), resume=resume, epochs=epochs, num_images=num_images,
-            cells=cells, rating=rating or None, progress=not no_progress and not as_json,
+            holdout_images=holdout_images, batch_size=batch_size, channels=channels, cells=cells, rating=rating or None, progress=not no_progress and not as_json,
             table=str(table_path) if table_path else None,
         )
         texts = [a.key for a in read_architectures(space, archs)] if archs is not None else None
