@@ -87,7 +87,23 @@ def correlations(trials: list[dict[str, Any]]) -> dict[str, float | int]:
     if len(cells) >= 3:
         out["rho_proxy"] = spearman_rho([t["score"] for t in cells], truth)
         out["rho_params"] = spearman_rho([t["params"] for t in cells], truth)
+        if all(t.get("train_loss") is not None for t in cells):  # the CSNAS code's objective, same trials
+            out["rho_train_loss"] = spearman_rho([-t["train_loss"] for t in cells], truth)
     return out
+
+
+def train_losses_from_journal(path: Path, study_name: str) -> dict[str, float]:
+    """arch -> final-epoch training loss, read from a run's Optuna journal."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(study_name=study_name, storage=JournalStorage(JournalFileBackend(str(path))))
+    return {
+        t.user_attrs["arch"]: t.user_attrs["details"]["train_loss"]
+        for t in study.get_trials(deepcopy=False)
+        if "arch" in t.user_attrs and "train_loss" in t.user_attrs.get("details", {})
+    }
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -138,6 +154,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
             wall = time.perf_counter() - started
             trials = [
                 {"arch": c.arch.key, "score": c.score, "seconds": c.details.get("seconds"),
+                 "train_loss": c.details.get("train_loss"),
                  "images_per_second": c.details.get("images_per_second"),
                  "params": space.num_parameters(c.arch), "cifar10_valid": table.query(c.arch, "cifar10_valid")}
                 for c in result.candidates
@@ -174,6 +191,7 @@ def summarise(runs: list[dict[str, Any]], strategies: list[str]) -> dict[str, An
             "best_cifar10_valid": summary([r["best_cifar10_valid"] for r in mine]),
             "rho_proxy": summary_of(mine, "rho_proxy"),
             "rho_params": summary_of(mine, "rho_params"),
+            "rho_train_loss": summary_of(mine, "rho_train_loss"),
         }
     pooled: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in runs:
@@ -181,7 +199,8 @@ def summarise(runs: list[dict[str, Any]], strategies: list[str]) -> dict[str, An
             pooled[trial["arch"]].append(trial)
     cells = [
         {"score": float(np.mean([t["score"] for t in ts])), "params": ts[0]["params"],
-         "cifar10_valid": ts[0]["cifar10_valid"]}
+         "cifar10_valid": ts[0]["cifar10_valid"],
+         "train_loss": float(np.mean([t["train_loss"] for t in ts])) if all(t.get("train_loss") is not None for t in ts) else None}
         for ts in pooled.values()
     ]  # fmt: skip
     seconds = [t["seconds"] for r in runs for t in r["trials"] if t.get("seconds") is not None]
@@ -202,6 +221,14 @@ def main() -> None:
     if args.merge:
         parts = [json.loads(path.read_text()) for path in args.merge]
         runs = [run for part in parts for run in part["runs"]]
+        if args.storage_dir is not None:  # parts written before trials kept their training loss
+            for run in runs:
+                name = f"{run['strategy']}-s{run['seed']}"
+                losses = train_losses_from_journal(args.storage_dir / f"{name}.journal", name)
+                for trial in run["trials"]:
+                    if trial.get("train_loss") is None:
+                        trial["train_loss"] = losses.get(trial["arch"])
+                run.update(correlations(run["trials"]))
         settings = [part["settings"] for part in parts]
         strategies = list(dict.fromkeys(r["strategy"] for r in runs))
     else:
