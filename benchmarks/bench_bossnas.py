@@ -35,7 +35,7 @@ from ssnas.retrain import retrain
 from ssnas.spaces import Architecture, create_space
 from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.strategies.base import ScoredArch, SearchTask
-from ssnas.strategies.bossnas import BossNAS
+from ssnas.strategies.bossnas import BossNAS, additive_score, as_block_space, split_paths
 from ssnas.strategies.rating import combine_by_rank
 from ssnas.training.loop import TrainConfig
 from ssnas.training.recipes import Recipe
@@ -67,6 +67,21 @@ def boss(args: argparse.Namespace, **settings: Any) -> BossNAS:
     )  # fmt: skip
 
 
+def rate_with_training_record(boss: BossNAS, task: SearchTask, archs: list[Architecture]) -> tuple[list[ScoredArch], dict[str, Any]]:
+    """`BossNAS.rate`, keeping each block's training record (seconds, images/s, loss history)."""
+    blocks = as_block_space(task.space).blocks()
+    split = [split_paths(blocks, a) for a in archs]
+    needed = [list(dict.fromkeys(s[k] for s in split)) for k in range(len(blocks))]
+    run = boss.run_blocks(task, needed)
+    scored = [additive_score(a, paths, [r.ratings for r in run.records]) for a, paths in zip(archs, split)]
+    training = [
+        {"seconds": r.result.seconds, "images_per_second": r.result.images_per_second, "steps": r.result.steps,
+         "loss_per_epoch": r.result.history, "paths_rated": len(r.ratings)}
+        for r in run.records if r.result is not None
+    ]  # fmt: skip
+    return scored, {"blocks": training}
+
+
 def correlations(columns: dict[str, list[float]], truth: list[float]) -> dict[str, dict[str, float]]:
     """Spearman / Kendall per column over the architectures where it is finite (NASWOT's log-det
     can be -inf on narrow networks); `finite` says how many that was."""
@@ -95,8 +110,9 @@ def part_nb201(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     archs = sample_architectures(space, args.sample, args.sample_seed)
     task = make_task(args, space, "crop-flip", work)
     started = time.perf_counter()
-    scored = boss(args, population=0, shared_views=True, signals=SIGNALS,
-                  supernet={"C": args.nb201_channels, "N": args.nb201_cells}).rate(task, archs)  # fmt: skip
+    strategy = boss(args, population=0, shared_views=True, signals=SIGNALS,
+                    supernet={"C": args.nb201_channels, "N": args.nb201_cells})  # fmt: skip
+    scored, training = rate_with_training_record(strategy, task, archs)
     seconds = time.perf_counter() - started
     truth = [table.query(a.key, "cifar10_valid") for a in archs]
     columns = rating_columns(scored)
@@ -104,7 +120,7 @@ def part_nb201(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     best = max(range(len(archs)), key=lambda i: scored[i].score)
     return {
         "sample": args.sample, "sample_seed": args.sample_seed, "metric": "cifar10_valid",
-        "supernet": {"C": args.nb201_channels, "N": args.nb201_cells}, "seconds": seconds,
+        "supernet": {"C": args.nb201_channels, "N": args.nb201_cells}, "seconds": seconds, "training": training,
         "correlations": correlations(columns, truth),
         "top1": {"arch": archs[best].key, "cifar10_valid": truth[best],
                  "cifar10_test": table.query(archs[best].key, "cifar10_test")},
@@ -154,12 +170,12 @@ def part_nats(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     task = make_task(args, space, "crop-flip", work)
     started = time.perf_counter()
     signals = SIGNALS  # summed over the three blocks, like the BossNAS loss
-    scored = boss(args, shared_views=True, signals=signals).rate(task, archs)
+    scored, training = rate_with_training_record(boss(args, shared_views=True, signals=signals), task, archs)
     seconds = time.perf_counter() - started
     flops = [float(space.flops(a)) for a in archs]  # type: ignore[attr-defined]
     best = max(scored, key=lambda s: s.score)
     return {
-        "archs_rated": len(archs), "seconds": seconds,
+        "archs_rated": len(archs), "seconds": seconds, "training": training,
         "correlation_with_flops (not accuracy)": correlations(rating_columns(scored, signals), flops),
         "top1": {"arch": best.arch.key, "flops": space.flops(best.arch)},  # type: ignore[attr-defined]
         "note": "no NATS-sss accuracy table in the shared data; FLOPs is a cost yardstick only",
