@@ -120,3 +120,23 @@ def test_rank_with_bossnas_reports_correlations_next_to_params(
     assert -1.0 <= report["kendall_tau"] <= 1.0 and -1.0 <= report["baseline"]["spearman_rho"] <= 1.0
     scores = (tmp_path / "rank" / "scores.csv").read_text().splitlines()
     assert len(scores) == 1 + 4
+
+
+def test_tpe_on_darts_then_train_the_found_genotype(cifar_subset: Path, shared_data: Path, tmp_path: Path) -> None:
+    """CSNAS end to end on real images: TPE over DARTS cells with the SSL proxy, then supervised
+    retraining of the genotype it found (tiny network, one step)."""
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    labelled = copy_cifar_subset(shared_data, tmp_path / "labelled", per_class=4)
+    copy_cifar_subset(shared_data, labelled, per_class=4, split="test")
+    found = run_ssnas("search", "--strategy", "tpe", "--space", "darts", "--data", str(cifar_subset / "train"),
+                      "--out", str(tmp_path / "search"), "--trials", "2", "--epochs", "1", "--channels", "4",
+                      "--cells", "5", "--holdout-images", "32", "--batch-size", "32", "--no-progress", "--json",
+                      env=env)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    genotype = json.loads(found.stdout)["best"]["arch"]
+    assert genotype.startswith("Genotype(normal=")
+    trained = run_ssnas("train", genotype, "--space", "darts", "--space-arg", "C=4", "--space-arg", "layers=5",
+                        "--data", str(labelled), "--epochs", "1", "--batch-size", "24", "--max-steps", "1",
+                        "--out", str(tmp_path / "train"), "--json", env=env)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["recipe"] == "darts-cifar"

@@ -88,6 +88,10 @@ STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 PROXY_FRACTION = 0.01
 
+# Per-space values that replace the preset's: CSNAS's DARTS proxy network has C=32 and 8 cells in all
+# (methods.md §1.2); `cells` counts cells per stage on nb201 and all cells on darts.
+SPACE_DEFAULTS: dict[str, dict[str, Any]] = {"darts": dict(channels=32, cells=8)}
+
 # BossNAS's heads on the quick preset (the paper's 2048 / 4096 / 4096 are for a GPU).
 BOSSNAS_QUICK_HEADS = dict(neck_width=512, hidden_dim=1024, pred_hidden_dim=1024)
 
@@ -96,7 +100,7 @@ def resolve(config: SearchConfig) -> SearchConfig:
     """Fill `None` fields from the strategy's defaults, then the preset (UserError for an unknown preset)."""
     if config.preset not in PRESETS:
         raise UserError(f"unknown preset {config.preset!r}; choose from: {', '.join(PRESETS)}")
-    preset = {**PRESETS[config.preset], **STRATEGY_DEFAULTS.get(config.strategy, {})}
+    preset = {**PRESETS[config.preset], **STRATEGY_DEFAULTS.get(config.strategy, {}), **SPACE_DEFAULTS.get(config.space, {})}
     filled = {name: preset[name] for name in preset if getattr(config, name) is None}
     if config.data is None:
         filled["data"] = os.environ.get(DATA_ENV) or "cifar10"
@@ -181,6 +185,8 @@ def _views(config: SearchConfig) -> str | None:
 def _space(config: SearchConfig) -> SearchSpace:
     if config.space == "nb201" and config.strategy in ("tpe", "random"):
         return create_space("nb201", C=config.channels or 16, N=config.cells or 5)
+    if config.space == "darts":
+        return create_space("darts", C=config.channels or 32, layers=config.cells or 8)
     return create_space(config.space)
 
 
