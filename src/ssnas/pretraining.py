@@ -36,6 +36,7 @@ from ssnas.errors import UserError
 from ssnas.objectives import OBJECTIVES, create_objective
 from ssnas.retrain import MODEL_NAME, build_seeded, read_arch_text, read_model_file, resolve_space
 from ssnas.runfolder import check_run_folder, write_config
+from ssnas.training.distributed import process_group
 from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import TrainConfig, train
 from ssnas.training.precision import resolve_device, resolve_precision
@@ -168,7 +169,11 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     model = build_seeded(search_space, arch, config.seed)
     train_config = _train_config(config)
     out_dir = Path(config.out)
+    parallel = process_group()  # torchrun: every process checks the folder before process 0 writes to it
     check_run_folder(out_dir, asdict(config), config.resume, RESUMABLE)
+    if parallel is not None:
+        parallel.barrier()
+    is_main = parallel is None or parallel.is_main
     metrics_path = out_dir / METRICS_NAME
     if config.resume and metrics_path.exists():
         finished = json.loads(metrics_path.read_text())
@@ -182,12 +187,25 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     objective = create_objective(config.objective, **({"num_classes": len(dataset.classes)} if needs_labels else {}))
     views = VIEWS.create(objective.view_recipe)
     mean, std = _normalisation(views)
-    write_config(out_dir, asdict(config))
+    if is_main:
+        write_config(out_dir, asdict(config))
 
     result = train(model, objective, dataset.images, views, train_config, labels=dataset.labels if needs_labels
                    else None, out_dir=out_dir, resume=config.resume)  # fmt: skip
     steps_per_epoch = len(dataset) // min(config.batch_size, len(dataset))
     completed = result.steps >= config.epochs * steps_per_epoch
+    device = resolve_device(config.device)
+    metrics = {
+        "arch": arch.key, "space": config.space, "objective": config.objective, "num_images": len(dataset),
+        "epochs": config.epochs, "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
+        "weight_decay": config.weight_decay, "device": str(device), "channels_last": config.channels_last,
+        "precision": resolve_precision(config.precision, device).name,
+        "steps": result.steps, "completed": completed, "history": result.history, "final_loss": result.final_loss,
+        "images_per_second": result.images_per_second, "seconds": result.seconds, "out": str(out_dir),
+        "processes": parallel.world_size if parallel is not None else 1,
+    }  # fmt: skip
+    if not is_main:
+        return metrics
     save_atomic(
         {
             "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -198,15 +216,6 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         },
         out_dir / MODEL_NAME,
     )  # fmt: skip
-    device = resolve_device(config.device)
-    metrics = {
-        "arch": arch.key, "space": config.space, "objective": config.objective, "num_images": len(dataset),
-        "epochs": config.epochs, "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
-        "weight_decay": config.weight_decay, "device": str(device), "channels_last": config.channels_last,
-        "precision": resolve_precision(config.precision, device).name,
-        "steps": result.steps, "completed": completed, "history": result.history, "final_loss": result.final_loss,
-        "images_per_second": result.images_per_second, "seconds": result.seconds, "out": str(out_dir),
-    }  # fmt: skip
     metrics_path.write_text(json.dumps(metrics, indent=2))
     return metrics
 

@@ -25,6 +25,7 @@ from ssnas import runfolder
 from ssnas.paths import DATA_ENV
 from ssnas.spaces import SearchSpace, create_space
 from ssnas.strategies import STRATEGIES, SearchResult, SearchTask, create_strategy
+from ssnas.training.distributed import is_main_process, process_group
 from ssnas.training.loop import TrainConfig
 
 log = logging.getLogger("ssnas")
@@ -191,8 +192,18 @@ def _space(config: SearchConfig) -> SearchSpace:
 
 
 def prepare_run_folder(config: SearchConfig) -> Path:
-    """Create the run folder, or check that a resumed run has the same settings."""
-    return runfolder.prepare_run_folder(Path(config.out), config_dict(config), config.resume, RESUMABLE)
+    """Create the run folder, or check that a resumed run has the same settings (under torchrun:
+    every process checks, then process 0 writes)."""
+    out_dir, settings = Path(config.out), config_dict(config)
+    parallel = process_group()
+    if parallel is None:
+        return runfolder.prepare_run_folder(out_dir, settings, config.resume, RESUMABLE)
+    runfolder.check_run_folder(out_dir, settings, config.resume, RESUMABLE)
+    parallel.barrier()
+    if parallel.is_main:
+        runfolder.write_config(out_dir, settings)
+    parallel.barrier()
+    return out_dir
 
 
 def config_dict(config: SearchConfig) -> dict[str, Any]:
@@ -207,8 +218,10 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
     STRATEGIES.get(config.strategy)  # fail early on an unknown name
     space = _space(config)
     strategy = create_strategy(config.strategy, **strategy_settings(config))
+    if config.strategy in ("tpe", "random") and process_group() is not None:
+        raise UserError("tpe / random run one trial per process: start more with `ssnas worker`, not torchrun")
     out_dir = prepare_run_folder(config)
-    handler = _log_to(out_dir / "search.log")
+    handler = _log_to(out_dir / "search.log" if is_main_process() else None)
     try:
         log.info("search %s on %s with %s, preset %s, seed %d", config.strategy, config.space, config.objective,
                  config.preset, config.seed)
@@ -218,7 +231,7 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
         started = time.perf_counter()
         result = strategy.search(task)
         seconds = time.perf_counter() - started
-        payload = write_result(out_dir, config, result, seconds)
+        payload = write_result(out_dir, config, result, seconds) if is_main_process() else _payload(config, result, seconds)
         log.info("best %s score %.4f (%.0f s)", result.best.arch.key, result.best.score, seconds)
         return payload
     finally:
@@ -268,17 +281,7 @@ def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]
 def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seconds: float) -> dict[str, Any]:
     """result.json, candidates.csv and the evaluator plot; ground truth added when a table is found."""
     truth = _ground_truth(config, [c.arch.key for c in result.candidates])
-    payload: dict[str, Any] = {
-        "best": {"arch": result.best.arch.key, "score": result.best.score, **result.best.details},
-        "ground_truth": truth.get(result.best.arch.key),
-        "strategy": config.strategy,
-        "space": config.space,
-        "objective": config.objective,
-        "seed": config.seed,
-        "seconds": seconds,
-        "num_candidates": len(result.candidates),
-        "info": result.info,
-    }
+    payload = _payload(config, result, seconds, truth.get(result.best.arch.key))
     _atomic_write(out_dir / "result.json", json.dumps(payload, indent=2, default=float))
     detail_names = sorted({name for c in result.candidates for name in c.details})
     truth_names = sorted({name for values in truth.values() for name in values})
@@ -292,6 +295,20 @@ def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seco
     if "op_probabilities" in result.info:
         plot_op_distribution(result.info["op_probabilities"], out_dir / "op_distribution.png")
     return payload
+
+
+def _payload(config: SearchConfig, result: SearchResult, seconds: float, truth: dict[str, float] | None = None) -> dict[str, Any]:
+    return {
+        "best": {"arch": result.best.arch.key, "score": result.best.score, **result.best.details},
+        "ground_truth": truth,
+        "strategy": config.strategy,
+        "space": config.space,
+        "objective": config.objective,
+        "seed": config.seed,
+        "seconds": seconds,
+        "num_candidates": len(result.candidates),
+        "info": result.info,
+    }
 
 
 def _ground_truth(config: SearchConfig, keys: list[str]) -> dict[str, dict[str, float]]:
@@ -331,8 +348,9 @@ def plot_op_distribution(probabilities: dict[str, dict[str, float]], path: Path)
     plt.close(figure)
 
 
-def _log_to(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path)
+def _log_to(path: Path | None) -> logging.Handler:
+    """A handler for the `ssnas` logger: into `path`, or nowhere (None: a process other than 0)."""
+    handler: logging.Handler = logging.FileHandler(path) if path is not None else logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("ssnas")
     root.setLevel(logging.INFO)

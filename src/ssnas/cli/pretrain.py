@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import config_option, emit, json_option
+from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
 from ssnas.pretraining import PretrainConfig, pretrain, probe
 from ssnas.training.loop import OPTIMIZERS
@@ -50,7 +51,8 @@ def pretrain_command(as_json: bool, no_progress: bool, **options: Any) -> None:
     result with `ssnas probe OUT`.
     """
     payload = pretrain(PretrainConfig(**options, progress=not no_progress and not as_json))
-    emit(payload, as_json, _render_pretrain)
+    if is_main_process():  # under torchrun, one report
+        emit(payload, as_json, _render_pretrain)
 
 
 def _render_pretrain(payload: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import config_option, emit, json_option
+from ssnas.training.distributed import is_main_process
 from ssnas.run import PRESETS, SearchConfig, run_search
 
 
@@ -49,7 +50,8 @@ def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], **
     """
     config = SearchConfig(**options, rating=rating or None, progress=not no_progress and not as_json)
     payload = run_search(config)
-    emit(payload, as_json, lambda p: _render(p, config.out))
+    if is_main_process():  # under torchrun, one report
+        emit(payload, as_json, lambda p: _render(p, config.out))
 
 
 def _render(payload: dict[str, Any], out: str) -> None:

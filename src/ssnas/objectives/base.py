@@ -48,3 +48,9 @@ class Objective(nn.Module):
 
     def on_step_end(self, model: nn.Module, progress: float) -> None:
         """After each optimizer step; `progress` in [0, 1] over the whole run (EMA schedules)."""
+
+
+def has_per_image_state(objective: Objective, num_images: int) -> bool:
+    """True when the objective itself (not its heads or EMA target) holds a buffer with one
+    row per training image, i.e. a memory bank indexed by `Batch.index`."""
+    return any(b.ndim >= 1 and b.shape[0] == num_images for b in objective.buffers(recurse=False))

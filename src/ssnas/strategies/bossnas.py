@@ -48,6 +48,7 @@ from ssnas.spaces.bn import batch_norms, recalibrate_bn
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.signals import SIGNALS
+from ssnas.training.distributed import is_main_process
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.seeding import seeded
@@ -517,7 +518,7 @@ class BossNAS:
             if payload["settings"] == settings:
                 return {tuple(p): v for p, v in zip(payload["settings"]["population"], payload["values"])}
         ratings = rate_paths(stage, objective, population, data, self.config.signals, precision)
-        if saved is not None:
+        if saved is not None and is_main_process():
             saved.parent.mkdir(parents=True, exist_ok=True)
             tmp = saved.with_suffix(".tmp")
             tmp.write_text(json.dumps({"settings": settings, "values": [ratings[p] for p in population]}))

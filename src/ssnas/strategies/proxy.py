@@ -36,7 +36,7 @@ from torch import nn
 from ssnas.data.views import VIEWS
 from ssnas.errors import TrainingDiverged, UserError
 from ssnas.objectives import create_objective
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.spaces import Architecture
 from ssnas.strategies.base import SearchTask
 from ssnas.training.loop import TrainConfig, ViewMaker, train
@@ -87,12 +87,6 @@ def subset_index(total: int, n: int | None, seed: int, what: str) -> torch.Tenso
     if not 2 <= n <= total:
         raise UserError(f"proxy {what} must be between 2 and {total}, got {n}")
     return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
-
-
-def has_per_image_state(objective: Objective, num_images: int) -> bool:
-    """True when the objective itself (not its heads or EMA target) holds a buffer with one
-    row per training image, i.e. a memory bank indexed by `Batch.index`."""
-    return any(b.ndim >= 1 and b.shape[0] == num_images for b in objective.buffers(recurse=False))
 
 
 @torch.no_grad()

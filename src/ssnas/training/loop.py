@@ -32,8 +32,9 @@ from torch import nn
 
 from ssnas.data.views import ViewMaker
 from ssnas.errors import TrainingDiverged, UserError
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from ssnas.training.distributed import process_group
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.seeding import seeded
 
@@ -235,6 +236,10 @@ def train(
     steps_per_epoch = num_images // batch_size  # the last incomplete batch is dropped
     total_steps = config.epochs * steps_per_epoch
     warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    parallel = process_group()  # None unless launched by torchrun with several processes
+    if parallel is not None and batch_size % parallel.world_size:
+        raise UserError(f"batch size {batch_size} must be a multiple of the {parallel.world_size} processes")
+    is_main = parallel is None or parallel.is_main
     checkpoint_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
 
     images = images.to(device)
@@ -243,7 +248,12 @@ def train(
     with seeded(config.seed):  # heads start the same in every process with this seed
         objective.setup(model, model.feature_dim, num_images)
     objective.to(device=device, memory_format=memory_format)
+    if parallel is not None:
+        if has_per_image_state(objective, num_images):
+            raise UserError(f"{type(objective).__name__} keeps one state row per image; train it in one process")
+        parallel.broadcast([model, objective])  # identical start everywhere
     optimizer = build_optimizer([model, objective], config)
+    trained = [p for g in optimizer.param_groups for p in g["params"]]
     scaler = precision.grad_scaler()
     view_generator = torch.Generator(device=device).manual_seed(config.seed)
     hook_generator = torch.Generator().manual_seed(config.seed + 1)
@@ -272,6 +282,10 @@ def train(
     def save() -> None:
         if checkpoint_path is None:
             return
+        if parallel is not None:
+            parallel.broadcast([model, objective], buffers_only=True)  # process 0's BN statistics
+            if not is_main:
+                return
         save_atomic(
             {
                 "config": asdict(config),
@@ -293,12 +307,14 @@ def train(
     last_saved_step: int | None = step if step > 0 else None  # None: no checkpoint of this run yet
     images_seen, started = 0, time.perf_counter()
     stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
-    with _progress_bar(config.progress) as bar:
+    with _progress_bar(config.progress and is_main) as bar:
         task = bar.add_task("train", total=total_steps, completed=step, epoch=epoch, loss=float("nan"), ips=0.0)
         while epoch < config.epochs and step < stop_at:
             order = epoch_order(num_images, config.seed, epoch)
             while step_in_epoch < steps_per_epoch and step < stop_at:
                 index = order[step_in_epoch * batch_size : (step_in_epoch + 1) * batch_size].to(device)  # (B,)
+                if parallel is not None:
+                    index = parallel.shard(index)  # (B / processes,)
                 batch = Batch(
                     views=[v.contiguous(memory_format=memory_format) for v in views(images[index], view_generator)],
                     index=index,
@@ -310,7 +326,7 @@ def train(
                     g["lr"] = learning_rate(step, total_steps, warmup_steps, config)
                 with precision.autocast():
                     loss = objective(model, batch, **model_kwargs)
-                loss_value = loss.item()
+                loss_value = loss.item() if parallel is None else parallel.mean(loss.item())
                 if not math.isfinite(loss_value):
                     where = "no checkpoint was written"
                     if checkpoint_path is not None and last_saved_step is not None:
@@ -322,11 +338,14 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
                 else:
                     loss.backward()
+                if parallel is not None:
+                    parallel.average_gradients(trained)
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
                 if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], config.grad_clip)
+                    nn.utils.clip_grad_norm_(trained, config.grad_clip)
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
@@ -355,6 +374,8 @@ def train(
                 save()
                 last_saved_step = step
 
+    if parallel is not None:
+        parallel.broadcast([model, objective], buffers_only=True)  # every process ends with process 0's model
     seconds = time.perf_counter() - started
     final_loss = epoch_loss_sum / epoch_batches if epoch_batches else (history[-1] if history else float("nan"))
     return TrainResult(

@@ -1,0 +1,97 @@
+"""Data-parallel training over processes started by `torchrun` (torch.distributed).
+
+    torchrun --standalone --nproc_per_node 2 -m ssnas.cli.main pretrain ARCH --data PATH --out runs/x
+
+Every process builds the same network from the same seed and walks the same global batch
+order; process r trains on rows r, r+W, r+2W, ... of each global batch (W processes, so a
+global batch of B images is B/W per process, and the settings mean the same as in one
+process). After each backward pass the gradients are averaged with one all-reduce, so the
+weights stay identical everywhere. This is DistributedDataParallel's arithmetic without its
+module wrapper: strategies call `forward_features(x, arch=...)` with a different path each
+step, which the wrapper's hooks do not follow. Step hooks draw from identically seeded
+generators, so every process samples the same path and the same parameters get gradients.
+
+What differs from one process:
+* BatchNorm normalises with per-process batch statistics (no SyncBatchNorm on CPU); running
+  statistics are taken from process 0 before every checkpoint and at the end.
+* Contrastive losses see the negatives of their own process only.
+* Objectives with one state row per training image (CSNAS's memory bank) are refused.
+
+Only process 0 writes checkpoints, run folders and progress. Backend: gloo on CPU, nccl on CUDA.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DataParallel:
+    """This process's place in the group: `rank` of `world_size`."""
+
+    rank: int
+    world_size: int
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, index: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global batch: (B,) -> (B / world_size,)."""
+        return index[self.rank :: self.world_size]
+
+    def average_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
+        """Mean of every existing gradient over the processes (one flat all-reduce)."""
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def mean(self, value: float) -> float:
+        """The mean of a scalar over the processes (a NaN anywhere stays NaN)."""
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return float(tensor.item()) / self.world_size
+
+    def broadcast(self, modules: Iterable[nn.Module], buffers_only: bool = False) -> None:
+        """Copy process 0's buffers (and parameters unless `buffers_only`) to every process."""
+        for module in modules:
+            tensors = list(module.buffers()) if buffers_only else [*module.parameters(), *module.buffers()]
+            for tensor in tensors:
+                dist.broadcast(tensor.data, src=0)
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+
+def process_group() -> DataParallel | None:
+    """The group this process belongs to when launched by `torchrun` with more than one
+    process (initialised on first call), else None."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return None
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # "cuda" = this process's GPU
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return DataParallel(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def is_main_process() -> bool:
+    group = process_group()
+    return group is None or group.is_main
+
+
+__all__ = ["DataParallel", "is_main_process", "process_group"]
