@@ -255,7 +255,7 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
         raise UserError(f"strategy {config.strategy!r} cannot rate a given list of architectures")
     archs = [space.parse(text) for text in archs_text] if archs_text else sample_architectures(space, sample or 0, sample_seed)
     out_dir = prepare_run_folder(config)
-    handler = _log_to(out_dir / "rank.log")
+    handler = _log_to(out_dir / "rank.log" if is_main_process() else None)
     try:
         task = build_task(config, space, out_dir)
         return strategy.rate(task, archs), config

@@ -13,6 +13,7 @@ from ssnas.ranking.rankers import RANKERS
 from ssnas.ranking.report import correlate
 from ssnas.ranking.selection import all_architectures, read_architectures, sample_architectures, write_scores
 from ssnas.run import SearchConfig, run_rank
+from ssnas.training.distributed import is_main_process
 from ssnas.spaces import create_space
 
 
@@ -85,6 +86,8 @@ def rank_command(
         selection = [s.arch for s in scored]
         out = Path(config.out)
         name = strategy
+    if not is_main_process():  # under torchrun, process 0 writes and reports
+        return
     if out is not None:
         write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)))
     baseline = RANKERS.get("params")(space, selection) if name != "params" else None
