@@ -22,6 +22,7 @@ Only process 0 writes checkpoints, run folders and progress. Backend: gloo on CP
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,7 +87,16 @@ def process_group() -> DataParallel | None:
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # "cuda" = this process's GPU
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        atexit.register(_shut_down)
     return DataParallel(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def _shut_down() -> None:
+    """Leave together and tear the group down: a process that exits while the backend's threads
+    still run (process 0 is still writing) aborts with 'terminate called without an active exception'."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def is_main_process() -> bool:
