@@ -169,10 +169,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     model = build_seeded(search_space, arch, config.seed)
     train_config = _train_config(config)
     out_dir = Path(config.out)
-    parallel = process_group()  # torchrun: every process checks the folder before process 0 writes to it
     check_run_folder(out_dir, asdict(config), config.resume, RESUMABLE)
-    if parallel is not None:
-        parallel.barrier()
+    parallel = process_group()  # torchrun: process 0 alone writes the run folder
     is_main = parallel is None or parallel.is_main
     metrics_path = out_dir / METRICS_NAME
     if config.resume and metrics_path.exists():
@@ -187,8 +185,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     objective = create_objective(config.objective, **({"num_classes": len(dataset.classes)} if needs_labels else {}))
     views = VIEWS.create(objective.view_recipe)
     mean, std = _normalisation(views)
-    if is_main:
-        write_config(out_dir, asdict(config))
+    write_config(out_dir, asdict(config))
 
     result = train(model, objective, dataset.images, views, train_config, labels=dataset.labels if needs_labels
                    else None, out_dir=out_dir, resume=config.resume)  # fmt: skip

@@ -83,10 +83,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Per-strategy values that replace the preset's, whatever the preset: each method's own scale.
 # CSNAS (methods.md §1.4) trains every trial from scratch for 10 epochs on 1 % of the training
 # images (`num_images` None = 1 % of the folder, at least one batch), scored on 256 held-out images.
-STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tpe": dict(num_images=None, holdout_images=256, epochs=10),
-    "random": dict(num_images=None, holdout_images=256, epochs=10),
-}
+CSNAS_TRIAL: dict[str, Any] = dict(num_images=None, holdout_images=256, epochs=10)
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {"tpe": CSNAS_TRIAL, "random": CSNAS_TRIAL}
 PROXY_FRACTION = 0.01
 
 # Per-space values that replace the preset's: CSNAS's DARTS proxy network has C=32 and 8 cells in all
@@ -154,7 +152,7 @@ def strategy_settings(config: SearchConfig) -> dict[str, Any]:
     if config.strategy == "setn":
         settings = {
             "select_num": config.select_num, "evaluator_every": config.evaluator_every,
-            "supernet": {k: v for k, v in (("C", config.channels), ("N", config.cells)) if v is not None},
+            "supernet": _supernet_args(config),
             "rating": {"signals": config.rating} if config.rating else None,
         }  # fmt: skip
         return {**{k: v for k, v in settings.items() if v is not None}, **config.extra}
@@ -171,9 +169,14 @@ def strategy_settings(config: SearchConfig) -> dict[str, Any]:
             settings["shared_views"] = True
         if config.space == "nb201":  # one block of 15,284 cells: rate a seeded sample of them
             settings["population"] = config.select_num
-            settings["supernet"] = {k: v for k, v in (("C", config.channels), ("N", config.cells)) if v is not None}
+            settings["supernet"] = _supernet_args(config)
         return {**settings, **config.extra}
     return dict(config.extra)
+
+
+def _supernet_args(config: SearchConfig) -> dict[str, int]:
+    """NB201 supernet width C and cells per stage N, where set."""
+    return {k: v for k, v in (("C", config.channels), ("N", config.cells)) if v is not None}
 
 
 def _views(config: SearchConfig) -> str | None:
@@ -192,18 +195,8 @@ def _space(config: SearchConfig) -> SearchSpace:
 
 
 def prepare_run_folder(config: SearchConfig) -> Path:
-    """Create the run folder, or check that a resumed run has the same settings (under torchrun:
-    every process checks, then process 0 writes)."""
-    out_dir, settings = Path(config.out), config_dict(config)
-    parallel = process_group()
-    if parallel is None:
-        return runfolder.prepare_run_folder(out_dir, settings, config.resume, RESUMABLE)
-    runfolder.check_run_folder(out_dir, settings, config.resume, RESUMABLE)
-    parallel.barrier()
-    if parallel.is_main:
-        runfolder.write_config(out_dir, settings)
-    parallel.barrier()
-    return out_dir
+    """Create the run folder, or check that a resumed run has the same settings."""
+    return runfolder.prepare_run_folder(Path(config.out), config_dict(config), config.resume, RESUMABLE)
 
 
 def config_dict(config: SearchConfig) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 A folder that already holds a run is only continued with `--resume` and the same
 settings (the names in `resumable` may change), so nothing is silently overwritten.
+Under `torchrun` every process checks the folder and process 0 alone writes it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from ssnas.errors import UserError
+from ssnas.training.distributed import process_group
 
 CONFIG_NAME = "config.yaml"
 
@@ -33,8 +35,16 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
 
 
 def write_config(out_dir: Path, settings: dict[str, Any]) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(settings, sort_keys=False))
+    """Create `out_dir` and write `config.yaml`. Under torchrun: once every process has reached
+    this point (so has checked the folder), process 0 writes, and all go on when it is written."""
+    group = process_group()
+    if group is not None:
+        group.barrier()
+    if group is None or group.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(settings, sort_keys=False))
+    if group is not None:
+        group.barrier()
 
 
 def prepare_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> Path:
