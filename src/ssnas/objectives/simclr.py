@@ -17,6 +17,7 @@ from torch import nn
 from ssnas.objectives import OBJECTIVES
 from ssnas.objectives.base import Batch, Objective
 from ssnas.objectives.heads import ProjectionHead
+from ssnas.objectives.global_batch import batch_offset, gather
 
 
 def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -27,15 +28,19 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torc
         temperature: softmax temperature applied to cosine similarities.
 
     Returns:
-        Scalar mean over the 2B anchors.
+        Scalar mean over the 2B anchors. Under torchrun (inside `across_processes`) z1, z2 are this
+        process's b rows: its 2b anchors are contrasted with the 2Wb embeddings of all processes
+        (SimCLR's gathered negatives), so the mean of the processes' losses is the global loss.
     """
-    batch_size = z1.shape[0]
-    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2B, D)
-    logits = z @ z.T / temperature  # (2B, 2B)
-    self_mask = torch.eye(2 * batch_size, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(self_mask, float("-inf"))
-    anchors = torch.arange(batch_size, device=z.device)
-    targets = torch.cat([anchors + batch_size, anchors])  # (2B,) index of the other view
+    rows = z1.shape[0]
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)  # (2b, D) this process's anchors
+    everyone = torch.cat([F.normalize(gather(z1).float(), dim=1), F.normalize(gather(z2).float(), dim=1)])  # (2B, D)
+    batch_size, offset = everyone.shape[0] // 2, batch_offset(rows)
+    logits = z @ everyone.T / temperature  # (2b, 2B)
+    own = torch.arange(rows, device=z.device) + offset  # global row of each local image
+    anchors_at = torch.cat([own, own + batch_size])  # (2b,) each anchor's own column
+    logits[torch.arange(2 * rows, device=z.device), anchors_at] = float("-inf")
+    targets = torch.cat([own + batch_size, own])  # (2b,) the column of the other view
     return F.cross_entropy(logits, targets)
 
 

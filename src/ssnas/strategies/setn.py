@@ -32,6 +32,7 @@ from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.evaluator import ArchitectureDistribution
 from ssnas.strategies.rating import RatingConfig, rate_architectures
+from ssnas.training.distributed import process_group
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.seeding import seeded
@@ -87,9 +88,12 @@ class SetnHook:
         every = self.config.evaluator_every
         if every <= 0 or (step + 1) % every:
             return
-        size = batch.index.shape[0]
+        group = process_group()  # under torchrun: draw the global batch, keep this process's rows
+        size = batch.index.shape[0] * (group.world_size if group is not None else 1)
         index = torch.randint(self.holdout.shape[0], (size,), generator=self.generator, device=self.holdout.device)
         views = self.views(self.holdout[index], self.generator)
+        if group is not None:
+            index, views = group.shard(index), [group.shard(v) for v in views]
         if batch.views[0].is_contiguous(memory_format=torch.channels_last):  # match the weight step's layout
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         labels = self.holdout_labels[index] if self.holdout_labels is not None else None
@@ -99,6 +103,8 @@ class SetnHook:
         (grad,) = torch.autograd.grad(loss, self.evaluator.logits)
         self.optimizer.zero_grad(set_to_none=True)
         self.evaluator.logits.grad = grad
+        if group is not None:
+            group.average_gradients([self.evaluator.logits])  # the global batch's gradient
         self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:

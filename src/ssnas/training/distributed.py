@@ -5,18 +5,19 @@
 Every process builds the same network from the same seed and walks the same global batch
 order; process r trains on rows r, r+W, r+2W, ... of each global batch (W processes, so a
 global batch of B images is B/W per process, and the settings mean the same as in one
-process). After each backward pass the gradients are averaged with one all-reduce, so the
-weights stay identical everywhere. This is DistributedDataParallel's arithmetic without its
-module wrapper: strategies call `forward_features(x, arch=...)` with a different path each
-step, which the wrapper's hooks do not follow. Step hooks draw from identically seeded
-generators, so every process samples the same path and the same parameters get gradients.
+process). Views are drawn for the whole global batch in every process and then sharded, so
+every image gets the augmentation it gets in one process.
 
-What differs from one process:
-* BatchNorm normalises with per-process batch statistics (no SyncBatchNorm on CPU); running
-  statistics are taken from process 0 before every checkpoint and at the end.
-* Contrastive losses see the negatives of their own process only.
-* Objectives with one state row per training image (CSNAS's memory bank) are refused.
+Inside `train` the processes compute the objective of the *global* batch: SimCLR's negatives
+are gathered over the processes and BatchNorm layers use global-batch statistics
+(`ssnas.objectives.global_batch`), each process's loss is the mean over its rows, and after each
+backward the gradients are averaged with one all-reduce. So loss and gradients equal one
+process's over the same global batch up to float rounding. This is DistributedDataParallel's
+arithmetic without its module wrapper: strategies call `forward_features(x, arch=...)` with a
+different path each step (benchmarks/bench_ddp.py compares the two). Step hooks draw from
+identically seeded generators, so every process samples the same path.
 
+Objectives with one state row per training image (CSNAS's memory bank) are refused.
 Only process 0 writes checkpoints, run folders and progress. Backend: gloo on CPU, nccl on CUDA.
 """
 
@@ -26,10 +27,15 @@ import atexit
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from ssnas.errors import UserError
+
+RENDEZVOUS_TIMEOUT = timedelta(seconds=int(os.environ.get("SSNAS_DIST_TIMEOUT", "120")))
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,9 @@ class DataParallel:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def shard(self, index: torch.Tensor) -> torch.Tensor:
-        """This process's rows of a global batch: (B,) -> (B / world_size,)."""
-        return index[self.rank :: self.world_size]
+    def shard(self, rows: torch.Tensor) -> torch.Tensor:
+        """This process's rows of a global batch: (B, ...) -> (B / world_size, ...)."""
+        return rows[self.rank :: self.world_size]
 
     def average_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
         """Mean of every existing gradient over the processes (one flat all-reduce)."""
@@ -77,16 +83,23 @@ class DataParallel:
         dist.barrier()
 
 
+# --- the process group ------------------------------------------------------------------------------
+
+
 def process_group() -> DataParallel | None:
     """The group this process belongs to when launched by `torchrun` with more than one
-    process (initialised on first call), else None."""
+    process (initialised on first call), else None. UserError when the group cannot form."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return None
     if not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # "cuda" = this process's GPU
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        try:
+            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo", timeout=RENDEZVOUS_TIMEOUT)
+        except (RuntimeError, ValueError, TimeoutError) as error:
+            where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+            raise UserError(f"cannot join the torchrun process group at {where}: {str(error).splitlines()[0]}") from error
         atexit.register(_shut_down)
     return DataParallel(rank=dist.get_rank(), world_size=dist.get_world_size())
 

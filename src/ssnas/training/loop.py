@@ -34,6 +34,7 @@ from ssnas.data.views import ViewMaker
 from ssnas.errors import TrainingDiverged, UserError
 from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from ssnas.objectives.global_batch import across_processes
 from ssnas.training.distributed import process_group
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.seeding import seeded
@@ -307,16 +308,17 @@ def train(
     last_saved_step: int | None = step if step > 0 else None  # None: no checkpoint of this run yet
     images_seen, started = 0, time.perf_counter()
     stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
-    with _progress_bar(config.progress and is_main) as bar:
+    with _progress_bar(config.progress and is_main) as bar, across_processes(parallel, [model, objective]):
         task = bar.add_task("train", total=total_steps, completed=step, epoch=epoch, loss=float("nan"), ips=0.0)
         while epoch < config.epochs and step < stop_at:
             order = epoch_order(num_images, config.seed, epoch)
             while step_in_epoch < steps_per_epoch and step < stop_at:
                 index = order[step_in_epoch * batch_size : (step_in_epoch + 1) * batch_size].to(device)  # (B,)
+                made = views(images[index], view_generator)  # every process draws the global batch's views
                 if parallel is not None:
-                    index = parallel.shard(index)  # (B / processes,)
+                    index, made = parallel.shard(index), [parallel.shard(v) for v in made]  # (B / processes, ...)
                 batch = Batch(
-                    views=[v.contiguous(memory_format=memory_format) for v in views(images[index], view_generator)],
+                    views=[v.contiguous(memory_format=memory_format) for v in made],
                     index=index,
                     labels=labels[index] if labels is not None else None,
                 )
