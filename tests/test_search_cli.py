@@ -89,7 +89,8 @@ def test_random_search_defaults_to_the_csnas_one_percent_proxy(cifar_subset: Pat
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["num_candidates"] == 2 and payload["info"]["complete"] == 2
-    assert "32 training images, 32 held-out images" in (tmp_path / "run" / "search.log").read_text()
+    log = (tmp_path / "run" / "search.log").read_text()
+    assert "32 training (1% of the folder, floor 32)" in log and "32 held-out (given)" in log
     assert (tmp_path / "run" / "study.journal").is_file()  # the default storage, inside the run folder
 
 

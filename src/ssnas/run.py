@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import os
+import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -19,14 +20,17 @@ from typing import Any
 
 import torch
 
-from ssnas.data.datasets import load_dataset
+from ssnas.data.datasets import ImageSet, load_dataset
+from ssnas.data.split import Share, fit_split
 from ssnas.errors import UserError
 from ssnas import runfolder
 from ssnas.paths import DATA_ENV
 from ssnas.spaces import SearchSpace, create_space
 from ssnas.strategies import STRATEGIES, SearchResult, SearchTask, create_strategy
+from ssnas.strategies.budget import Budget, Constraint, keep_within
 from ssnas.training.distributed import is_main_process, process_group
 from ssnas.training.loop import TrainConfig
+from ssnas.training.precision import resolve_precision_name
 
 log = logging.getLogger("ssnas")
 
@@ -65,16 +69,23 @@ class SearchConfig:
     storage: str | None = None  # TPE / random: journal path, sqlite:/// or postgresql:// URL
     study: str | None = None  # TPE / random: study name
     table: str | None = None  # ground-truth CSV for result.json (default: found automatically)
+    max_flops: float | None = None  # budget: MFLOPs (millions of multiply-accumulates per 32x32 image)
+    max_params: float | None = None  # budget: millions of parameters
+    max_latency_ms: float | None = None  # budget: ms per image, batch 1, fp32, measured here
+    ranker: str | None = None  # evolution, tpe/random rating trials: init-* signals joined by +, or a ranker
+    ratings: int | None = None  # evolution: distinct architectures rated
+    population: int | None = None  # evolution: REA population size
+    trial_objective: str | None = None  # tpe / random: "ssl-proxy" (CSNAS) or "rating"
     extra: dict[str, Any] = field(default_factory=dict)  # further strategy settings, passed through
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # About 10-15 minutes on a 2-core CPU.
-    "quick": dict(num_images=5000, holdout_images=1024, epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
+    "quick": dict(epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
                   weight_decay=5e-4, channels=16, cells=2, select_num=100, evaluator_every=2,
                   rating=("meco", "naswot"), trials=20),
     # The papers' settings, for a GPU: SETN's NB201 script (methods.md §2.2), CSNAS's trial count.
-    "paper": dict(num_images=25000, holdout_images=25000, epochs=250, batch_size=64, lr=0.025,
+    "paper": dict(epochs=250, batch_size=64, lr=0.025,
                   optimizer="sgd", weight_decay=5e-4, channels=16, cells=5, select_num=100,
                   evaluator_every=1, rating=("meco", "naswot"), trials=120),
 }
@@ -83,9 +94,21 @@ PRESETS: dict[str, dict[str, Any]] = {
 # Per-strategy values that replace the preset's, whatever the preset: each method's own scale.
 # CSNAS (methods.md §1.4) trains every trial from scratch for 10 epochs on 1 % of the training
 # images (`num_images` None = 1 % of the folder, at least one batch), scored on 256 held-out images.
-CSNAS_TRIAL: dict[str, Any] = dict(num_images=None, holdout_images=256, epochs=10)
-STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {"tpe": CSNAS_TRIAL, "random": CSNAS_TRIAL}
+CSNAS_TRIAL: dict[str, Any] = dict(epochs=10)
+# Evolution rates networks at initialisation: the benchmark's own network (NB201 C=16, N=5).
+EVOLUTION: dict[str, Any] = dict(channels=16, cells=5)
+STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {"tpe": CSNAS_TRIAL, "random": CSNAS_TRIAL, "evolution": EVOLUTION}
 PROXY_FRACTION = 0.01
+
+# Training and held-out image counts as shares of the folder (`ssnas.data.split`), unless given:
+# quick = CIFAR-10's 5,000 + 1,024, and 80 % / 20 % of a smaller folder (at least 512 + 256);
+# paper = SETN's halves of the training set. CSNAS's trials (tpe, random) use 1 % (at least one
+# batch) and 256 held-out images.
+PRESET_SPLITS: dict[str, tuple[Share, Share]] = {
+    "quick": (Share(0.8, 512, 5000), Share(0.2, 256, 1024)),
+    "paper": (Share(0.5, 512, 25000), Share(0.5, 256, 25000)),
+}
+CSNAS_HOLDOUT = Share(0.0, 256, 256)
 
 # Per-space values that replace the preset's: CSNAS's DARTS proxy network has C=32 and 8 cells in all
 # (methods.md §1.2); `cells` counts cells per stage on nb201 and all cells on darts.
@@ -103,25 +126,41 @@ def resolve(config: SearchConfig) -> SearchConfig:
     filled = {name: preset[name] for name in preset if getattr(config, name) is None}
     if config.data is None:
         filled["data"] = os.environ.get(DATA_ENV) or "cifar10"
+    filled["precision"] = resolve_precision_name(config.precision, config.device)  # config.yaml: what ran
     resolved = replace(config, **filled)
     if resolved.rating is not None:
         resolved = replace(resolved, rating=tuple(resolved.rating))
     return resolved
 
 
-def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path) -> SearchTask:
-    """Load the images, split off the held-out part (seeded), wrap it all in a SearchTask."""
-    assert config.holdout_images is not None
+def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
+    """Load the training images and fix the training / held-out counts the run uses.
+
+    Counts not given take the preset's share of the folder (`PRESET_SPLITS`); returns the
+    config with both counts set, the images and a sentence saying what was used and why.
+    Raises UserError (one line naming the minimum) when the folder is too small.
+    """
     dataset = load_dataset(str(config.data), split="train")
-    num_images = config.num_images
-    if num_images is None:  # the CSNAS proxy's 1 % subset
-        num_images = max(round(PROXY_FRACTION * len(dataset)), config.batch_size or 128)
-    wanted = num_images + config.holdout_images
-    if len(dataset) < wanted:
-        raise UserError(
-            f"{config.data} has {len(dataset)} images; this run needs {wanted} "
-            f"(num_images {num_images} + holdout_images {config.holdout_images})"
-        )
+    train_share, holdout_share = PRESET_SPLITS[config.preset]
+    if config.strategy in ("tpe", "random"):  # CSNAS's trial scale
+        train_share, holdout_share = Share(PROXY_FRACTION, config.batch_size or 128), CSNAS_HOLDOUT
+    split = fit_split(
+        len(dataset), config.num_images if config.num_images is not None else train_share,
+        config.holdout_images if config.holdout_images is not None else holdout_share, source=str(config.data),
+    )  # fmt: skip
+    return replace(config, num_images=split.num_images, holdout_images=split.holdout_images), dataset, split.reason
+
+
+def build_task(config: SearchConfig, space: SearchSpace, out_dir: Path, dataset: ImageSet | None = None) -> SearchTask:
+    """Split off the held-out images (seeded) and wrap it all in a SearchTask.
+
+    `config` has its counts fixed by `fit_data` (which also loaded `dataset`); without them
+    both are found here.
+    """
+    if dataset is None or config.num_images is None or config.holdout_images is None:
+        config, dataset, _ = fit_data(config)
+    assert config.num_images is not None and config.holdout_images is not None
+    num_images, wanted = config.num_images, config.num_images + config.holdout_images
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(config.seed))
     train_index, holdout_index = order[:num_images], order[num_images:wanted]
     labels = dataset.labels if config.objective == "supervised" else None  # label-free otherwise
@@ -156,8 +195,16 @@ def strategy_settings(config: SearchConfig) -> dict[str, Any]:
             "rating": {"signals": config.rating} if config.rating else None,
         }  # fmt: skip
         return {**{k: v for k, v in settings.items() if v is not None}, **config.extra}
+    if config.strategy == "evolution":
+        settings = {"ratings": config.ratings, "population": config.population,
+                    "rating": tuple(config.ranker.split("+")) if config.ranker else None}  # fmt: skip
+        return {**{k: v for k, v in settings.items() if v is not None}, **config.extra}
     if config.strategy in ("tpe", "random"):
         settings: dict[str, Any] = {"n_trials": config.trials, **config.extra}
+        if config.trial_objective:
+            settings["proxy_trial_objective"] = config.trial_objective
+        if config.ranker:
+            settings["proxy_rating"] = config.ranker
         if config.storage:
             settings["storage"] = config.storage
         if config.study:
@@ -186,8 +233,19 @@ def _views(config: SearchConfig) -> str | None:
     return None
 
 
+def budget_constraint(config: SearchConfig) -> Constraint | None:
+    """The run's compute budget on the space's full-size network (what `ssnas train` trains), checked
+    for feasibility at once (UserError naming the smallest achievable cost); None without one."""
+    budget = Budget(config.max_flops, config.max_params, config.max_latency_ms)
+    if not budget:
+        return None
+    constraint = Constraint(create_space(config.space), budget)
+    constraint.check_feasible(random.Random(config.seed))
+    return constraint
+
+
 def _space(config: SearchConfig) -> SearchSpace:
-    if config.space == "nb201" and config.strategy in ("tpe", "random"):
+    if config.space == "nb201" and config.strategy in ("tpe", "random", "evolution"):
         return create_space("nb201", C=config.channels or 16, N=config.cells or 5)
     if config.space == "darts":
         return create_space("darts", C=config.channels or 32, layers=config.cells or 8)
@@ -213,18 +271,28 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
     strategy = create_strategy(config.strategy, **strategy_settings(config))
     if config.strategy in ("tpe", "random") and process_group() is not None:
         raise UserError("tpe / random run one trial per process: start more with `ssnas worker`, not torchrun")
+    if config.strategy in ("tpe", "random"):
+        strategy.check_storage()  # a wrong URL or password fails before the run folder exists
+    constraint = budget_constraint(config)
+    config, dataset, split_reason = fit_data(config)
     out_dir = prepare_run_folder(config)
+    if constraint is not None:
+        constraint.costs.attach(out_dir / "latency.json")
     handler = _log_to(out_dir / "search.log" if is_main_process() else None)
     try:
-        log.info("search %s on %s with %s, preset %s, seed %d", config.strategy, config.space, config.objective,
-                 config.preset, config.seed)
-        task = build_task(config, space, out_dir)
-        log.info("%d training images, %d held-out images from %s", len(task.images), len(task.holdout_images),
-                 config.data)
+        log.info("search %s on %s with %s, preset %s, seed %d, precision %s", config.strategy, config.space,
+                 config.objective, config.preset, config.seed, config.precision)  # fmt: skip
+        log.info("images from %s %s", config.data, split_reason)
+        task = replace(build_task(config, space, out_dir, dataset), budget=constraint)
         started = time.perf_counter()
-        result = strategy.search(task)
+        result = keep_within(strategy.search(task), constraint)
         seconds = time.perf_counter() - started
-        payload = write_result(out_dir, config, result, seconds) if is_main_process() else _payload(config, result, seconds)
+        if constraint is not None:
+            result.info["budget"] = constraint.report(result.best.arch)
+        if is_main_process():
+            payload = write_result(out_dir, config, result, seconds, is_cifar10(dataset))
+        else:
+            payload = _payload(config, result, seconds)
         log.info("best %s score %.4f (%.0f s)", result.best.arch.key, result.best.score, seconds)
         return payload
     finally:
@@ -247,10 +315,14 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
     if not isinstance(strategy, SupportsRating):
         raise UserError(f"strategy {config.strategy!r} cannot rate a given list of architectures")
     archs = [space.parse(text) for text in archs_text] if archs_text else sample_architectures(space, sample or 0, sample_seed)
+    config, dataset, split_reason = fit_data(config)
     out_dir = prepare_run_folder(config)
     handler = _log_to(out_dir / "rank.log" if is_main_process() else None)
     try:
-        task = build_task(config, space, out_dir)
+        log.info("rank %d architectures with %s on %s, precision %s", len(archs), config.strategy, config.space,
+                 config.precision)  # fmt: skip
+        log.info("images from %s %s", config.data, split_reason)
+        task = build_task(config, space, out_dir, dataset)
         return strategy.rate(task, archs), config
     finally:
         logging.getLogger("ssnas").removeHandler(handler)
@@ -271,10 +343,16 @@ def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]
             "num_candidates": len(result.candidates)}
 
 
-def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seconds: float) -> dict[str, Any]:
-    """result.json, candidates.csv and the evaluator plot; ground truth added when a table is found."""
-    truth = _ground_truth(config, [c.arch.key for c in result.candidates])
+def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seconds: float,
+                 data_is_cifar10: bool = False) -> dict[str, Any]:  # fmt: skip
+    """result.json, candidates.csv and the evaluator plot.
+
+    The benchmark's accuracy of each cell is added only when the data is CIFAR-10 or the user
+    named a `--table`: it is the cell's CIFAR-10 reference accuracy, not a measurement on the data.
+    """
+    truth = _ground_truth(config, [c.arch.key for c in result.candidates]) if data_is_cifar10 or config.table else {}
     payload = _payload(config, result, seconds, truth.get(result.best.arch.key))
+    payload["ground_truth_note"] = GROUND_TRUTH_NOTE if payload["ground_truth"] else NO_GROUND_TRUTH_NOTE
     _atomic_write(out_dir / "result.json", json.dumps(payload, indent=2, default=float))
     detail_names = sorted({name for c in result.candidates for name in c.details})
     truth_names = sorted({name for values in truth.values() for name in values})
@@ -300,8 +378,23 @@ def _payload(config: SearchConfig, result: SearchResult, seconds: float, truth: 
         "seed": config.seed,
         "seconds": seconds,
         "num_candidates": len(result.candidates),
+        "budget": result.info.get("budget"),
         "info": result.info,
     }
+
+
+GROUND_TRUTH_NOTE = ("NAS-Bench-201 reference accuracy of this cell (supervised training on CIFAR-10, CIFAR-100, "
+                     "ImageNet16-120), looked up in the benchmark table, not measured on this run's data")
+NO_GROUND_TRUTH_NOTE = ("no ground truth is known for this data (the NAS-Bench-201 table is CIFAR-10's; "
+                        "pass --table to look the cells up anyway)")
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def is_cifar10(dataset: ImageSet) -> bool:
+    """CIFAR-10 itself, or a folder of its ten classes at 32x32 (the NAS-Bench-201 tables' data)."""
+    if dataset.source.lower().startswith("cifar10/"):
+        return True
+    return sorted(c.lower() for c in dataset.classes) == CIFAR10_CLASSES and dataset.images.shape[-1] == 32
 
 
 def _ground_truth(config: SearchConfig, keys: list[str]) -> dict[str, dict[str, float]]:

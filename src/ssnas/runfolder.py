@@ -7,6 +7,7 @@ Under `torchrun` every process checks the folder and process 0 alone writes it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,11 @@ CONFIG_NAME = "config.yaml"
 
 def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> None:
     """UserError when `out_dir` holds a run that this one may not continue."""
+    check_writable_folder(out_dir, "--out")
     saved = out_dir / CONFIG_NAME
     if not saved.exists():
+        if resume:
+            raise UserError(f"nothing to resume: {out_dir} holds no run (no {CONFIG_NAME}); check --out or drop --resume")
         return
     if not resume:
         raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -32,6 +36,19 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
     if changed:
         details = ", ".join(f"{k} ({previous.get(k)!r} -> {settings[k]!r})" for k in changed)
         raise UserError(f"cannot resume {out_dir} with different settings: {details}")
+
+
+def check_writable_folder(folder: Path, option: str) -> None:
+    """UserError unless `folder` is, or can be created as, a writable folder."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder} is a file, not a folder; choose another {option}")
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{option} {folder}: {ancestor} is a file, so the folder cannot be created")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {folder}: {ancestor} is not writable")
 
 
 def write_config(out_dir: Path, settings: dict[str, Any]) -> None:

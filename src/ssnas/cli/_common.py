@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 import yaml
 
 from ssnas.errors import UserError
+from ssnas.training.precision import PRECISIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +35,53 @@ def _json_default(value: object) -> object:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+
+
+class FiniteFloat(click.ParamType):
+    """A float that is finite and above `low` (or at least `low` with `inclusive`): NaN and inf are refused."""
+
+    name = "float"
+
+    def __init__(self, low: float = 0.0, inclusive: bool = False) -> None:
+        self.low, self.inclusive = low, inclusive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < self.low or (number == self.low and not self.inclusive):
+            bound = f">= {self.low:g}" if self.inclusive else f"> {self.low:g}"
+            self.fail(f"{value!r} must be a finite number {bound}", param, ctx)
+        return number
+
+
+class NonEmpty(click.ParamType):
+    """A string that is not empty or blank (an empty --out or --data is a typo, not a choice)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if not str(value).strip():
+            self.fail("must not be empty", param, ctx)
+        return str(value)
+
+
+POSITIVE = click.IntRange(min=1)  # counts: images, epochs, candidates, trials
+BATCH = click.IntRange(min=2)  # BN needs two images
+POSITIVE_FLOAT = FiniteFloat(0.0)  # learning rates
+NON_NEGATIVE_FLOAT = FiniteFloat(0.0, inclusive=True)  # weight decay
+TEXT = NonEmpty()
+
+PRECISION_HELP = ("auto = bf16 where it is native (CUDA with bf16; a CPU with AVX512-BF16 or AMX), "
+                  "fp16 AMP on older GPUs, fp32 otherwise; the resolved one goes to config.yaml.")
+precision_option = click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+                                help=PRECISION_HELP)  # fmt: skip
+
+
+def registry_help(text: str, names: list[str]) -> str:
+    """`text` followed by the registered names (so help never lists them by hand)."""
+    return f"{text} One of: {', '.join(names)}."
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from ssnas.data.views import ViewMaker
@@ -36,7 +35,8 @@ from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
 from ssnas.objectives.global_batch import across_processes
 from ssnas.training.distributed import process_group
-from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.precision import cpu_capability, resolve_device, resolve_precision
+from ssnas.training.progress import StageProgress
 from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
@@ -185,17 +185,6 @@ def epoch_order(num_images: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(num_images, generator=generator)
 
 
-def _progress_bar(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
 def train(
     model: nn.Module,
     objective: Objective,
@@ -308,9 +297,15 @@ def train(
     last_saved_step: int | None = step if step > 0 else None  # None: no checkpoint of this run yet
     images_seen, started = 0, time.perf_counter()
     stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
-    with _progress_bar(config.progress and is_main) as bar, across_processes(parallel, [model, objective]):
-        task = bar.add_task("train", total=total_steps, completed=step, epoch=epoch, loss=float("nan"), ips=0.0)
+    if is_main:
+        log.info("training: %d images, batch %d, %d epochs of %d steps, precision %s on %s%s", num_images,
+                 batch_size, config.epochs, steps_per_epoch, precision.name, device.type,
+                 f" ({cpu_capability()})" if device.type == "cpu" else "")  # fmt: skip
+    progress = StageProgress("train", stop_at, bar=config.progress and is_main, completed=step,
+                             images_per_unit=batch_size)  # fmt: skip
+    with progress, across_processes(parallel, [model, objective]):  # global-batch loss and BatchNorm
         while epoch < config.epochs and step < stop_at:
+            progress.stage = f"train epoch {epoch + 1}/{config.epochs}"
             order = epoch_order(num_images, config.seed, epoch)
             while step_in_epoch < steps_per_epoch and step < stop_at:
                 index = order[step_in_epoch * batch_size : (step_in_epoch + 1) * batch_size].to(device)  # (B,)
@@ -361,7 +356,8 @@ def train(
                 epoch_loss_sum, epoch_batches = epoch_loss_sum + loss_value, epoch_batches + 1
                 images_seen += batch_size
                 ips = images_seen / (time.perf_counter() - started)
-                bar.update(task, completed=step, epoch=epoch, loss=loss_value, ips=ips)
+                if is_main:
+                    progress.update(step, status=f"loss {loss_value:.4f}")
                 if config.log_every and step % config.log_every == 0:
                     log.info("epoch %d step %d loss %.4f %.0f img/s", epoch, step, loss_value, ips)
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
@@ -370,6 +366,8 @@ def train(
 
             if step_in_epoch == steps_per_epoch:  # epoch complete
                 history.append(epoch_loss_sum / epoch_batches)
+                if is_main:
+                    progress.update(step, status=f"epoch mean loss {history[-1]:.4f}", force_line=True)
                 epoch, step_in_epoch = epoch + 1, 0
                 epoch_loss_sum, epoch_batches = 0.0, 0
             if step != last_saved_step:  # epoch end, or stopped by max_steps
