@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ssnas.spaces import Architecture, SearchSpace
+from ssnas.strategies.budget import Constraint
 from ssnas.training.loop import TrainConfig
 
 
@@ -25,6 +26,7 @@ class SearchTask:
     images:          (N,3,H,W) uint8, the unlabeled training images.
     holdout_images:  (M,3,H,W) uint8, unlabeled images kept out of training, for rating.
     labels / holdout_labels: (N,) / (M,) int64, only for the supervised reference objective.
+    budget:          compute budget; strategies never keep (or propose) an architecture it refuses.
     """
 
     space: SearchSpace
@@ -38,6 +40,7 @@ class SearchTask:
     resume: bool = False
     labels: torch.Tensor | None = None
     holdout_labels: torch.Tensor | None = None
+    budget: Constraint | None = None
 
 
 @dataclass(frozen=True)

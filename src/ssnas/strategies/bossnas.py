@@ -477,6 +477,8 @@ class BossNAS:
         for k in range(len(blocks)):
             candidates = space.block_paths(k, fixed)
             population = self._population(k, candidates, needed[k] if needed else (), task.seed)
+            if task.budget is not None and k == len(blocks) - 1:  # the last block completes the architecture
+                population = self._within_budget(task, fixed, population, needed[k] if needed else ())
             count, fair = default_sampling(candidates, cfg.paths_per_step)
             supernet.to(device)
             stage = BlockStage(supernet, fixed, candidates, cfg.neck_width, data.recalibration[:2])
@@ -505,6 +507,17 @@ class BossNAS:
             objectives.append(objective)
             fixed.append(best)
         return BlockwiseRun(records, stages, objectives)
+
+    @staticmethod
+    def _within_budget(task: SearchTask, fixed: Sequence[BlockPath], population: list[BlockPath],
+                       needed: Sequence[BlockPath]) -> list[BlockPath]:  # fmt: skip
+        """The last block's paths whose whole architecture meets the budget (and the `needed` ones)."""
+        assert task.budget is not None
+        kept = [p for p in population if p in needed or task.budget.admits(task.space.make([o for q in (*fixed, p) for o in q]))]
+        if not kept:
+            raise UserError("BossNAS: no path of the last block fits the budget after the earlier blocks' choices; "
+                            "relax the budget")  # fmt: skip
+        return kept
 
     def _rate_block(
         self, stage: BlockStage, objective: EnsembleBootstrap, population: list[BlockPath], data: RatingData,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -46,12 +47,17 @@ class ArchitectureDistribution(nn.Module):
         picks = torch.multinomial(self.probabilities().detach(), 1, generator=generator).squeeze(1)
         return self.space.make([opts[int(i)] for opts, i in zip(self.options, picks)])
 
-    def sample_distinct(self, k: int, generator: torch.Generator, max_draws: int = 100) -> list[Architecture]:
+    def sample_distinct(
+        self, k: int, generator: torch.Generator, max_draws: int = 100, accept: Callable[[Architecture], bool] | None = None
+    ) -> list[Architecture]:
         """Up to k distinct architectures drawn from p(a) (SETN paper, §3.3: candidates are
-        sampled from the evaluator); stops after `max_draws * k` draws."""
+        sampled from the evaluator), only those `accept` admits (e.g. a compute budget);
+        stops after `max_draws * k` draws."""
         seen: dict[Architecture, None] = {}
         for _ in range(max_draws * k):
-            seen.setdefault(self.sample(generator), None)
+            arch = self.sample(generator)
+            if accept is None or accept(arch):
+                seen.setdefault(arch, None)
             if len(seen) == k:
                 break
         return list(seen)

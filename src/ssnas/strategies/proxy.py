@@ -39,10 +39,12 @@ from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.spaces import Architecture
 from ssnas.strategies.base import SearchTask
+from ssnas.strategies.raters import DEFAULT_RATING, ReferenceScale, create_rater, reference_sample
 from ssnas.training.loop import TrainConfig, ViewMaker, train
 from ssnas.training.seeding import seeded
 
 LOSSES = ("holdout", "train")
+TRIAL_OBJECTIVES = ("ssl-proxy", "rating")
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,23 @@ class ProxyConfig:
                  CSNAS searched on 1 % of CIFAR-10 train, i.e. 500 images.
     num_holdout: score on this many of `task.holdout_images`; None = all.
     eval_batch_size: batch size of the held-out pass.
+    trial_objective: "ssl-proxy" (the above, CSNAS's setting) or "rating": minus a label-free
+                 rating at initialisation (`ssnas.strategies.raters`), no training.
+    rating:      the rating, init-* signals joined by "+" (or a ranker name), for "rating".
+    reference:   architectures of the fixed sample that puts several signals on one scale.
     """
 
     loss: str = "holdout"
     num_images: int | None = None
     num_holdout: int | None = None
     eval_batch_size: int = 256
+    trial_objective: str = "ssl-proxy"
+    rating: str = "+".join(DEFAULT_RATING)
+    reference: int = 32
 
     def __post_init__(self) -> None:
+        if self.trial_objective not in TRIAL_OBJECTIVES:
+            raise UserError(f"unknown trial objective {self.trial_objective!r}; choose from: {', '.join(TRIAL_OBJECTIVES)}")
         if self.loss not in LOSSES:
             raise UserError(f"unknown proxy loss {self.loss!r}; choose from: {', '.join(LOSSES)}")
         if self.eval_batch_size < 2:
@@ -187,11 +198,38 @@ class ProxyEvaluator:
         return TrialOutcome(loss=float(loss), details=details)
 
 
+class RatingEvaluator:
+    """A trial scored by a label-free rating at initialisation: loss = minus the rating,
+    several signals put on one scale by a fixed seeded reference sample (`ReferenceScale`)."""
+
+    def __init__(self, task: SearchTask, config: ProxyConfig) -> None:
+        self.rater = create_rater(task, config.rating.split("+"))
+        self.task, self.config = task, config
+        self.scale: ReferenceScale | None = None
+
+    def __call__(self, arch: Architecture) -> TrialOutcome:
+        started = time.perf_counter()
+        if self.scale is None:  # built on the first trial, identically on every worker and resume
+            self.scale = ReferenceScale(self.rater, reference_sample(self.task.space, self.config.reference, self.task.seed))
+        score, values = self.scale.score(arch)
+        if not math.isfinite(score):
+            raise TrainingDiverged(f"rating of {arch.key} is {score}")
+        return TrialOutcome(loss=-score, details={**values, "seconds": time.perf_counter() - started})
+
+
+def make_evaluator(task: SearchTask, config: ProxyConfig) -> Evaluate:
+    """The trial objective `config.trial_objective` names: the CSNAS proxy or a rating."""
+    return RatingEvaluator(task, config) if config.trial_objective == "rating" else ProxyEvaluator(task, config)
+
+
 __all__ = [
     "LOSSES",
+    "TRIAL_OBJECTIVES",
     "Evaluate",
     "ProxyConfig",
     "ProxyEvaluator",
+    "RatingEvaluator",
+    "make_evaluator",
     "TrialOutcome",
     "has_per_image_state",
     "holdout_loss",

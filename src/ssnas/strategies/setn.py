@@ -30,6 +30,7 @@ from ssnas.objectives import Batch, Objective, create_objective
 from ssnas.spaces import Architecture, SearchSpace, SupportsSupernet
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
+from ssnas.strategies.budget import Constraint
 from ssnas.strategies.evaluator import ArchitectureDistribution
 from ssnas.strategies.rating import RatingConfig, rate_architectures
 from ssnas.training.distributed import process_group
@@ -166,12 +167,14 @@ class SETN:
         )
         return TrainedTemplate(supernet, objective, evaluator, result)
 
-    def select_candidates(self, evaluator: ArchitectureDistribution, seed: int) -> list[Architecture]:
-        """K candidates from the evaluator, sampled (default) or the most probable."""
+    def select_candidates(self, evaluator: ArchitectureDistribution, seed: int, budget: Constraint | None = None) -> list[Architecture]:
+        """K candidates from the evaluator, sampled (default) or the most probable; within `budget`."""
+        k, accept = self.config.select_num, (budget.admits if budget is not None else None)
         if self.config.candidates == "top-k":
-            return [arch for arch, _ in evaluator.top_k(self.config.select_num)]
+            ranked = [arch for arch, _ in evaluator.top_k(k if budget is None else 50 * k)]
+            return [arch for arch in ranked if accept is None or accept(arch)][:k]
         if self.config.candidates == "sample":
-            return evaluator.sample_distinct(self.config.select_num, torch.Generator().manual_seed(seed + 4))
+            return evaluator.sample_distinct(k, torch.Generator().manual_seed(seed + 4), accept=accept)
         raise UserError(f"unknown candidate selection {self.config.candidates!r}; choose 'sample' or 'top-k'")
 
     def rate(self, task: SearchTask, archs: Sequence[Architecture], template: TrainedTemplate | None = None) -> list[ScoredArch]:
@@ -183,7 +186,9 @@ class SETN:
 
     def search(self, task: SearchTask) -> SearchResult:
         template = self.train_template(task)
-        candidates = self.select_candidates(template.evaluator, task.seed)
+        candidates = self.select_candidates(template.evaluator, task.seed, task.budget)
+        if not candidates:
+            raise UserError("SETN's evaluator proposed no architecture within the budget; relax the budget")
         log_probs = {arch: template.evaluator.log_prob(arch) for arch in candidates}
         scored = self.rate(task, candidates, template)
         scored = [ScoredArch(s.arch, s.score, {**s.details, "log_prob": log_probs[s.arch]}) for s in scored]

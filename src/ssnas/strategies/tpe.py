@@ -100,7 +100,7 @@ from ssnas.errors import TrainingDiverged, UserError
 from ssnas.spaces import Architecture
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.proxy import Evaluate, ProxyConfig, ProxyEvaluator, TrialOutcome
+from ssnas.strategies.proxy import Evaluate, ProxyConfig, TrialOutcome, make_evaluator
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ HEARTBEAT_ATTR = "ssnas:heartbeat"
 FAIL_REASON_ATTR = "ssnas:fail_reason"
 SURPLUS_ATTR = "ssnas:surplus"
 DUPLICATE_ATTR = "ssnas:duplicate_of"
+OVER_BUDGET_ATTR = "ssnas:over_budget"
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -412,10 +413,18 @@ def evaluate_safely(evaluate: Evaluate, arch: Architecture) -> tuple[TrialOutcom
 
 
 def _run_one(study: optuna.Study, trial: Trial, task: SearchTask, evaluate: Evaluate) -> bool:
-    """Evaluate one asked trial and tell the result; True when it completed."""
+    """Evaluate one asked trial and tell the result; False when it failed.
+
+    A proposal over the task's budget is not evaluated: it is closed as PRUNED (TPE counts
+    pruned trials among the bad ones, so it learns to avoid the region) and does not count.
+    """
     arch = _suggest(trial, task)
     trial.set_user_attr("arch", arch.key)
     trial.set_user_attr("worker", worker_label())
+    if task.budget is not None and not task.budget.admits(arch):
+        trial.set_user_attr(OVER_BUDGET_ATTR, True)
+        study.tell(trial, state=TrialState.PRUNED)
+        return True
     duplicate = _find_duplicate(study, arch.key)
     if duplicate is not None:
         trial.set_user_attr(DUPLICATE_ATTR, duplicate.number)
@@ -517,6 +526,7 @@ def summarize(study: optuna.Study, task: SearchTask, location: str | None) -> Se
         "failed": sum(SURPLUS_ATTR not in t.user_attrs for t in failed),
         "surplus": sum(SURPLUS_ATTR in t.user_attrs for t in failed),
         "duplicates": sum(DUPLICATE_ATTR in t.user_attrs for t in complete),
+        "over_budget": sum(OVER_BUDGET_ATTR in t.user_attrs for t in trials),
         "fail_reasons": dict(reasons),
         "trial_seconds_mean": mean_seconds,
         "trials_per_hour": 3600.0 / mean_seconds if mean_seconds > 0 else math.nan,  # one worker
@@ -595,13 +605,13 @@ class OptunaSearch:
 
     def search(self, task: SearchTask) -> SearchResult:
         study, liveness, location = self._open(task)
-        evaluate = self.evaluate or ProxyEvaluator(task, self.proxy)
+        evaluate = self.evaluate or make_evaluator(task, self.proxy)
         _work(study, liveness, task, evaluate, self.study)
         return summarize(study, task, location)
 
     def rate(self, task: SearchTask, archs: Sequence[Architecture]) -> list[ScoredArch]:
         """Score each architecture by the proxy (score = -loss; -inf when its trial failed)."""
-        evaluate = self.evaluate or ProxyEvaluator(task, self.proxy)
+        evaluate = self.evaluate or make_evaluator(task, self.proxy)
         rated = []
         for arch in archs:
             outcome, reason = evaluate_safely(evaluate, arch)
@@ -671,7 +681,7 @@ def run_worker(
     )
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     proxy = ProxyConfig(**settings["proxy"])
-    _work(study, liveness, task, evaluate or ProxyEvaluator(task, proxy), config)
+    _work(study, liveness, task, evaluate or make_evaluator(task, proxy), config)
     return summarize(study, task, storage_url)
 
 
