@@ -115,6 +115,7 @@ def resolve(config: PretrainConfig) -> PretrainConfig:
         lr=config.lr if config.lr is not None else defaults.base_lr * config.batch_size / 256,
         weight_decay=config.weight_decay if config.weight_decay is not None else defaults.weight_decay,
         warmup_epochs=config.warmup_epochs if config.warmup_epochs is not None else warmup,
+        precision=resolve_precision(config.precision, resolve_device(config.device)).name,  # config.yaml: what ran
     )
 
 
@@ -250,6 +251,7 @@ def probe(
     seed: int | None = None,
     device: str = "auto",
     batch_size: int = 512,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Top-1 of frozen-feature probes of a pretrained network on labelled data.
 
@@ -277,10 +279,12 @@ def probe(
     train_set = _labelled(data, "train", train_images, seed, resolution)
     test_set = _labelled(data, "test", test_images, seed, resolution)
     assert train_set.labels is not None and test_set.labels is not None
+    chosen = resolve_precision(precision, resolve_device(device))
     model.to(resolve_device(device))
     views = identity_views(**{key: saved[key] for key in ("mean", "std") if key in saved})
-    train_feats = extract_features(model, train_set.images, views, batch_size)  # (N, D)
-    test_feats = extract_features(model, test_set.images, views, batch_size)  # (M, D)
+    with chosen.autocast():
+        train_feats = extract_features(model, train_set.images, views, batch_size)  # (N, D)
+        test_feats = extract_features(model, test_set.images, views, batch_size)  # (M, D)
     accuracy: dict[str, float] = {}
     if "knn" in methods:
         accuracy["knn"] = knn_accuracy(train_feats, train_set.labels, test_feats, test_set.labels)
@@ -296,6 +300,7 @@ def probe(
         "same_images_as_pretraining": data == saved.get("data") and len(train_set) == saved.get("num_images")
         and (train_images is None or seed == saved.get("seed")),
         "feature_dim": int(train_feats.shape[1]),
+        "precision": chosen.name,
         "seconds": time.perf_counter() - started,
         "run": str(run_dir),
     }

@@ -34,7 +34,7 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 from ssnas.spaces.darts import Genotype
 from ssnas.training.checkpoint import load_checkpoint, save_atomic
 from ssnas.training.loop import train
-from ssnas.training.precision import resolve_device
+from ssnas.training.precision import resolve_device, resolve_precision_name
 from ssnas.training.recipes import Recipe, get_recipe
 from ssnas.runfolder import prepare_run_folder
 from ssnas.training.seeding import seeded
@@ -146,7 +146,7 @@ def retrain(
     out = Path(out_dir)
     config = {
         "arch": arch.key, "space": space, "space_args": args, "data": data, "train_images": train_images,
-        "seed": seed, "device": device, "precision": precision, "max_steps": max_steps, "resume": resume,
+        "seed": seed, "device": device, "precision": resolve_precision_name(precision, device), "max_steps": max_steps, "resume": resume,
         "progress": progress, "recipe": chosen.to_dict(),
     }  # fmt: skip
     train_set = load_dataset(data, "train", resolution=chosen.resolution)

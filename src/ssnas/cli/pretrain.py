@@ -11,12 +11,12 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ssnas.cli._common import config_option, emit, json_option
+from ssnas.cli._common import config_option, emit, json_option, precision_option
 from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
 from ssnas.pretraining import PretrainConfig, pretrain, probe
 from ssnas.training.loop import OPTIMIZERS
-from ssnas.training.precision import PRECISIONS
+from ssnas.training.progress import mirror_log_to_stderr
 
 
 @click.command("pretrain")
@@ -34,8 +34,7 @@ from ssnas.training.precision import PRECISIONS
 @click.option("--warmup-epochs", type=float, default=None, help="[min(10, epochs/10); 0 for supervised]")
 @click.option("--channels", type=int, default=None, help="Network width C [the space's default, 16 for nb201].")
 @click.option("--cells", type=int, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto = bf16 on CPU, AMP on CUDA.")
+@precision_option
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -50,6 +49,7 @@ def pretrain_command(as_json: bool, no_progress: bool, **options: Any) -> None:
     Writes config.yaml, checkpoint.pt, model.pt and metrics.json to --out; probe the
     result with `ssnas probe OUT`.
     """
+    mirror_log_to_stderr(not no_progress and is_main_process())
     payload = pretrain(PretrainConfig(**options, progress=not no_progress and not as_json))
     if is_main_process():  # under torchrun, one report
         emit(payload, as_json, _render_pretrain)
@@ -80,6 +80,7 @@ def _render_pretrain(payload: dict[str, Any]) -> None:
 @click.option("--seed", type=int, default=None, help="Subset seed [the run's seed].")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=int, default=512, show_default=True, help="Feature-extraction batch.")
+@precision_option
 @config_option
 @json_option
 def probe_command(run_dir: Path, knn: bool, linear: bool, as_json: bool, **options: Any) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ssnas.cli._common import config_option, emit, json_option
+from ssnas.cli._common import config_option, emit, json_option, precision_option
 from ssnas.cli.bench import load_table, metric_option, render_rank_report, table_option
 from ssnas.errors import UserError
 from ssnas.ranking.rankers import RANKERS
@@ -14,6 +14,7 @@ from ssnas.ranking.report import correlate
 from ssnas.ranking.selection import all_architectures, read_architectures, sample_architectures, write_scores
 from ssnas.run import SearchConfig, run_rank
 from ssnas.training.distributed import is_main_process
+from ssnas.training.progress import mirror_log_to_stderr
 from ssnas.spaces import create_space
 
 
@@ -41,6 +42,7 @@ from ssnas.spaces import create_space
 @click.option("--cells", type=int, default=None, help="Strategies: cells per stage N [preset].")
 @click.option("--rating", multiple=True, help="SETN: label-free rating signal(s), repeatable [preset].")
 @click.option("--device", default="auto", show_default=True)
+@precision_option
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @table_option
 @metric_option
@@ -50,11 +52,12 @@ def rank_command(
     ranker: str | None, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
     rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str, data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
-    channels: int | None, cells: int | None, rating: tuple[str, ...], device: str,
+    channels: int | None, cells: int | None, rating: tuple[str, ...], device: str, precision: str,
     no_progress: bool, table_path: Path | None, metric: str, as_json: bool,
 ) -> None:
     """Score architectures and report Kendall, Spearman and top-k against the benchmark,
     next to the parameter-count baseline on the same architectures."""
+    mirror_log_to_stderr(not no_progress and is_main_process())
     if ranker and strategy:
         raise UserError("give --ranker or --strategy, not both")
     if sum(x is not None and x is not False for x in (archs, sample, rank_all or None)) != 1:
@@ -75,7 +78,7 @@ def rank_command(
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")
         config = SearchConfig(
             space=space_name, strategy=strategy, objective=objective, data=data, preset=preset, seed=seed,
-            device=device, out=str(out or Path("runs/rank")), resume=resume, epochs=epochs, num_images=num_images,
+            device=device, precision=precision, out=str(out or Path("runs/rank")), resume=resume, epochs=epochs, num_images=num_images,
             holdout_images=holdout_images, batch_size=batch_size, channels=channels, cells=cells, rating=rating or None, progress=not no_progress and not as_json,
             table=str(table_path) if table_path else None,
         )

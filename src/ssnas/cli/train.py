@@ -8,10 +8,11 @@ import click
 import yaml
 from rich.console import Console
 
-from ssnas.cli._common import config_option, emit, json_option
+from ssnas.cli._common import config_option, emit, json_option, precision_option
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
 from ssnas.retrain import retrain
+from ssnas.training.progress import mirror_log_to_stderr
 from ssnas.training.recipes import RECIPES
 
 
@@ -48,7 +49,7 @@ space_arg_option = click.option(
 @click.option("--train-images", type=int, default=None, help="Train on a seeded subset of this many images [all].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
-@click.option("--precision", default="auto", show_default=True, help="auto (bf16 on CPU, AMP on CUDA) | fp32 | bf16 | amp.")
+@precision_option
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
 @click.option("--out", default="runs/train", show_default=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
@@ -62,6 +63,7 @@ def train_command(arch: str, space_arg: tuple[str, ...], out: str, no_progress: 
     or a file holding it. The run folder gets config.yaml, checkpoint.pt, model.pt
     and metrics.json.
     """
+    mirror_log_to_stderr(not no_progress)
     payload = retrain(arch, out_dir=out, space_args=_space_args(space_arg), progress=not (no_progress or as_json),
                       **options)  # fmt: skip
     emit(payload, as_json, _render)

@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from ssnas.cli._common import config_option, emit, json_option
+from ssnas.cli._common import config_option, emit, json_option, precision_option
 from ssnas.run import SearchConfig, run_worker
+from ssnas.training.progress import mirror_log_to_stderr
 
 
 @click.command("worker")
@@ -19,10 +20,12 @@ from ssnas.run import SearchConfig, run_worker
 @click.option("--preset", default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split seed: must match the search.")
 @click.option("--device", default="auto", show_default=True)
+@precision_option
 @click.option("--out", default="runs/worker", show_default=True, help="Folder for this worker's log.")
 @config_option
 @json_option
 def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> None:
     """Work on the trials of STUDY until the study has its requested number of completed trials."""
+    mirror_log_to_stderr(True)
     payload = run_worker(SearchConfig(strategy="tpe", progress=False, **options), study, storage)
     emit(payload, as_json, lambda p: click.echo(f"study {study}: best so far {p['best']['arch']} ({p['best']['score']:.4f})"))

@@ -51,6 +51,7 @@ from ssnas.strategies.signals import SIGNALS
 from ssnas.training.distributed import is_main_process
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.progress import track
 from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,7 @@ def rate_paths(
     projections: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
     extra: list[dict[str, float]] = []
     with preserved_batch_norm(online), preserved_batch_norm(target):
-        for path in paths:
+        for path in track(paths, "BossNAS rating", len(paths), "block paths"):
             with autocast():
                 recalibrate_bn(online, data.recalibration, path=path)
                 recalibrate_bn(target, data.recalibration, path=path)

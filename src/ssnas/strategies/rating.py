@@ -26,6 +26,7 @@ from ssnas.strategies.base import ScoredArch
 from ssnas.strategies.signals import SIGNALS
 from ssnas.training.loop import TrainConfig
 from ssnas.training.precision import resolve_device, resolve_precision
+from ssnas.training.progress import track
 from ssnas.training.seeding import seeded
 
 SUPERNET_SIGNALS = ("ssl-loss", "accuracy", *SIGNALS.names())
@@ -104,13 +105,11 @@ def rate_architectures(
     index_batches = [order[i * size : (i + 1) * size] for i in range(min(config.batches, holdout.shape[0] // size))]
     plain = VIEWS.create("identity")
     images = [plain(holdout[idx].to(device), generator)[0] for idx in index_batches]
-    columns: dict[str, list[float]] = {}
-    for name in config.signals:
-        columns[name] = [
-            _signal(name, space, supernet, objective, arch, images, index_batches, holdout, holdout_labels,
-                    device, precision, seed)
-            for arch in archs
-        ]  # fmt: skip
+    columns: dict[str, list[float]] = {name: [] for name in config.signals}
+    pairs = ((name, arch) for name in config.signals for arch in archs)
+    for name, arch in track(pairs, "rating", len(config.signals) * len(archs), "signal values"):
+        columns[name].append(_signal(name, space, supernet, objective, arch, images, index_batches, holdout,
+                                     holdout_labels, device, precision, seed))  # fmt: skip
     scores = combine_by_rank(columns)
     return [
         ScoredArch(arch, score, {name: columns[name][i] for name in columns})
