@@ -60,28 +60,36 @@ def _as_server_user(args: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server(database: str = "ssnas_test") -> Iterator[str]:
-    """Run a fresh server for the block; yields `postgresql://postgres@127.0.0.1:PORT/database`."""
+def postgres_server(database: str = "ssnas_test", password: str | None = None) -> Iterator[str]:
+    """Run a fresh server for the block; yields `postgresql://postgres@127.0.0.1:PORT/database`
+    (`postgres:PASSWORD@` when `password` is given: TCP logins then need it, scram-sha-256)."""
     bin_dir = require_bin_dir()
     root = Path(tempfile.mkdtemp(prefix="ssnas-pg-"))
     if os.geteuid() == 0:
         user = pwd.getpwnam(SUPERUSER)
         os.chown(root, user.pw_uid, user.pw_gid)
     data, port = root / "data", _free_port()
+    env = {**os.environ, "PGPASSWORD": password} if password is not None else None
 
     def run(*args: str) -> None:
-        result = subprocess.run(_as_server_user(list(args)), capture_output=True, text=True, timeout=120)
+        result = subprocess.run(_as_server_user(list(args)), capture_output=True, text=True, timeout=120, env=env)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
+    auth = ["-A", "trust"]
+    if password is not None:
+        (root / "pwfile").write_text(password + "\n")
+        os.chmod(root / "pwfile", 0o644)  # read by the server user
+        auth = ["--auth-local", "trust", "--auth-host", "scram-sha-256", "--pwfile", str(root / "pwfile")]
     started = False
     try:
-        run(str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust", "--no-sync")
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", SUPERUSER, *auth, "--no-sync")
         options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start")
         started = True
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", SUPERUSER, database)
-        yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}"
+        login = SUPERUSER if password is None else f"{SUPERUSER}:{password}"
+        yield f"postgresql://{login}@127.0.0.1:{port}/{database}"
     finally:
         if started:
             run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")

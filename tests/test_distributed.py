@@ -101,3 +101,28 @@ def test_setn_search_under_torchrun_writes_one_run_folder(shared_data: Path, tmp
     assert json.loads((out / "result.json").read_text())["best"]["arch"] == payload["best"]["arch"]
     assert len((out / "candidates.csv").read_text().splitlines()) == 1 + 6
     assert "search setn on nb201" in (out / "search.log").read_text()
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 1 and len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("ssnas: error: ")
+    return lines[0]
+
+
+def test_launch_refuses_a_strategy_that_cannot_run_data_parallel(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    done = run([sys.executable, "-m", "ssnas.cli.main", "launch", "--standalone", "--nproc-per-node", "2", "search",
+                "--strategy", "tpe", "--data", str(tmp_path / "none"), "--out", str(out)])  # fmt: skip
+    assert "tpe / random run one trial per process" in _one_error_line(done)
+    assert not out.exists()
+
+
+def test_launch_with_an_unreachable_rendezvous_is_one_line(tmp_path: Path) -> None:
+    """192.0.2.1 is TEST-NET-1 (RFC 5737): never routed, so the store cannot be reached."""
+    out = tmp_path / "run"
+    done = run([sys.executable, "-m", "ssnas.cli.main", "launch", "--nnodes", "2", "--nproc-per-node", "1",
+                "--rdzv-backend", "c10d", "--rdzv-endpoint", "192.0.2.1:29999", "--rdzv-conf",
+                "join_timeout=2,read_timeout=2", "search", "--data", str(tmp_path / "none"), "--out", str(out)])  # fmt: skip
+    assert "cannot join the rendezvous at 192.0.2.1:29999" in _one_error_line(done)
+    assert not out.exists()

@@ -158,3 +158,19 @@ def test_worker_refuses_a_study_of_another_space(tmp_path: Path) -> None:
         run_worker("s", url, tiny_task("darts"), 3)
     with pytest.raises(UserError, match="no study 'other'"):
         run_worker("other", url, tiny_task(), 3)
+
+
+def test_wrong_password_is_one_line_and_leaves_no_run_folder(tmp_path: Path) -> None:
+    """`ssnas search --storage postgresql://user:WRONG@...`: one line naming the cause (password
+    masked), exit 1, and the storage is checked before the run folder is made."""
+    with postgres_server("ssnas_auth", password="right-secret") as url:
+        wrong = url.replace(":right-secret@", ":wrong-secret@")
+        out = tmp_path / "run"
+        done = subprocess.run([sys.executable, "-m", "ssnas.cli.main", "search", "--strategy", "tpe", "--storage", wrong,
+                               "--data", str(tmp_path / "no-images"), "--out", str(out)],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ssnas: error: cannot open storage postgresql://postgres:***@"), lines
+    assert "password authentication failed" in lines[0] and "secret" not in done.stderr + done.stdout
+    assert not out.exists()

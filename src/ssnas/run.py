@@ -272,6 +272,8 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
     if config.strategy in ("tpe", "random") and process_group() is not None:
         raise UserError("tpe / random run one trial per process: start more with `ssnas worker`, not torchrun")
     if config.strategy in ("tpe", "random"):
+        strategy.check_storage()  # type: ignore[attr-defined]  # a wrong URL or password fails before the run folder exists
+    if config.strategy in ("tpe", "random"):
         strategy.check_storage()  # a wrong URL or password fails before the run folder exists
     constraint = budget_constraint(config)
     config, dataset, split_reason = fit_data(config)

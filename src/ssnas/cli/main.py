@@ -8,10 +8,11 @@ from typing import Any
 import click
 
 from ssnas import __version__
-from ssnas.cli import bench, pretrain, rank, search, spaces, worker
+from ssnas.cli import bench, launch, pretrain, rank, search, spaces, worker
 from ssnas.cli import train as train_cli
 from ssnas.cli._common import fail
 from ssnas.errors import UserError
+from ssnas.training.distributed import reports_errors
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,6 +30,7 @@ cli.add_command(train_cli.export_command)
 cli.add_command(pretrain.pretrain_command)
 cli.add_command(pretrain.probe_command)
 cli.add_command(worker.worker_command)
+cli.add_command(launch.launch_command)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -45,6 +47,8 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as error:
         fail(error.format_message())
     except UserError as error:
+        if not reports_errors():  # under torchrun, process 0 reports the error all processes met
+            sys.exit(1)
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted; the run folder keeps its last checkpoint", code=130)

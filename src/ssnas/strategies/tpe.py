@@ -291,6 +291,13 @@ def _with_postgres_driver(url: str) -> str:
     raise UserError(f"storage {url} needs a PostgreSQL driver: pip install psycopg2-binary")
 
 
+def _without_password(url: str) -> str:
+    """`scheme://user:***@host/db` for messages."""
+    scheme, sep, rest = url.partition("://")
+    login, at, host = rest.rpartition("@")
+    return url if not at or ":" not in login else f"{scheme}{sep}{login.split(':')[0]}:***@{host}"
+
+
 def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage, _Liveness]:
     """Open a journal file, SQLite or PostgreSQL storage (or memory for None), with its heartbeat."""
     if location is None:
@@ -309,7 +316,7 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(config.max_retry),
                 )
             except Exception as error:  # SQLAlchemy: bad URL, unreachable server, wrong password
-                raise UserError(f"cannot open storage {location}: {error}".splitlines()[0]) from error
+                raise UserError(f"cannot open storage {_without_password(location)}: {error}".splitlines()[0]) from error
         return storage, _RDBLiveness(storage)
     path = Path(location).expanduser()
     if path.is_dir():
@@ -582,6 +589,12 @@ class OptunaSearch:
         workers (`run_worker`) can join before or while `search` runs. Returns the storage
         location (None: in memory)."""
         return self._open(task)[2]
+
+    def check_storage(self) -> None:
+        """Open a storage given as a URL now (UserError when unreachable or the password is wrong),
+        so a bad URL fails before any run folder is made; journal files are opened by `search`."""
+        if self.study.storage is not None and _is_url(self.study.storage):
+            open_storage(self.study.storage, self.study)
 
     def _open(self, task: SearchTask) -> tuple[optuna.Study, _Liveness, str | None]:
         location = storage_location(self.study.storage, task.out_dir)

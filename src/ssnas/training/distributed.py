@@ -112,9 +112,15 @@ def _shut_down() -> None:
         dist.destroy_process_group()
 
 
+def reports_errors() -> bool:
+    """False in processes other than 0 of a formed group: a user error there (same arguments,
+    same data) is met by process 0 too, which prints it, so the launch shows it once."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
 def is_main_process() -> bool:
     group = process_group()
     return group is None or group.is_main
 
 
-__all__ = ["DataParallel", "is_main_process", "process_group"]
+__all__ = ["DataParallel", "is_main_process", "process_group", "reports_errors"]
