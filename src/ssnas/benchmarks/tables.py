@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the table itself needs no torch
 KEY_COLUMN = "arch_str"
 INDEX_COLUMN = "index"
 HP12_TABLE_ENV = "SSNAS_NB201_HP12_TABLE"
+NATS_TABLE_ENV = "SSNAS_NATS_TABLE"
 
 
 class BenchmarkTable:
@@ -214,3 +215,16 @@ def load_nb201_hp12(path: str | os.PathLike[str] | None = None) -> BenchmarkTabl
     if path is None:
         path = find_table("nb201_hp12.csv", env=HP12_TABLE_ENV)
     return BenchmarkTable.from_csv(path)
+
+
+@TABLES.register("nats-sss")
+def load_nats_sss(path: str | os.PathLike[str] | None = None) -> BenchmarkTable:
+    """NATS-Bench size space, all 32,768 width settings (`nats_sss.csv`): cifar10_valid is one
+    90-epoch run on the CIFAR-10 train half; keys are `C0:C1:C2:C3:C4` as in the `nats-size` space."""
+    if path is None:
+        path = find_table("nats_sss.csv", env=NATS_TABLE_ENV)
+    return BenchmarkTable.from_csv(path)
+
+
+# The table that holds ground truth for each space (the first is the default).
+SPACE_TABLES: dict[str, tuple[str, ...]] = {"nb201": ("nb201", "nb201_hp12"), "nats-size": ("nats-sss",)}

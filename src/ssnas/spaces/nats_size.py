@@ -188,6 +188,10 @@ class NatsSizeNet(nn.Module):
         self.feature_dim = self.channels[-1]
         self.classifier = nn.Linear(self.feature_dim, num_classes) if num_classes else None
 
+    def feature_layers(self) -> list[nn.Module]:
+        """Stem and the five layers, input to output (for layer-wise proxies)."""
+        return [self.body.stem_bn, *self.body.layers]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) -> (B, C4)."""
         return self.body.pool(self.body(x, self.channels))

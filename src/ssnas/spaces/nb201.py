@@ -45,7 +45,12 @@ DECISIONS: tuple[str, ...] = tuple(f"edge_{to}_{src}" for to, src in EDGES)
 _NODE_INPUTS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
     tuple((e, src) for e, (t, src) in enumerate(EDGES) if t == to) for to in range(1, NUM_NODES)
 )
+# For each source node 0..2: its outgoing (edge index, target node) pairs.
+_NODE_OUTPUTS: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+    tuple((e, to) for e, (to, s) in enumerate(EDGES) if s == src) for src in range(NUM_NODES - 1)
+)
 _OP_INDEX = {op: i for i, op in enumerate(OP_NAMES)}
+_NONE, _SKIP, _CONV1, _CONV3, _POOL = (_OP_INDEX[op] for op in OP_NAMES)
 
 EdgeFn = Callable[[int, torch.Tensor], torch.Tensor]
 
@@ -84,7 +89,14 @@ class NB201MixedCell(nn.Module):
     """A weight-sharing cell: every edge holds all 5 ops. (B,C,H,W) -> (B,C,H,W).
 
     `op_index` (6 ints) runs one op per edge; `op_weights` (6, 5) sums all ops per edge,
-    weighted (first-order DARTS / SETN joint step).
+    weighted (first-order DARTS / SETN joint step): `weighted_sum` is that definition.
+
+    While the cell ops' BNs normalise by batch statistics only (no affine parameters, no
+    running buffers: the search-time default), both calls take a fused route with the same
+    result: per source node one ReLU, one conv per kind (1x1, 3x3) for all its outgoing edges
+    (their weights concatenated, so one BN over the stacked channels equals the per-edge BNs,
+    with the op weight folded into the BN scale), one 3x3 pooling; a `none` edge is a zero
+    term (`h * 0` on a path, dropped from the mixture, where it adds exactly nothing).
     """
 
     def __init__(self, C: int, affine: bool = False, track_running_stats: bool = False) -> None:
@@ -100,20 +112,75 @@ class NB201MixedCell(nn.Module):
         op_index: Sequence[int] | None = None,
         op_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        norms = [ops[k].op[2] for ops in self.edges for k in (_CONV1, _CONV3)]
+        fused = all(bn.weight is None and bn.running_mean is None for bn in norms)
         if op_weights is not None:
-            weights = op_weights
-
-            def edge(e: int, h: torch.Tensor) -> torch.Tensor:
-                ops = self.edges[e]
-                out = weights[e, 0] * ops[0](h)
-                for k in range(1, len(OP_NAMES)):
-                    out = out + weights[e, k] * ops[k](h)
-                return out
-
-            return _run_dag(x, edge)
+            if not fused:
+                return self.weighted_sum(x, op_weights)
+            return self._fused(x, [range(1, len(OP_NAMES))] * len(EDGES), op_weights)
         assert op_index is not None
         index = op_index
-        return _run_dag(x, lambda e, h: self.edges[e][index[e]](h))
+        if not fused:
+            return _run_dag(x, lambda e, h: self.edges[e][index[e]](h))
+        return self._fused(x, [(k,) for k in index], None)
+
+    def weighted_sum(self, x: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
+        """Node j = sum over edges e into j, over all ops k, of op_weights[e, k] * op_k(node_i)."""
+
+        def edge(e: int, h: torch.Tensor) -> torch.Tensor:
+            ops = self.edges[e]
+            out = op_weights[e, 0] * ops[0](h)
+            for k in range(1, len(OP_NAMES)):
+                out = out + op_weights[e, k] * ops[k](h)
+            return out
+
+        return _run_dag(x, edge)
+
+    def _fused(
+        self, x: torch.Tensor, chosen: Sequence[Sequence[int]], weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The DAG with op indices `chosen[e]` on edge e, weighted by `weights` (6, 5) (None: 1)."""
+        C = x.shape[1]
+        nodes: list[torch.Tensor | None] = [x] + [None] * (NUM_NODES - 1)
+
+        def add(to: int, term: torch.Tensor, weight: torch.Tensor | None = None) -> None:
+            node = nodes[to]
+            if weight is None:
+                nodes[to] = term if node is None else node + term
+            else:
+                nodes[to] = term * weight if node is None else node.addcmul(term, weight)
+
+        for src, outputs in enumerate(_NODE_OUTPUTS):
+            h = nodes[src]
+            assert h is not None  # every node has an incoming edge, and `none` adds h * 0
+            relu: torch.Tensor | None = None
+            for k in (_CONV1, _CONV3):
+                edges = [(e, to) for e, to in outputs if k in chosen[e]]
+                if not edges:
+                    continue
+                relu = torch.relu(h) if relu is None else relu
+                convs = [self.edges[e][k].op[1] for e, _ in edges]
+                kernel = convs[0].weight if len(convs) == 1 else torch.cat([c.weight for c in convs])
+                y = nn.functional.conv2d(relu, kernel, padding=convs[0].padding)  # (B, len(edges) * C, H, W)
+                scale = None
+                if weights is not None:
+                    scale = weights[[e for e, _ in edges], k].repeat_interleave(C)  # (len(edges) * C,)
+                y = nn.functional.batch_norm(y, None, None, scale, None, True, 0.0, self.edges[edges[0][0]][k].op[2].eps)
+                for slot, (_, to) in enumerate(edges):
+                    add(to, y[:, slot * C : (slot + 1) * C])
+            pool_edges = [(e, to) for e, to in outputs if _POOL in chosen[e]]
+            if pool_edges:
+                pooled = nn.functional.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
+                for e, to in pool_edges:
+                    add(to, pooled, None if weights is None else weights[e, _POOL])
+            for e, to in outputs:
+                if _SKIP in chosen[e]:
+                    add(to, h, None if weights is None else weights[e, _SKIP])
+                if _NONE in chosen[e]:
+                    add(to, h.mul(0.0))  # zero, yet h's ops get (zero) gradients as with `Zero`
+        out = nodes[-1]
+        assert out is not None
+        return out
 
 
 class _TinyNetwork(nn.Module):
@@ -147,6 +214,10 @@ class _TinyNetwork(nn.Module):
         self.classifier: nn.Module = (
             nn.Linear(C_prev, num_classes) if num_classes is not None else nn.Identity()
         )
+
+    def feature_layers(self) -> list[nn.Module]:
+        """Stem, cells and reduction blocks, input to output (for layer-wise proxies)."""
+        return [self.stem, *self.layers]
 
     def _features(self, x: torch.Tensor, **cell_kwargs: object) -> torch.Tensor:
         x = self.stem(x)  # (B, C, H, W)

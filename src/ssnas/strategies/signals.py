@@ -121,3 +121,52 @@ def synaptic_flow(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any)
                     tensor.mul_(signs[name])
         model.train(was_training)
     return float(torch.log10(torch.tensor(total + 1e-30)))
+
+
+@SIGNALS.register("swap")
+@torch.no_grad()
+def sample_wise_activation_patterns(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any) -> float:
+    """SWAP (Peng et al., "SWAP-Score: A Training-Free NAS Proxy via Sample-Wise Activation
+    Patterns", ICLR 2024), without the size regulariser: the number of distinct sample-wise
+    patterns, i.e. of distinct (B,) on/off vectors over the batch, among all units (channel x
+    position) at the inputs of ReLU-like modules. log10 of the count."""
+    batch = images.shape[0]
+    powers = 2 ** torch.arange(min(batch, 62), dtype=torch.int64, device=images.device)
+    words: list[torch.Tensor] = []
+
+    def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
+        units = (inputs[0].detach().reshape(batch, -1) > 0).T.long()  # (units, B)
+        packed = [units[:, i : i + 62] @ powers[: units[:, i : i + 62].shape[1]] for i in range(0, batch, 62)]
+        words.append(torch.stack(packed, dim=1))  # (units, ceil(B/62)) int64 codes
+
+    with _hooks(model, (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU), record):
+        model.forward_features(images, **forward_kwargs)
+    if not words:
+        return 0.0
+    distinct = torch.unique(torch.cat(words), dim=0).shape[0]
+    return float(torch.log10(torch.tensor(float(distinct))))
+
+
+# Signals computed together from one pass: the ranker asks the group once per network,
+# the SIGNALS entries below (used on supernet paths) pick their own column.
+from ssnas.strategies.az_nas import AZ_COLUMNS, az_nas_proxies  # noqa: E402
+from ssnas.strategies.ssl_gradients import SSL_GRADIENT_COLUMNS, ssl_gradient_proxies  # noqa: E402
+
+SignalGroup = Callable[..., dict[str, float]]
+SIGNAL_GROUPS: dict[str, SignalGroup] = {
+    **{name: az_nas_proxies for name in AZ_COLUMNS},
+    **{name: ssl_gradient_proxies for name in SSL_GRADIENT_COLUMNS},
+}
+
+
+def _column_of(name: str, group: SignalGroup) -> Signal:
+    def signal(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any) -> float:
+        return group(model, images, **forward_kwargs)[name]
+
+    signal.__name__ = name.replace("-", "_")
+    signal.__doc__ = f"The {name!r} column of {group.__name__} (see its module)."
+    return signal
+
+
+for _name, _group in SIGNAL_GROUPS.items():
+    SIGNALS.register(_name)(_column_of(_name, _group))

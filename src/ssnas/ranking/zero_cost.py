@@ -1,0 +1,232 @@
+"""Label-free rankers: score architectures from networks at initialisation on real images.
+
+A ranker is a name or an ensemble of names joined by '+':
+
+* structural rankers from `RANKERS` (`params`, `flops`): no network, no images;
+* network signals from `SIGNALS` (`meco`, `naswot`, `swap`, `az-expressivity`, `zico-ssl`,
+  ...): each architecture's network is built with the same seed and scored on the same
+  batch of unlabeled images;
+* composites with their paper's aggregation, e.g. `az-nas` (Lee & Ham, CVPR 2024) =
+  az-expressivity, az-progressivity, az-trainability and FLOPs combined by the log-rank rule.
+
+Ensembles combine their parts by `aggregate`:
+* `mean-rank`: mean over parts of rank/N (ties share the mean rank);
+* `log-rank`: sum over parts of log(rank/N) (AZ-NAS's rule, punishes a part that ranks low).
+Higher is better everywhere. The combined score is only comparable within one call.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import rankdata
+
+from ssnas.data.views import VIEWS
+from ssnas.errors import UserError
+from ssnas.ranking.rankers import RANKERS
+from ssnas.spaces import Architecture, SearchSpace, create_space
+from ssnas.strategies.rating import frozen_batch_norm
+from ssnas.strategies.signals import SIGNAL_GROUPS, SIGNALS
+from ssnas.training.seeding import seeded
+
+
+def _mean_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+    ranks = [rankdata(_finite(c)) / len(c) for c in columns]
+    return [float(v) for v in np.mean(ranks, axis=0)]
+
+
+def _log_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+    ranks = [rankdata(_finite(c)) / len(c) for c in columns]
+    return [float(v) for v in np.sum(np.log(ranks), axis=0)]
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    """NaN and -inf rank last, +inf first."""
+    array = np.asarray(values, dtype=np.float64)
+    low = np.nanmin(array[np.isfinite(array)]) - 1 if np.isfinite(array).any() else 0.0
+    high = np.nanmax(array[np.isfinite(array)]) + 1 if np.isfinite(array).any() else 0.0
+    return np.where(np.isnan(array) | (array == -np.inf), low, np.where(array == np.inf, high, array))
+
+
+AGGREGATIONS: dict[str, Callable[[Sequence[Sequence[float]]], list[float]]] = {
+    "mean-rank": _mean_rank,
+    "log-rank": _log_rank,
+}
+
+# name -> (parts, aggregation): published combinations, used as one ranker.
+COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
+    "az-nas": (("az-expressivity", "az-progressivity", "az-trainability", "flops"), "log-rank"),
+}
+
+
+def ranker_names() -> list[str]:
+    """Every single ranker name (ensembles join these with '+')."""
+    return sorted({*RANKERS.names(), *SIGNALS.names(), *COMPOSITES})
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """A parsed ranker: `parts` are names or nested composites, combined by `aggregate`."""
+
+    text: str
+    parts: tuple[str | Ranker, ...]
+    aggregate: str
+
+    def leaves(self) -> list[str]:
+        names: list[str] = []
+        for part in self.parts:
+            for name in part.leaves() if isinstance(part, Ranker) else [part]:
+                if name not in names:
+                    names.append(name)
+        return names
+
+    def combine(self, columns: dict[str, list[float]]) -> list[float]:
+        values = [part.combine(columns) if isinstance(part, Ranker) else columns[part] for part in self.parts]
+        if len(values) == 1:
+            return list(values[0])
+        return AGGREGATIONS[self.aggregate](values)
+
+    @property
+    def needs_images(self) -> bool:
+        return any(name in SIGNALS for name in self.leaves())
+
+
+def parse_ranker(text: str, aggregate: str = "mean-rank") -> Ranker:
+    """'meco', 'az-nas', 'meco+naswot' ... -> Ranker (UserError naming the choices if unknown)."""
+    if aggregate not in AGGREGATIONS:
+        raise UserError(f"unknown aggregation {aggregate!r}; choose from: {', '.join(AGGREGATIONS)}")
+    names = [name.strip() for name in text.split("+")]
+    if not text.strip() or any(not name for name in names):
+        raise UserError(f"malformed ranker {text!r}; join names with '+', e.g. meco+az-nas")
+    parts: list[str | Ranker] = []
+    for name in names:
+        if name in COMPOSITES:
+            inner, rule = COMPOSITES[name]
+            parts.append(Ranker(name, inner, rule))
+        elif name in RANKERS or name in SIGNALS:
+            parts.append(name)
+        else:
+            raise UserError(f"unknown ranker {name!r}; choose from: {', '.join(ranker_names())}")
+    return Ranker(text, tuple(parts), aggregate)
+
+
+@dataclass(frozen=True)
+class ZeroCostConfig:
+    """How networks are scored.
+
+    batch_size: unlabeled images per network (the same, seeded draw for every architecture).
+    seed: weight initialisation seed (identical for every architecture) and image draw.
+    space_options: overrides of the space's network size (nb201: C, N), so a smaller proxy
+        network can stand in for the benchmark's; the ranking, not the network, is the result.
+    """
+
+    batch_size: int = 64
+    seed: int = 0
+    space_options: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 4:
+            raise UserError(f"ranker batch size must be >= 4, got {self.batch_size}")
+
+
+@dataclass
+class ZeroCostScores:
+    """Per-architecture scores: `columns[name][i]` for each leaf, `score[i]` combined;
+    `seconds[name][i]` the time of the pass that produced leaf `name` (shared within a group)."""
+
+    archs: list[Architecture]
+    columns: dict[str, list[float]]
+    score: list[float]
+    seconds: dict[str, list[float]]
+
+    def seconds_per_arch(self, names: Sequence[str] | None = None) -> float:
+        """Mean seconds per architecture of the passes behind `names` (default: all leaves)."""
+        names = list(self.seconds) if names is None else names
+        passes = {_pass_of(name) for name in names}
+        firsts = [next(n for n in names if _pass_of(n) == p) for p in passes]
+        return float(sum(np.mean(self.seconds[n]) for n in firsts)) if self.archs else 0.0
+
+
+def _pass_of(name: str) -> str:
+    group = SIGNAL_GROUPS.get(name)
+    return group.__name__ if group is not None else name
+
+
+def score_architectures(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    ranker: Ranker | str,
+    images: torch.Tensor | None,
+    config: ZeroCostConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ZeroCostScores:
+    """Score `archs` of `space` with `ranker` on unlabeled uint8 images (N,3,H,W).
+
+    Every network is built under the same seed and sees the same image batch, so scores
+    differ only through the architecture. `progress(done, total)` is called per architecture.
+    """
+    ranker = parse_ranker(ranker) if isinstance(ranker, str) else ranker
+    config = config or ZeroCostConfig()
+    leaves = ranker.leaves()
+    signals = [name for name in leaves if name in SIGNALS]
+    batch = _image_batch(images, config, ranker.text) if signals else None
+    build_space = _resized(space, config.space_options) if config.space_options else space
+    columns: dict[str, list[float]] = {name: [] for name in leaves}
+    seconds: dict[str, list[float]] = {name: [] for name in leaves}
+    for done, arch in enumerate(archs, start=1):
+        for name in leaves:
+            if name in RANKERS:
+                started = time.perf_counter()
+                columns[name].append(RANKERS.get(name)(space, [arch])[0])
+                seconds[name].append(time.perf_counter() - started)
+        if signals and batch is not None:
+            for name, (value, spent) in _network_signals(build_space, arch, signals, batch, config.seed).items():
+                columns[name].append(value)
+                seconds[name].append(spent)
+        if progress is not None:
+            progress(done, len(archs))
+    return ZeroCostScores(list(archs), columns, ranker.combine(columns), seconds)
+
+
+def _image_batch(images: torch.Tensor | None, config: ZeroCostConfig, text: str) -> torch.Tensor:
+    if images is None:
+        raise UserError(f"ranker {text!r} scores networks on images: give --data FOLDER")
+    if len(images) < config.batch_size:
+        raise UserError(f"ranker batch size {config.batch_size} exceeds the {len(images)} images given")
+    generator = torch.Generator().manual_seed(config.seed)
+    index = torch.randperm(len(images), generator=generator)[: config.batch_size]
+    return VIEWS.create("identity")(images[index], generator)[0]  # (B,3,H,W) normalised float
+
+
+def _network_signals(
+    space: SearchSpace, arch: Architecture, names: Sequence[str], batch: torch.Tensor, seed: int
+) -> dict[str, tuple[float, float]]:
+    """name -> (value, seconds of the pass that computed it); NaN becomes -inf (ranks last)."""
+    started = time.perf_counter()
+    with seeded(seed):
+        network = space.build(space.parse(arch.key))
+    build_seconds = time.perf_counter() - started
+    values: dict[str, tuple[float, float]] = {}
+    with frozen_batch_norm(network):
+        for name in names:
+            if name in values:
+                continue
+            started = time.perf_counter()
+            group = SIGNAL_GROUPS.get(name)
+            result = group(network, batch, seed=seed) if group is not None else {name: SIGNALS.get(name)(network, batch)}
+            spent = time.perf_counter() - started + build_seconds
+            values.update({key: (float(value), spent) for key, value in result.items()})
+    return {name: (-math.inf if math.isnan(values[name][0]) else values[name][0], values[name][1]) for name in names}
+
+
+def _resized(space: SearchSpace, options: dict[str, int]) -> SearchSpace:
+    """The same space with another network size (e.g. nb201 C=8, N=1)."""
+    try:
+        return create_space(space.name, **options)
+    except TypeError as error:
+        raise UserError(f"space {space.name!r} does not take {sorted(options)}: {error}") from None
