@@ -1,0 +1,188 @@
+"""Soak a shared TPE study under faults: workers SIGKILLed and restarted until the budget is done.
+
+    .venv/bin/python benchmarks/bench_soak.py [--workers 4] [--trials 200] [--kill-every 5]
+        [--storages postgres journal] [--out benchmarks/results/soak.json]
+
+One study per storage (PostgreSQL started on 127.0.0.1 by the script, as tests/_pg.py does,
+and the journal file). `--workers` worker processes run `ssnas.strategies.tpe.run_worker` with
+a cheap fake trial (tests/_fake_worker.py: a deterministic loss of the architecture after
+`--sleep` seconds), so the figures measure the storage and re-queue machinery, not the proxy.
+Every `--kill-every` newly completed trials a random worker that has been up for a second or
+more is killed with SIGKILL (in whatever it is doing: a trial, an ask, a write) and a new
+worker is started in its place. Killed trials lose their heartbeat, are failed after the grace
+period and re-queued (Optuna's RetryHeartbeatStaleTrialCallback; the same for the journal).
+
+Reported per storage: completed trials (target exactly `--trials`), duplicated (trials completed
+beyond the budget, or a killed trial completed as well as its retry), lost (killed trials with
+no retry, and trials left RUNNING), re-queued trials, kills survived, trials/hour, and the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from _fake_worker import FakeEvaluate, fast_study_config, tiny_task  # noqa: E402
+
+from ssnas.strategies.tpe import OptunaSearch, open_storage, run_worker  # noqa: E402
+
+MAX_RETRY = 50  # a trial may be killed many times in a row in a soak; each time it is re-queued
+
+
+@dataclass
+class SoakResult:
+    storage: str
+    workers: int
+    trials: int
+    completed: int
+    duplicated: int
+    lost: int
+    requeued: int
+    requeued_unused: int  # retries still WAITING when the budget was met by other trials
+    surplus_closed: int  # asked trials closed unevaluated because the budget was full
+    kills_survived: int
+    worker_exit_codes: list[int]
+    seconds: float
+    trials_per_hour: float
+
+
+def _study_config(storage: str, study: str, trials: int):  # type: ignore[no-untyped-def]
+    return fast_study_config(storage=storage, study_name=study, n_trials=trials, max_retry=MAX_RETRY)
+
+
+def worker_main(storage: str, study: str, trials: int, sleep: float) -> None:
+    """One worker process (`--worker`): joins the study until it holds `trials` COMPLETE trials."""
+    import torch
+
+    torch.set_num_threads(1)
+    task = tiny_task()
+    run_worker(study, storage, task, trials, evaluate=FakeEvaluate(task.space, sleep),
+               study_config=_study_config(storage, study, trials))  # fmt: skip
+
+
+def _spawn(storage: str, study: str, trials: int, sleep: float, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", storage, study, str(trials), str(sleep)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+
+def _trials(storage: str, study: str) -> list:  # type: ignore[type-arg]
+    opened, _ = open_storage(storage, _study_config(storage, study, 1))
+    return opened.get_all_trials(opened.get_study_id_from_name(study), deepcopy=False)
+
+
+def soak(storage: str, study: str, workers: int, trials: int, kill_every: int, sleep: float, seed: int,
+         log: Path, max_kills: int | None = None, timeout: float = 3600.0) -> SoakResult:  # fmt: skip
+    """Run the study to `trials` COMPLETE trials with `workers` workers, SIGKILLing one every
+    `kill_every` completions (at most `max_kills`), and count what the storage holds at the end."""
+    OptunaSearch("tpe", study=_study_config(storage, study, trials)).prepare(tiny_task())
+    rng = random.Random(seed)
+    started = time.monotonic()
+    pool = [(_spawn(storage, study, trials, sleep, log), time.monotonic()) for _ in range(workers)]
+    exit_codes: list[int] = []
+    kills, next_kill = 0, kill_every
+    while any(p.poll() is None for p, _ in pool):
+        if time.monotonic() - started > timeout:
+            for p, _ in pool:
+                p.kill()
+            raise SystemExit(f"soak on {storage} did not finish in {timeout:.0f} s; see {log}")
+        complete = sum(t.state.name == "COMPLETE" for t in _trials(storage, study))
+        up = [i for i, (p, born) in enumerate(pool) if p.poll() is None and time.monotonic() - born > 1.0]
+        if complete >= next_kill and complete < trials and up and (max_kills is None or kills < max_kills):
+            victim = rng.choice(up)
+            process = pool[victim][0]
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+            pool[victim] = (_spawn(storage, study, trials, sleep, log), time.monotonic())
+            kills, next_kill = kills + 1, complete + kill_every
+        time.sleep(0.2)
+    seconds = time.monotonic() - started
+    exit_codes = [p.returncode for p, _ in pool]
+    return count(storage, study, trials, workers, kills, exit_codes, seconds)
+
+
+def count(storage: str, study: str, trials: int, workers: int, kills: int, exit_codes: list[int],
+          seconds: float) -> SoakResult:  # fmt: skip
+    """The figures from what the storage holds."""
+    held = _trials(storage, study)
+    state = {t.number: t.state.name for t in held}
+    complete = [t for t in held if t.state.name == "COMPLETE"]
+    retries = {t.number: int(t.system_attrs["failed_trial"]) for t in held if "failed_trial" in t.system_attrs}
+    retried = set(retries.values())
+    killed = [t for t in held if t.state.name == "FAIL" and not t.user_attrs.get("ssnas:surplus")]
+    both_done = sum(state.get(original) == "COMPLETE" for number, original in retries.items() if state[number] == "COMPLETE")
+    repeated_numbers = len(held) - len({t.number for t in held})
+    lost = sum(t.number not in retried for t in killed) + sum(t.state.name == "RUNNING" for t in held)
+    return SoakResult(
+        storage=storage.split("://")[0] if "://" in storage else "journal",
+        workers=workers,
+        trials=trials,
+        completed=len(complete),
+        duplicated=max(0, len(complete) - trials) + both_done + repeated_numbers,
+        lost=lost,
+        requeued=len(retries),
+        requeued_unused=sum(state[n] == "WAITING" for n in retries),
+        surplus_closed=sum(bool(t.user_attrs.get("ssnas:surplus")) for t in held),
+        kills_survived=kills,
+        worker_exit_codes=exit_codes,
+        seconds=round(seconds, 1),
+        trials_per_hour=round(3600.0 * len(complete) / seconds, 1),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--kill-every", type=int, default=5, help="completed trials between kills")
+    parser.add_argument("--sleep", type=float, default=0.5, help="seconds per fake trial")
+    parser.add_argument("--storages", nargs="+", default=["postgres", "journal"], choices=["postgres", "journal"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_soak")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "soak.json")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = []
+    for kind in args.storages:
+        log = args.work / f"{kind}.log"
+        log.write_text("")
+        if kind == "postgres":
+            from _pg import postgres_server
+
+            with postgres_server("ssnas_soak") as url:
+                results.append(soak(url, "soak", args.workers, args.trials, args.kill_every, args.sleep, args.seed, log))
+        else:
+            journal = args.work / "soak.journal"
+            for stale in args.work.glob("soak.journal*"):
+                stale.unlink()
+            results.append(soak(str(journal), "soak", args.workers, args.trials, args.kill_every, args.sleep, args.seed, log))
+        print(json.dumps(asdict(results[-1])), flush=True)
+    payload = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "results": [asdict(r) for r in results],
+        "target_met": all(r.completed == r.trials and r.duplicated == 0 and r.lost == 0 for r in results),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        worker_main(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+    else:
+        main()
