@@ -32,7 +32,8 @@ def test_search_writes_a_complete_run_folder(cifar_subset: Path, tmp_path: Path,
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     files = {p.name for p in (tmp_path / "run").iterdir()}
-    assert {"result.json", "candidates.csv", "config.yaml", "search.log", "op_distribution.png", "checkpoint.pt"} <= files
+    assert {"result.json", "candidates.csv", "config.yaml", "search.log", "op_distribution.png", "checkpoint.pt",
+            "report.html"} <= files
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     assert on_disk["best"]["arch"] == payload["best"]["arch"]
     assert on_disk["ground_truth"]["cifar10_test"] > 10.0  # found in the benchmark table

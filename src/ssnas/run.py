@@ -25,6 +25,7 @@ from ssnas.data.split import Share, fit_split
 from ssnas.errors import UserError
 from ssnas import runfolder
 from ssnas.paths import DATA_ENV
+from ssnas.reporting import op_distribution_figure, write_search_report
 from ssnas.spaces import SearchSpace, create_space
 from ssnas.strategies import STRATEGIES, SearchResult, SearchTask, create_strategy
 from ssnas.strategies.budget import Budget, Constraint, keep_within
@@ -273,8 +274,6 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
         raise UserError("tpe / random run one trial per process: start more with `ssnas worker`, not torchrun")
     if config.strategy in ("tpe", "random"):
         strategy.check_storage()  # type: ignore[attr-defined]  # a wrong URL or password fails before the run folder exists
-    if config.strategy in ("tpe", "random"):
-        strategy.check_storage()  # a wrong URL or password fails before the run folder exists
     constraint = budget_constraint(config)
     config, dataset, split_reason = fit_data(config)
     out_dir = prepare_run_folder(config)
@@ -366,7 +365,8 @@ def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seco
     with (out_dir / "candidates.csv").open("w", newline="") as handle:
         csv.writer(handle).writerows(rows)
     if "op_probabilities" in result.info:
-        plot_op_distribution(result.info["op_probabilities"], out_dir / "op_distribution.png")
+        (out_dir / "op_distribution.png").write_bytes(op_distribution_figure(result.info["op_probabilities"]))
+    write_search_report(out_dir, config_dict(config), result, payload, truth)
     return payload
 
 
@@ -410,30 +410,6 @@ def _ground_truth(config: SearchConfig, keys: list[str]) -> dict[str, dict[str, 
         log.info("no ground truth in result.json: %s", error)
         return {}
     return {key: table.metrics(key) for key in keys if key in table}
-
-
-def plot_op_distribution(probabilities: dict[str, dict[str, float]], path: Path) -> None:
-    """Heat map: one row per decision, one column per option, p(option) in the cell."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    decisions = list(probabilities)
-    options = list(next(iter(probabilities.values())))
-    values = [[probabilities[d][o] for o in options] for d in decisions]
-    figure, axis = plt.subplots(figsize=(1.4 * len(options) + 2, 0.5 * len(decisions) + 1.5))
-    image = axis.imshow(values, cmap="viridis", vmin=0.0, vmax=max(max(row) for row in values))
-    axis.set_xticks(range(len(options)), options, rotation=30, ha="right")
-    axis.set_yticks(range(len(decisions)), decisions)
-    for i, row in enumerate(values):
-        for j, value in enumerate(row):
-            axis.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.5 * max(row) else "black")
-    axis.set_title("SETN evaluator: p(option) per decision")
-    figure.colorbar(image, ax=axis)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def _log_to(path: Path | None) -> logging.Handler:

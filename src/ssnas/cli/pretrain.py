@@ -11,7 +11,9 @@ from typing import Any
 import click
 from rich.console import Console
 
-from ssnas.cli._common import config_option, emit, json_option, precision_option
+from ssnas.cli._common import (
+    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
+)
 from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
 from ssnas.pretraining import PretrainConfig, pretrain, probe
@@ -23,22 +25,22 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.argument("arch")
 @click.option("--space", default="nb201", show_default=True, help="Search space of ARCH.")
 @click.option("--objective", type=click.Choice(OBJECTIVES.names()), default="simclr", show_default=True)
-@click.option("--data", default="cifar10", show_default=True,
+@click.option("--data", type=TEXT, default="cifar10", show_default=True,
               help="Image folder (its train/ when split) or cifar10/cifar100; labels are used only by 'supervised'.")
-@click.option("--num-images", type=int, default=None, help="Seeded random subset of the training images [all].")
-@click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=None, help="Learning rate [objective's base lr x batch-size/256].")
+@click.option("--num-images", type=POSITIVE, default=None, help="Seeded random subset of the training images [all].")
+@click.option("--epochs", type=POSITIVE, default=100, show_default=True)
+@click.option("--batch-size", type=BATCH, default=256, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Learning rate [objective's base lr x batch-size/256].")
 @click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="[objective's default: sgd]")
-@click.option("--weight-decay", type=float, default=None, help="[objective's default]")
-@click.option("--warmup-epochs", type=float, default=None, help="[min(10, epochs/10); 0 for supervised]")
-@click.option("--channels", type=int, default=None, help="Network width C [the space's default, 16 for nb201].")
-@click.option("--cells", type=int, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")
+@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, help="[objective's default]")
+@click.option("--warmup-epochs", type=NON_NEGATIVE_FLOAT, default=None, help="[min(10, epochs/10); 0 for supervised]")
+@click.option("--channels", type=POSITIVE, default=None, help="Network width C [the space's default, 16 for nb201].")
+@click.option("--cells", type=POSITIVE, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")
 @precision_option
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", default="runs/pretrain", show_default=True, help="Run folder.")
+@click.option("--out", type=TEXT, default="runs/pretrain", show_default=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out (a completed run is not trained again).")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @config_option
@@ -71,15 +73,15 @@ def _render_pretrain(payload: dict[str, Any]) -> None:
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--knn", is_flag=True, help="Weighted kNN top-1 (k 200, cosine, T 0.1) [default].")
 @click.option("--linear", is_flag=True, help="Linear-probe top-1 (L-BFGS logistic regression).")
-@click.option("--data", default="cifar10", show_default=True,
+@click.option("--data", type=TEXT, default="cifar10", show_default=True,
               help="Labelled data: folder with train/ and test/ class folders, or cifar10/cifar100.")
-@click.option("--train-images", type=int, default=None,
+@click.option("--train-images", type=POSITIVE, default=None,
               help="Seeded subset of the train split [all]; the run's --num-images picks its pretraining images.")
-@click.option("--test-images", type=int, default=None, help="Seeded subset of the test split [all].")
+@click.option("--test-images", type=POSITIVE, default=None, help="Seeded subset of the test split [all].")
 @click.option("--random-init", is_flag=True, help="Probe the same network at its initialisation (the baseline).")
 @click.option("--seed", type=int, default=None, help="Subset seed [the run's seed].")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--batch-size", type=int, default=512, show_default=True, help="Feature-extraction batch.")
+@click.option("--batch-size", type=POSITIVE, default=512, show_default=True, help="Feature-extraction batch.")
 @precision_option
 @config_option
 @json_option

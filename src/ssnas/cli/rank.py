@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
+import torch
 
-from ssnas.cli._common import config_option, emit, json_option, precision_option
-from ssnas.cli.bench import load_table, metric_option, render_rank_report, table_option
+from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help
+from ssnas.cli.bench import metric_option, render_rank_report, table_option
+from ssnas.benchmarks.tables import SPACE_TABLES, TABLES, BenchmarkTable
+from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
+from ssnas.paths import DATA_ENV
 from ssnas.ranking.rankers import RANKERS
+from ssnas.ranking.zero_cost import (
+    AGGREGATIONS, DEFAULT_RANKER, ZeroCostConfig, parse_ranker, proxy_network, ranker_names, score_architectures,
+)
 from ssnas.ranking.report import correlate
+from ssnas.reporting import write_rank_report
 from ssnas.ranking.selection import all_architectures, read_architectures, sample_architectures, write_scores
 from ssnas.run import SearchConfig, run_rank
 from ssnas.training.distributed import is_main_process
-from ssnas.training.progress import mirror_log_to_stderr
+from ssnas.training.progress import StageProgress, mirror_log_to_stderr
 from ssnas.spaces import create_space
 
 
 @click.command("rank")
-@click.option("--ranker", type=click.Choice(RANKERS.names()), default=None,
-              help="Zero-cost baseline ranker computed from ssnas's own networks [default: params].")
+@click.option("--ranker", default=None, metavar="NAME[+NAME...]",
+              help=registry_help(f"Label-free ranker on networks at initialisation, or an ensemble joined by '+' "
+                                 f"[default: {DEFAULT_RANKER}, the best measured; see README].", ranker_names()))
+@click.option("--aggregate", type=click.Choice(sorted(AGGREGATIONS)), default="mean-rank", show_default=True,
+              help="How an ensemble's parts combine (az-nas keeps its own log-rank rule inside).")
 @click.option("--strategy", default=None, help="Rate with a trained strategy instead: setn | bossnas | tpe | random.")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space.")
 @click.option("--archs", type=click.Path(path_type=Path), default=None,
@@ -32,14 +44,15 @@ from ssnas.spaces import create_space
               help="Run folder (strategies) or where scores.csv goes [runs/rank for strategies].")
 @click.option("--resume", is_flag=True, help="Strategies: reuse the trained checkpoint in --out.")
 @click.option("--objective", default="simclr", show_default=True, help="Strategies: training objective.")
-@click.option("--data", default=None, help="Strategies: image folder or cifar10 [$SSNAS_DATA].")
+@click.option("--data", default=None, help="Unlabeled images for rankers and strategies: image folder or cifar10 [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True, help="Strategies: quick | paper.")
 @click.option("--epochs", type=int, default=None, help="Strategies: training epochs [preset].")
 @click.option("--num-images", type=int, default=None, help="Strategies: unlabeled training images [preset].")
 @click.option("--holdout-images", type=int, default=None, help="Strategies: held-out unlabeled images [preset].")
-@click.option("--batch-size", type=int, default=None, help="Strategies: training batch size [preset].")
-@click.option("--channels", type=int, default=None, help="Strategies: network width C [preset].")
-@click.option("--cells", type=int, default=None, help="Strategies: cells per stage N [preset].")
+@click.option("--batch-size", type=int, default=None,
+              help=f"Rankers: images per network [{ZeroCostConfig.batch_size}]; strategies: training batch size [preset].")
+@click.option("--channels", type=int, default=None, help="NB201 network width C (rankers: the proxy network) [preset].")
+@click.option("--cells", type=int, default=None, help="NB201 cells per stage N (rankers: the proxy network) [preset].")
 @click.option("--rating", multiple=True, help="SETN: label-free rating signal(s), repeatable [preset].")
 @click.option("--device", default="auto", show_default=True)
 @precision_option
@@ -49,7 +62,7 @@ from ssnas.spaces import create_space
 @config_option
 @json_option
 def rank_command(
-    ranker: str | None, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
+    ranker: str | None, aggregate: str, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
     rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str, data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
     channels: int | None, cells: int | None, rating: tuple[str, ...], device: str, precision: str,
@@ -70,9 +83,18 @@ def rank_command(
             selection = sample_architectures(space, sample, seed)
         else:
             selection = all_architectures(space)
-        scores = RANKERS.get(ranker or "params")(space, selection)
+        name = ranker or DEFAULT_RANKER
+        parsed = parse_ranker(name, aggregate)
+        images = _ranker_images(data, name) if parsed.needs_images else None
+        options = proxy_network(space_name, channels, cells)
+        zero_cost = ZeroCostConfig(batch_size=batch_size or ZeroCostConfig.batch_size, seed=seed, space_options=options)
+        with StageProgress("ranking", len(selection), "architectures", bar=not no_progress and not as_json) as bar:
+            result = score_architectures(space, selection, parsed, images, zero_cost,
+                                         progress=lambda done, total: bar.update(done, force_line=done == total))
+        scores = result.score
         keys = [arch.key for arch in selection]
-        name = ranker or "params"
+        extra = {"seconds_per_arch": result.seconds_per_arch(), "proxy_network": options,
+                 "batch_size": zero_cost.batch_size}
     else:
         if rank_all:
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")
@@ -89,11 +111,33 @@ def rank_command(
         selection = [s.arch for s in scored]
         out = Path(config.out)
         name = strategy
+        extra = {}
     if not is_main_process():  # under torchrun, process 0 writes and reports
         return
     if out is not None:
         write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)))
     baseline = RANKERS.get("params")(space, selection) if name != "params" else None
-    report = correlate(keys, scores, load_table(table_path), metric, baseline=baseline)
+    table = space_table(space_name, table_path)
+    report = correlate(keys, scores, table, metric, baseline=baseline)
     report["ranker"] = name
+    report.update(extra)
+    if out is not None and out.suffix != ".csv":  # a run folder gets report.html
+        write_rank_report(out, name, keys, list(scores), [table.query(key, metric) for key in keys], report)
     emit(report, as_json, render_rank_report)
+
+
+def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:
+    """(N,3,32,32) uint8 from --data or $SSNAS_DATA (the training split; no labels are used)."""
+    spec = data or os.environ.get(DATA_ENV)
+    if not spec:
+        raise UserError(f"ranker {ranker!r} scores networks on images: give --data FOLDER (or set ${DATA_ENV})")
+    return load_dataset(spec).images
+
+
+def space_table(space_name: str, path: Path | None) -> BenchmarkTable:
+    """The ground-truth table of a space: --table, else the space's own (UserError if it has none)."""
+    names = SPACE_TABLES.get(space_name)
+    if path is None and not names:
+        raise UserError(f"space {space_name!r} has no benchmark table to rank against; pass --table CSV "
+                        f"(spaces with one: {', '.join(SPACE_TABLES)})")  # fmt: skip
+    return TABLES.create(names[0] if names else "nb201", path=path)

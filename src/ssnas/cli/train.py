@@ -8,7 +8,9 @@ import click
 import yaml
 from rich.console import Console
 
-from ssnas.cli._common import config_option, emit, json_option, precision_option
+from ssnas.cli._common import (
+    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
+)
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
 from ssnas.retrain import retrain
@@ -41,17 +43,17 @@ space_arg_option = click.option(
 @click.argument("arch")
 @space_option
 @click.option("--recipe", default=None, help=f"{' | '.join(sorted(RECIPES))} [nb201 for nb201, darts-cifar for darts, else cifar].")
-@click.option("--data", default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
-@click.option("--epochs", type=int, default=None, help="[recipe]")
-@click.option("--batch-size", type=int, default=None, help="[recipe]")
-@click.option("--lr", type=float, default=None, help="[recipe]")
+@click.option("--data", type=TEXT, default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
+@click.option("--epochs", type=POSITIVE, default=None, help="[recipe]")
+@click.option("--batch-size", type=BATCH, default=None, help="[recipe]")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[recipe]")
 @space_arg_option
-@click.option("--train-images", type=int, default=None, help="Train on a seeded subset of this many images [all].")
+@click.option("--train-images", type=POSITIVE, default=None, help="Train on a seeded subset of this many images [all].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @precision_option
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps (smoke tests).")
-@click.option("--out", default="runs/train", show_default=True, help="Run folder.")
+@click.option("--max-steps", type=POSITIVE, default=None, help="Stop after this many steps (smoke tests).")
+@click.option("--out", type=TEXT, default="runs/train", show_default=True, help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @config_option
@@ -84,9 +86,9 @@ def _render(payload: dict[str, Any]) -> None:
 @click.option("--checkpoint", default=None, help="model.pt from `ssnas train` (or its run folder) [fresh weights].")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="torchscript", show_default=True,
               help="torchscript: loads with torch.jit.load, no ssnas; state_dict: weights + JSON sidecar.")
-@click.option("--out", required=True, help="Output file (the sidecar goes to OUT.json).")
+@click.option("--out", type=TEXT, required=True, help="Output file (the sidecar goes to OUT.json).")
 @space_arg_option
-@click.option("--num-classes", type=int, default=10, show_default=True, help="Without --checkpoint only.")
+@click.option("--num-classes", type=click.IntRange(min=2), default=10, show_default=True, help="Without --checkpoint only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Initial weights without --checkpoint.")
 @json_option
 def export_command(arch: str, format_: str, space_arg: tuple[str, ...], as_json: bool, **options: Any) -> None:

@@ -6,22 +6,24 @@ from typing import Any
 
 import click
 
-from ssnas.cli._common import config_option, emit, json_option, precision_option
+from ssnas.cli._common import (
+    TEXT, config_option, emit, json_option, precision_option,
+)
 from ssnas.run import SearchConfig, run_worker
 from ssnas.training.progress import mirror_log_to_stderr
 
 
 @click.command("worker")
-@click.option("--study", required=True, help="Study name (printed by `ssnas search`; default 'ssnas').")
-@click.option("--storage", required=True, help="The search's storage: journal file, sqlite:///x.db or postgresql://...")
+@click.option("--study", type=TEXT, required=True, help="Study name (printed by `ssnas search`; default 'ssnas').")
+@click.option("--storage", type=TEXT, required=True, help="The search's storage: journal file, sqlite:///x.db or postgresql://...")
 @click.option("--space", default="nb201", show_default=True, help="Must match the study's space.")
 @click.option("--objective", default="simclr", show_default=True, help="Must match the study's objective.")
-@click.option("--data", default=None, help="The same images as the search [$SSNAS_DATA].")
+@click.option("--data", type=TEXT, default=None, help="The same images as the search [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split seed: must match the search.")
 @click.option("--device", default="auto", show_default=True)
 @precision_option
-@click.option("--out", default="runs/worker", show_default=True, help="Folder for this worker's log.")
+@click.option("--out", type=TEXT, default="runs/worker", show_default=True, help="Folder for this worker's log.")
 @config_option
 @json_option
 def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> None:

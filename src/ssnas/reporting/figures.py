@@ -1,0 +1,163 @@
+"""Matplotlib figures of a run, each returned as PNG bytes (saved or embedded by the caller).
+
+* `architecture_figure`: a cell as a DAG (NB201 edges, DARTS normal and reduction cells) or,
+  for layer-wise spaces, the sequence of chosen blocks.
+* `loss_curve_figure`: mean training loss per epoch (one line per BossNAS block).
+* `op_distribution_figure`: SETN evaluator's p(option) per decision, tight margins.
+* `scatter_figure`: rank's score against ground truth, with the correlations in the title.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from ssnas.spaces import Architecture, create_space  # noqa: E402
+
+NB201_EDGE = re.compile(r"edge_(\d+)_(\d+)$")
+# One colour per op family, so the same op reads the same in every drawing.
+OP_COLOURS = {"conv": "#1f77b4", "pool": "#2ca02c", "skip": "#7f7f7f", "att": "#d62728", "mb": "#9467bd"}
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.05)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _colour(op: str) -> str:
+    return next((colour for key, colour in OP_COLOURS.items() if key in op), "#ff7f0e")
+
+
+Edge = tuple[str, str, str]  # (from node, to node, op)
+
+
+def cell_edges(arch: Architecture) -> dict[str, list[Edge]] | None:
+    """The cell(s) of `arch` as labelled edges, or None for a layer-wise space."""
+    if arch.space == "darts":
+        genotype = create_space("darts").genotype(arch)  # type: ignore[attr-defined]
+        cells = {}
+        for kind in ("normal", "reduce"):
+            pairs = getattr(genotype, kind)
+            names = ["c[k-2]", "c[k-1]", *[str(i) for i in range(len(pairs) // 2)]]
+            cells[kind] = [(names[src], names[2 + i // 2], op) for i, (op, src) in enumerate(pairs)]
+        return cells
+    space = create_space(arch.space) if arch.space == "nb201" else None
+    if space is None:
+        return None
+    edges = []
+    for name, op in zip(space.choices(), arch.choices):
+        match = NB201_EDGE.match(name)
+        if match and op != "none":
+            edges.append((match.group(2), match.group(1), op))
+    return {"cell": edges}
+
+
+def _draw_dag(axis: Any, edges: Sequence[Edge], title: str) -> None:
+    nodes = list(dict.fromkeys(n for edge in edges for n in edge[:2]))
+    nodes.sort(key=lambda n: (n.isdigit(), int(n) if n.isdigit() else 0, n[::-1]))  # c[k-2], c[k-1], 0, 1, ..
+    x = {n: i for i, n in enumerate(nodes)}
+    for i, (src, dst, op) in enumerate(edges):
+        gap = x[dst] - x[src]
+        rad = 0.0 if gap == 1 else 0.35 * (1 if i % 2 == 0 else -1)
+        axis.annotate("", xy=(x[dst], 0), xytext=(x[src], 0),
+                      arrowprops=dict(arrowstyle="-|>", color=_colour(op), lw=2, shrinkA=14, shrinkB=14,
+                                      connectionstyle=f"arc3,rad={rad}"))  # fmt: skip
+        height = -rad * gap * 0.5
+        axis.text((x[src] + x[dst]) / 2, height, op, ha="center", va="center", fontsize=8, color=_colour(op),
+                  bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))  # fmt: skip
+    for n, i in x.items():
+        axis.scatter([i], [0], s=700, c="#f5f5f5", edgecolors="black", zorder=3)
+        axis.text(i, 0, n, ha="center", va="center", fontsize=9, zorder=4)
+    if not edges:
+        axis.text(0.5, 0.5, "no edge (the cell is disconnected)", ha="center", transform=axis.transAxes)
+    axis.set_title(title, fontsize=10)
+    axis.set_xlim(-0.6, max(len(nodes) - 0.4, 0.6))
+    axis.set_ylim(-0.9, 0.9)
+    axis.axis("off")
+
+
+def _draw_sequence(axis: Any, arch: Architecture) -> None:
+    names = list(create_space(arch.space).choices())
+    width = len(arch.choices)
+    for i, (name, choice) in enumerate(zip(names, arch.choices)):
+        axis.add_patch(plt.Rectangle((i + 0.05, 0.1), 0.9, 0.8, fc=_colour(choice), alpha=0.25, ec="black"))
+        axis.text(i + 0.5, 0.62, choice, ha="center", va="center", fontsize=8, rotation=90 if width > 10 else 0)
+        axis.text(i + 0.5, 0.2, name, ha="center", va="center", fontsize=6, color="#444")
+        if i:
+            axis.annotate("", xy=(i + 0.05, 0.5), xytext=(i - 0.05, 0.5), arrowprops=dict(arrowstyle="-|>"))
+    axis.set_xlim(0, width)
+    axis.set_ylim(0, 1)
+    axis.axis("off")
+    axis.set_title(f"{arch.space}: chosen block per layer, input to output", fontsize=10)
+
+
+def architecture_figure(arch: Architecture) -> bytes:
+    """A drawing of `arch`: its cell DAG(s) where the space has cells, else its block sequence."""
+    cells = cell_edges(arch)
+    if cells is None:
+        figure, axis = plt.subplots(figsize=(max(6.0, 0.6 * len(arch.choices)), 1.8))
+        _draw_sequence(axis, arch)
+        return _png(figure)
+    figure, axes = plt.subplots(len(cells), 1, figsize=(8, 2.6 * len(cells)), squeeze=False)
+    for axis, (kind, edges) in zip(axes[:, 0], cells.items()):
+        _draw_dag(axis, edges, f"{arch.space} cell (node 0 = input, last = output; 'none' edges left out)" if kind == "cell"
+                  else f"DARTS {kind} cell (output = concat of nodes 0..)")  # fmt: skip
+    return _png(figure)
+
+
+def loss_curve_figure(history: Sequence[float] | Sequence[Sequence[float]]) -> bytes | None:
+    """Mean training loss per epoch; a list of lists draws one line per block. None when empty."""
+    curves = [list(h) for h in history] if history and isinstance(history[0], (list, tuple)) else [list(history)]  # type: ignore[arg-type]
+    curves = [c for c in curves if c]
+    if not curves:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 3))
+    for k, curve in enumerate(curves):
+        axis.plot(range(1, len(curve) + 1), curve, marker="o", label=f"block {k}" if len(curves) > 1 else None)
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_ylabel("mean training loss")
+    axis.grid(alpha=0.3)
+    if len(curves) > 1:
+        axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def op_distribution_figure(probabilities: Mapping[str, Mapping[str, float]]) -> bytes:
+    """Heat map: one row per decision, one column per option, p(option) written in each cell."""
+    decisions = list(probabilities)
+    options = list(next(iter(probabilities.values())))
+    values = [[probabilities[d][o] for o in options] for d in decisions]
+    figure, axis = plt.subplots(figsize=(0.9 * len(options) + 2.2, 0.4 * len(decisions) + 1.2))
+    image = axis.imshow(values, cmap="viridis", vmin=0.0, vmax=max(max(row) for row in values), aspect="auto")
+    axis.set_xticks(range(len(options)), options, rotation=30, ha="right", fontsize=8)
+    axis.set_yticks(range(len(decisions)), decisions, fontsize=8)
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                      color="white" if value < 0.5 * max(row) else "black")  # fmt: skip
+    axis.set_title("SETN evaluator: p(option) per decision", fontsize=10)
+    figure.colorbar(image, ax=axis, fraction=0.05, pad=0.02)
+    return _png(figure)
+
+
+def scatter_figure(scores: Sequence[float], truth: Sequence[float], metric: str, title: str) -> bytes:
+    """Score (x) against ground truth (y), one point per architecture."""
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    axis.scatter(scores, truth, s=10, alpha=0.6)
+    axis.set_xlabel("score (higher = predicted better)")
+    axis.set_ylabel(metric)
+    axis.set_title(title, fontsize=9)
+    axis.grid(alpha=0.3)
+    return _png(figure)
