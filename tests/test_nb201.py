@@ -22,6 +22,7 @@ from ssnas.spaces import (
 from ssnas.spaces.bn import recalibrate_bn
 from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.spaces.nb201 import DECISIONS, OP_NAMES, NB201Space
+from ssnas.spaces.nb201 import _run_dag as nb201_run_dag
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 choice_lists = st.lists(st.sampled_from(OP_NAMES), min_size=6, max_size=6)
@@ -247,6 +248,59 @@ def test_mixture_gives_gradients_to_the_op_weights(small: NB201Space) -> None:
     alpha = (1e-3 * torch.randn(6, 5)).requires_grad_()
     supernet(torch.randn(4, 3, 16, 16), op_weights=alpha.softmax(dim=-1)).pow(2).mean().backward()
     assert alpha.grad is not None and alpha.grad.abs().sum() > 0
+
+
+def _cells(supernet: torch.nn.Module) -> list[torch.nn.Module]:
+    return [layer for layer, is_cell in zip(supernet.layers, supernet.is_cell) if is_cell]
+
+
+def test_fused_mixture_equals_the_plain_weighted_sum(small: NB201Space) -> None:
+    """The fused mixture (shared ReLU/pool, stacked convs, `none` dropped) computes
+    `sum_k w[e, k] * op_k(h)` per edge: same outputs and same gradients to the op weights."""
+    supernet = small.build_supernet(num_classes=5)
+    x = torch.randn(8, 3, 16, 16)
+    alpha = torch.randn(6, 5, requires_grad=True)  # far from uniform, so every weight matters
+    fused = supernet(x, op_weights=alpha.softmax(dim=-1))
+    (fused_grad,) = torch.autograd.grad(fused.square().sum(), alpha)
+
+    h = supernet.stem(x)
+    for layer, is_cell in zip(supernet.layers, supernet.is_cell):
+        h = layer.weighted_sum(h, alpha.softmax(dim=-1)) if is_cell else layer(h)
+    plain = supernet.classifier(supernet.lastact(h).mean(dim=(2, 3)))
+    (plain_grad,) = torch.autograd.grad(plain.square().sum(), alpha)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused_grad, plain_grad, rtol=1e-4, atol=1e-5)
+    assert plain_grad.abs().sum() > 0
+
+
+def test_fused_path_trains_like_the_plain_path(small: NB201Space) -> None:
+    """A path through the fused cells gives the plain modules' outputs and weight gradients,
+    `none` edges included (their sources' ops still get zero gradients, as with `Zero`)."""
+    x = torch.randn(8, 3, 16, 16)
+    arch = small.make(["nor_conv_3x3", "nor_conv_3x3", "avg_pool_3x3", "none", "nor_conv_1x1", "none"])
+    supernet = small.build_supernet(num_classes=5)
+    supernet(x, arch=arch).square().sum().backward()
+    fused = {n: p.grad for n, p in supernet.named_parameters()}
+
+    index = small.op_indices(arch)
+    supernet.zero_grad(set_to_none=True)
+    h = supernet.stem(x)
+    for layer, is_cell in zip(supernet.layers, supernet.is_cell):
+        h = nb201_run_dag(h, lambda e, v, cell=layer: cell.edges[e][index[e]](v)) if is_cell else layer(h)
+    supernet.classifier(supernet.lastact(h).mean(dim=(2, 3))).square().sum().backward()
+    plain = {n: p.grad for n, p in supernet.named_parameters()}
+    assert [n for n, g in fused.items() if g is None] == [n for n, g in plain.items() if g is None]
+    for name, grad in plain.items():
+        if grad is not None:
+            torch.testing.assert_close(fused[name], grad, rtol=1e-4, atol=1e-5)
+
+
+def test_tracked_batch_norm_takes_the_plain_route(small: NB201Space) -> None:
+    supernet = small.build_supernet(affine=True, track_running_stats=True)
+    x, w = torch.randn(4, 3, 16, 16), torch.rand(6, 5)
+    h = supernet.stem(x)
+    cell = _cells(supernet)[0]
+    torch.testing.assert_close(cell(h, op_weights=w), cell.weighted_sum(h, w), rtol=0, atol=0)
 
 
 def test_supernet_rejects_ambiguous_calls(small: NB201Space) -> None:
