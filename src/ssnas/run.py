@@ -267,6 +267,7 @@ def config_dict(config: SearchConfig) -> dict[str, Any]:
 def run_search(config: SearchConfig) -> dict[str, Any]:
     """Run one search and write its run folder; returns the `result.json` payload."""
     config = resolve(config)
+    runfolder.check_out(Path(config.out), config.resume)  # before the data is loaded
     STRATEGIES.get(config.strategy)  # fail early on an unknown name
     space = _space(config)
     strategy = create_strategy(config.strategy, **strategy_settings(config))
@@ -308,6 +309,7 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
     from ssnas.strategies import SupportsRating
 
     config = resolve(config)
+    runfolder.check_out(Path(config.out), config.resume)  # before the data is loaded
     space = _space(config)
     settings = strategy_settings(config)
     if config.strategy == "bossnas" and config.space == "nb201" and "population" not in config.extra:

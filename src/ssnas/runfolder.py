@@ -22,11 +22,9 @@ CONFIG_NAME = "config.yaml"
 
 def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> None:
     """UserError when `out_dir` holds a run that this one may not continue."""
-    check_writable_folder(out_dir, "--out")
+    check_out(out_dir, resume)
     saved = out_dir / CONFIG_NAME
     if not saved.exists():
-        if resume:
-            raise UserError(f"nothing to resume: {out_dir} holds no run (no {CONFIG_NAME}); check --out or drop --resume")
         return
     if not resume:
         raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -36,6 +34,14 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
     if changed:
         details = ", ".join(f"{k} ({previous.get(k)!r} -> {settings[k]!r})" for k in changed)
         raise UserError(f"cannot resume {out_dir} with different settings: {details}")
+
+
+def check_out(out_dir: Path, resume: bool) -> None:
+    """The checks that need no settings (run them before loading data): `out_dir` can be a run
+    folder, and with `resume` it holds one."""
+    check_writable_folder(out_dir, "--out")
+    if resume and not (out_dir / CONFIG_NAME).exists():
+        raise UserError(f"nothing to resume: {out_dir} holds no run (no {CONFIG_NAME}); check --out or drop --resume")
 
 
 def check_writable_folder(folder: Path, option: str) -> None:

@@ -1,0 +1,53 @@
+"""What a user sees: the README quick start on a flat folder, with progress in a piped log."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli_helpers import SSNAS
+
+# Only the network is made small so the test is quick; no size option (the preset fits the folder).
+SMALL = ["--epochs", "2", "--channels", "4", "--cells", "1", "--batch-size", "64", "--select-num", "4",
+         "--evaluator-every", "4", "--precision", "fp32"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def flat_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 real CIFAR-10 JPEGs (200 per class) in one flat folder: unlabeled, as a user's own."""
+    folder = tmp_path_factory.mktemp("flat")
+    for class_dir in sorted((shared_data / "cifar10-jpeg" / "train").iterdir()):
+        for image in sorted(class_dir.iterdir())[:200]:
+            shutil.copy(image, folder / f"{class_dir.name}_{image.name}")
+    return folder
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_quick_start_on_a_flat_folder_with_progress_piped_to_a_file(flat_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    env = {**os.environ, "SSNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with (tmp_path / "stderr.log").open("w") as stderr:  # a pipe to a file, as under a job scheduler
+        done = subprocess.run([*SSNAS, "search", "--data", str(flat_folder), "--out", str(out), *SMALL],
+                              stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, timeout=900)  # fmt: skip
+    piped = (tmp_path / "stderr.log").read_text()
+    assert done.returncode == 0, piped[-3000:]
+    for log in (piped, (out / "search.log").read_text()):
+        for epoch in (1, 2):  # at least one progress line per epoch, with loss, speed and ETA
+            lines = [line for line in log.splitlines() if f"train epoch {epoch}/2:" in line]
+            assert lines and all(re.search(r"loss [\d.]+, \d+ img/s, elapsed \S+, ETA \S+", line) for line in lines)
+        assert "rating:" in log  # the rating stage reports too
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert (config["num_images"], config["holdout_images"], config["precision"]) == (1600, 400, "fp32")
+    assert "1,600 training (80% of the folder" in (out / "search.log").read_text()
+    result = json.loads((out / "result.json").read_text())
+    assert result["ground_truth"] is None and "no ground truth is known" in result["ground_truth_note"]
+    assert "none known" in done.stdout and "NAS-Bench-201" not in done.stdout
+    assert (out / "report.html").is_file()
