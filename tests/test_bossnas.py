@@ -19,6 +19,7 @@ from ssnas.strategies.bossnas import (
     BlockStage,
     BossNAS,
     PathSampler,
+    PrefixCache,
     RatingData,
     WholeNetworkBlock,
     default_sampling,
@@ -304,3 +305,59 @@ def test_a_finished_search_resumes_to_the_same_result_without_retraining(tmp_pat
     assert second.best == first.best
     assert second.info["train_history"] == first.info["train_history"]
     assert second.info["train_seconds"] < first.info["train_seconds"]  # no step ran again
+
+
+# ---------------------------------------------------------------- prefix cache
+
+
+def test_cached_prefix_trains_to_the_same_losses_and_weights() -> None:
+    """Frozen blocks run once per view batch with the cache, once per path without: same
+    training losses, same parameters, same ratings (only the frozen BNs' running statistics,
+    which nothing reads, see fewer updates)."""
+    runs, caches = [], []
+    original = BlockStage.forward_features
+
+    def spy(self: BlockStage, x: torch.Tensor, path: tuple[str, ...]) -> torch.Tensor:
+        if self.cache is not None and self.cache not in caches:
+            caches.append(self.cache)
+        return original(self, x, path)
+
+    BlockStage.forward_features = spy  # type: ignore[method-assign]
+    try:
+        for cache in (True, False):
+            task = _task("nats-size", num_images=32)
+            boss = BossNAS(**TINY, population=2, shared_views=True, paths_per_step=2, cache_prefix=cache)
+            runs.append(boss.run_blocks(task))
+    finally:
+        BlockStage.forward_features = original  # type: ignore[method-assign]
+    cached, plain = runs
+    assert [r.result.history for r in cached.records] == [r.result.history for r in plain.records]  # type: ignore[union-attr]
+    assert [r.ratings for r in cached.records] == [r.ratings for r in plain.records]
+    a, b = cached.stages[-1], plain.stages[-1]
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q), name
+    assert caches and all(c.hits > 0 for c in caches)  # shared views: 2 paths reuse each view's prefix
+    assert all(s.cache is None for s in cached.stages)  # switched off after training
+
+
+def test_cached_prefix_gives_the_same_outputs_and_gradients_on_hytra() -> None:
+    space = create_space("hytra", restricted=True)
+    torch.manual_seed(0)
+    supernet = space.build_block_supernet()
+    x = torch.randn(4, 3, 32, 32)
+    fixed = [space.block_paths(0)[0]]
+    stage = BlockStage(supernet, fixed, space.block_paths(1, fixed), 16, x[:2])
+    paths = space.block_paths(1, fixed)[:2]
+    results = []
+    for cache in (PrefixCache(), None):
+        stage.cache = cache
+        stage.zero_grad(set_to_none=True)
+        outputs = [stage.forward_features(x, path) for path in paths]
+        sum(o.square().sum() for o in outputs).backward()
+        results.append((outputs, {n: p.grad for n, p in stage.named_parameters() if p.grad is not None}))
+    (cached, cached_grads), (plain, plain_grads) = results
+    for a, b in zip(cached, plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert cached_grads.keys() == plain_grads.keys() and cached_grads
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(cached_grads[name], grad, rtol=0, atol=0)

@@ -112,6 +112,7 @@ class SupportsBlocks(Protocol):
         ...
 
     def build_block_supernet(self, **kwargs: Any) -> nn.Module:
-        """A weight-sharing network with `forward_blocks(x, paths) -> (B,C,H,W)`, running
-        blocks 0..len(paths)-1 on the given paths and returning the last one's output."""
+        """A weight-sharing network with `forward_blocks(x, paths, start=0) -> (B,C,H,W)`, running
+        blocks 0..len(paths)-1 on the given paths and returning the last one's output; with
+        `start` > 0, x is block start-1's output and only blocks start.. run."""
         ...

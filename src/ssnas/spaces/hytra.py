@@ -249,19 +249,22 @@ class HytraSupernet(nn.Module):
                     self.ops[_op_key(layer, option, in_level)] = _make_op(config, option, in_level)
         self.feature_dim = config.channels[-1]
 
-    def _run(self, x: torch.Tensor, options: Sequence[str]) -> torch.Tensor:
-        x = self.stem(x)
+    def _run(self, x: torch.Tensor, options: Sequence[str], start: int = 0) -> torch.Tensor:
+        """Stem and layers 0..len(options)-1; with `start` > 0, x is layer start-1's output."""
+        x = self.stem(x) if start == 0 else x
         for layer, (option, in_level) in enumerate(layer_plan(options)):
+            if layer < start:
+                continue
             key = _op_key(layer, option, in_level)
             if key not in self.ops:
                 raise ValueError(f"layer {layer}: {option} cannot follow scale level {in_level}")
             x = self.ops[key](x)
         return x
 
-    def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]]) -> torch.Tensor:
+    def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]], start: int = 0) -> torch.Tensor:
         if len(paths) > NUM_BLOCKS or any(len(p) != LAYERS_PER_BLOCK for p in paths):
             raise ValueError(f"expected up to {NUM_BLOCKS} paths of {LAYERS_PER_BLOCK} layers")
-        return self._run(x, [o for path in paths for o in path])
+        return self._run(x, [o for path in paths for o in path], start=start * LAYERS_PER_BLOCK)
 
     def forward_features(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         return self._run(x, arch.choices).mean((2, 3))

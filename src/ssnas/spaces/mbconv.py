@@ -204,17 +204,18 @@ class MBConvSupernet(nn.Module):
         self.head = _Head(config.block_channels[-1], config.head_channels)
         self.feature_dim = config.head_channels
 
-    def _run(self, x: torch.Tensor, ops: Sequence[str]) -> torch.Tensor:
-        x = self.stem(x)
-        for layer, op in zip(self.candidates, ops):
+    def _run(self, x: torch.Tensor, ops: Sequence[str], start: int = 0) -> torch.Tensor:
+        """Stem and layers 0..len(ops)-1; with `start` > 0, x is layer start-1's output."""
+        x = self.stem(x) if start == 0 else x
+        for layer, op in zip(self.candidates[start:], ops[start:]):
             x = layer[OPS.index(op)](x)
         return x
 
-    def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]]) -> torch.Tensor:
+    def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]], start: int = 0) -> torch.Tensor:
         layers = self.config.block_layers
         if len(paths) > len(layers) or any(len(p) != n for p, n in zip(paths, layers)):
             raise ValueError(f"paths {[len(p) for p in paths]} do not fit block layers {layers}")
-        return self._run(x, [op for path in paths for op in path])
+        return self._run(x, [op for path in paths for op in path], start=sum(layers[:start]))
 
     def forward_features(
         self, x: torch.Tensor, arch: Architecture | None = None, op_weights: torch.Tensor | None = None

@@ -163,10 +163,12 @@ class _Body(nn.Module):
         self.last_bn = SwitchableBatchNorm2d(allowed[-1])
         self.last_relu = nn.ReLU()
 
-    def forward(self, x: torch.Tensor, widths: Sequence[int]) -> torch.Tensor:
-        """(B,3,H,W) -> output of layer len(widths)-1 (before the final BN-ReLU)."""
-        x = self.stem_bn(self.stem_conv(x, widths[0]))
-        for layer, width in zip(self.layers, widths):
+    def forward(self, x: torch.Tensor, widths: Sequence[int], start: int = 0) -> torch.Tensor:
+        """(B,3,H,W) -> output of layer len(widths)-1 (before the final BN-ReLU); with
+        `start` > 0, x is layer start-1's output and only layers start.. run."""
+        if start == 0:
+            x = self.stem_bn(self.stem_conv(x, widths[0]))
+        for layer, width in zip(self.layers[start:], widths[start:]):
             x = layer(x, width)
         return x
 
@@ -218,7 +220,7 @@ class NatsSizeSupernet(nn.Module):
         self.body = _Body([top] * NUM_LAYERS, [WIDTHS] * NUM_LAYERS, slimmable=True)
         self.feature_dim = top
 
-    def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]]) -> torch.Tensor:
+    def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]], start: int = 0) -> torch.Tensor:
         if len(paths) > len(self.block_layers):
             raise ValueError(f"{len(paths)} paths for {len(self.block_layers)} blocks")
         widths: list[int] = []
@@ -226,7 +228,7 @@ class NatsSizeSupernet(nn.Module):
             if len(path) != self.block_layers[index]:
                 raise ValueError(f"block {index} has {self.block_layers[index]} layers: {path}")
             widths.extend(int(w) for w in path)
-        return self.body(x, widths)
+        return self.body(x, widths, start=sum(self.block_layers[:start]))
 
     def forward_features(self, x: torch.Tensor, arch: Architecture) -> torch.Tensor:
         return self.body.pool(self.body(x, [int(c) for c in arch.choices]))

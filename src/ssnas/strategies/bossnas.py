@@ -24,6 +24,7 @@ block whose paths are its whole architectures (`WholeNetworkBlock`).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -199,10 +200,44 @@ def _modules_run(supernet: nn.Module, x: torch.Tensor, paths: Sequence[BlockPath
     return ran, channels
 
 
+class PrefixCache:
+    """The frozen blocks' outputs for the last few input tensors, keyed by tensor identity.
+
+    A hit needs the very same tensor object (held here, so its id cannot be reused), unchanged
+    in place, and the same train/eval mode. Outputs are computed under `no_grad`: the prefix's
+    parameters are frozen and its input needs no gradient, so nothing upstream is lost.
+    """
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.entries: list[tuple[torch.Tensor, int, bool, torch.Tensor]] = []
+        self.hits = self.misses = 0
+
+    def get(self, x: torch.Tensor, training: bool, compute: Any) -> torch.Tensor:
+        for key, version, mode, value in self.entries:
+            if key is x and version == x._version and mode == training:
+                self.hits += 1
+                return value
+        self.misses += 1
+        with torch.no_grad():
+            value = compute(x)
+        self.entries = [*self.entries[-(self.size - 1) :], (x, x._version, training, value)]
+        return value
+
+    def clear(self) -> None:
+        self.entries = []
+
+
 class BlockStage(nn.Module):
     """Blocks 0..k of a block supernet: 0..k-1 on `fixed_paths`, block k on the path given per
     call, then a neck adapter (1x1 conv + BN to `width` channels, one per output width, BossNAS
     §3.2) and global pooling: `forward_features(x, path) -> (B, width)`.
+
+    With `cache` set (a `PrefixCache`; BossNAS sets one for the training of the block, when the
+    supernet's `forward_blocks` takes `start`), the frozen blocks run once per input tensor
+    instead of once per sampled path: the p paths of a step share a view batch. Same losses
+    and weights; only the frozen blocks' BN running statistics (read by nothing: training
+    normalises by batch statistics, rating re-estimates them) are updated once per view batch.
 
     Parameters that the fixed prefix uses get `requires_grad=False` (so `train` leaves them out
     of the optimizer); all others stay trainable (only block k's receive gradients). The output
@@ -235,13 +270,24 @@ class BlockStage(nn.Module):
             for p in module.parameters(recurse=False):  # only its own: containers run too
                 p.requires_grad_(False)
         self.frozen_parameters = sum(p.numel() for m in frozen for p in m.parameters(recurse=False))
+        self.cache: PrefixCache | None = None
 
     def forward_features(self, x: torch.Tensor, path: Sequence[str]) -> torch.Tensor:
-        fmap = self.supernet.forward_blocks(x, [*self.fixed, tuple(path)])  # (B, C, H, W)
+        if self.cache is not None and self.fixed:
+            prefix = self.cache.get(x, self.training, lambda v: self.supernet.forward_blocks(v, self.fixed))
+            fmap = self.supernet.forward_blocks(prefix, [*self.fixed, tuple(path)], start=len(self.fixed))
+        else:
+            fmap = self.supernet.forward_blocks(x, [*self.fixed, tuple(path)])  # (B, C, H, W)
         return self.adapters[str(fmap.shape[1])](fmap).mean(dim=(2, 3))  # (B, width)
 
     def forward(self, x: torch.Tensor, path: Sequence[str]) -> torch.Tensor:
         return self.forward_features(x, path)
+
+
+def supports_start(supernet: nn.Module) -> bool:
+    """Whether `supernet.forward_blocks` can resume from a block's output (`start=`)."""
+    forward_blocks = getattr(supernet, "forward_blocks", None)
+    return forward_blocks is not None and "start" in inspect.signature(forward_blocks).parameters
 
 
 # ---------------------------------------------------------------- population-centre rating
@@ -375,6 +421,8 @@ class BossConfig:
         images for BN re-estimation.
     signals: extra label-free columns computed per path (`ssnas.strategies.signals` names).
     supernet: keyword arguments of `build_block_supernet` (or NB201's `build_supernet`).
+    cache_prefix: during block training, run the frozen earlier blocks once per view batch
+        (`PrefixCache`) rather than once per sampled path.
     """
 
     paths_per_step: int | None = None
@@ -390,6 +438,7 @@ class BossConfig:
     recal_batch_size: int = 256
     signals: tuple[str, ...] = ()
     supernet: dict[str, Any] = field(default_factory=dict)
+    cache_prefix: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signals", tuple(self.signals))
@@ -496,10 +545,14 @@ class BossNAS:
             stage_dir = task.out_dir / f"block{k}" if task.out_dir is not None else None
             log.info("BossNAS block %d: %d candidates, %d paths per step (%s)", k, len(candidates), count,
                      "fair" if fair else "uniform")  # fmt: skip
+            stage.cache = PrefixCache() if cfg.cache_prefix and fixed and supports_start(supernet) else None
             result = train(
                 stage, objective, task.images, train_views, replace(task.train, seed=task.train.seed + k),
                 out_dir=stage_dir, resume=task.resume, hooks=PathSampler(candidates, count, fair),
             )  # fmt: skip
+            for module in (stage, objective.target_model):  # the target is a copy made by `train`
+                if isinstance(module, BlockStage):
+                    module.cache = None
             ratings = self._rate_block(stage, objective, population, data, precision, stage_dir)
             best = min(population, key=lambda p: ratings[p]["loss"])
             log.info("BossNAS block %d: best path %s (loss %.4f)", k, ":".join(best), ratings[best]["loss"])
@@ -592,6 +645,7 @@ __all__ = [
     "BossConfig",
     "BossNAS",
     "PathSampler",
+    "PrefixCache",
     "PooledSupernet",
     "RatingData",
     "WholeNetworkBlock",
