@@ -29,7 +29,7 @@ from ssnas.benchmarks.tables import TABLES
 from ssnas.data.datasets import load_dataset
 from ssnas.ranking.metrics import bootstrap_ci, kendall_tau, regret, spearman_rho
 from ssnas.ranking.selection import all_architectures
-from ssnas.ranking.zero_cost import ZeroCostConfig, parse_ranker, score_architectures
+from ssnas.ranking.zero_cost import ZeroCostConfig, ZeroCostScores, parse_ranker, score_architectures
 from ssnas.spaces import create_space
 
 SETTINGS = {
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=1024, help="images loaded (the batch is drawn from them)")
     parser.add_argument("--bootstrap", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--shard", default=None, help="i/n: score only archs[i::n] (merge the parts with --merge)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, help="shard JSON files to merge into --out")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.threads:
@@ -94,20 +96,37 @@ def main() -> None:
     rankers = [parse_ranker(text, args.aggregate) for text in args.rankers]
     union = "+".join(dict.fromkeys(name for r in rankers for name in r.leaves()))
     options = {k: int(v) for k, v in (o.split("=", 1) for o in args.space_option)}
-    config = ZeroCostConfig(batch_size=args.batch_size, seed=args.seed, space_options=options)
-    images = load_dataset(args.data).images
-    images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: args.num_images]]
     started = time.perf_counter()
-    last = [started]
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        keys = [k for part in parts for k in part["keys"]]
+        by_key = {a.key: a for a in archs}
+        archs = [by_key[k] for k in keys]
+        columns = {name: [v for part in parts for v in part["columns"][name]] for name in parts[0]["columns"]}
+        seconds = {name: [v for part in parts for v in part["seconds"][name]] for name in parts[0]["seconds"]}
+        scores = ZeroCostScores(archs, columns, [], seconds)
+        wall = max(part["wall_seconds"] for part in parts)
+    else:
+        if args.shard:
+            index, count = (int(x) for x in args.shard.split("/"))
+            archs = archs[index::count]
+        config = ZeroCostConfig(batch_size=args.batch_size, seed=args.seed, space_options=options)
+        images = load_dataset(args.data).images
+        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: args.num_images]]
+        last = [started]
 
-    def progress(done: int, total: int) -> None:
-        if time.perf_counter() - last[0] > 30 or done == total:
-            last[0] = time.perf_counter()
-            rate = (last[0] - started) / done
-            print(f"{done}/{total} archs, {rate:.3f} s/arch, ETA {rate * (total - done) / 60:.1f} min", flush=True)
+        def progress(done: int, total: int) -> None:
+            if time.perf_counter() - last[0] > 30 or done == total:
+                last[0] = time.perf_counter()
+                rate = (last[0] - started) / done
+                print(f"{done}/{total} archs, {rate:.3f} s/arch, ETA {rate * (total - done) / 60:.1f} min", flush=True)
 
-    scores = score_architectures(space, archs, parse_ranker(union, args.aggregate), images, config, progress)
-    keys = [a.key for a in archs]
+        scores = score_architectures(space, archs, parse_ranker(union, args.aggregate), images, config, progress)
+        keys = [a.key for a in archs]
+        wall = time.perf_counter() - started
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    raw = {"keys": keys, "columns": scores.columns, "seconds": scores.seconds, "wall_seconds": wall}
+    args.out.with_suffix(".columns.json").write_text(json.dumps(raw, default=float))  # kept even if a report fails
     if settings["baseline"] == "params":
         baseline = np.array([float(space.num_parameters(a)) for a in archs])
     else:
@@ -118,10 +137,11 @@ def main() -> None:
         "space": args.space, "half": args.half, "cells": len(archs), "pool": len(pool),
         "sample": args.sample, "sample_seed": args.sample_seed, "metric": settings["metric"],
         "batch_size": args.batch_size, "seed": args.seed, "space_options": options,
-        "wall_seconds": time.perf_counter() - started,
+        "wall_seconds": wall,
         "baseline": {"name": settings["baseline"], **report(baseline, table, keys, settings, args.bootstrap)},
         "rankers": {},
-        "columns": {name: scores.columns[name] for name in scores.columns},
+        "columns": scores.columns,
+        "seconds": scores.seconds,
         "keys": keys,
     }
     for ranker in rankers:

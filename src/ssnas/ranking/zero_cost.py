@@ -64,6 +64,27 @@ COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# The default of `ssnas rank` and of rating-based search (see the README for the measurement).
+DEFAULT_RANKER = "az-nas"
+# Per space, the network size the rankers build by default (smaller than the benchmark's own
+# network where that kept the dev-half correlation and cut the cost; see the README).
+PROXY_NETWORKS: dict[str, dict[str, int]] = {"nb201": {"C": 8, "N": 1}}
+
+
+def proxy_network(space: str, channels: int | None = None, cells: int | None = None) -> dict[str, int]:
+    """Network-size overrides for rankers on `space`: its default proxy, then --channels/--cells (nb201)."""
+    options = dict(PROXY_NETWORKS.get(space, {}))
+    given = {"C": channels, "N": cells}
+    if any(v is not None for v in given.values()) and space != "nb201":
+        raise UserError(f"--channels/--cells size the nb201 network; space {space!r} has fixed widths")
+    for key, value in given.items():
+        if value is not None:
+            if value < 1:
+                raise UserError(f"network size {key} must be >= 1, got {value}")
+            options[key] = value
+    return options
+
+
 def ranker_names() -> list[str]:
     """Every single ranker name (ensembles join these with '+')."""
     return sorted({*RANKERS.names(), *SIGNALS.names(), *COMPOSITES})
@@ -87,8 +108,8 @@ class Ranker:
 
     def combine(self, columns: dict[str, list[float]]) -> list[float]:
         values = [part.combine(columns) if isinstance(part, Ranker) else columns[part] for part in self.parts]
-        if len(values) == 1:
-            return list(values[0])
+        if len(values) == 1:  # a single signal keeps its values; -inf/NaN move just below the finite ones
+            return [float(v) for v in _finite(values[0])]
         return AGGREGATIONS[self.aggregate](values)
 
     @property

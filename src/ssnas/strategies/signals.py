@@ -131,19 +131,22 @@ def sample_wise_activation_patterns(model: nn.Module, images: torch.Tensor, **fo
     patterns, i.e. of distinct (B,) on/off vectors over the batch, among all units (channel x
     position) at the inputs of ReLU-like modules. log10 of the count."""
     batch = images.shape[0]
-    powers = 2 ** torch.arange(min(batch, 62), dtype=torch.int64, device=images.device)
-    words: list[torch.Tensor] = []
+    powers = 2 ** torch.arange(min(batch, 62), dtype=torch.int64, device=images.device)  # (<=62,)
+    codes: list[torch.Tensor] = []
 
     def record(_module: nn.Module, inputs: tuple[torch.Tensor, ...], _output: torch.Tensor) -> None:
         units = (inputs[0].detach().reshape(batch, -1) > 0).T.long()  # (units, B)
-        packed = [units[:, i : i + 62] @ powers[: units[:, i : i + 62].shape[1]] for i in range(0, batch, 62)]
-        words.append(torch.stack(packed, dim=1))  # (units, ceil(B/62)) int64 codes
+        code = torch.zeros(units.shape[0], dtype=torch.int64, device=units.device)
+        for start in range(0, batch, 62):  # 62 samples per int64 word, words mixed by a multiplicative hash
+            word = units[:, start : start + 62] @ powers[: min(62, batch - start)]
+            code = code * -7046029254386353131 + word  # wraps mod 2^64; collisions are negligible
+        codes.append(code)
 
     with _hooks(model, (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU), record):
         model.forward_features(images, **forward_kwargs)
-    if not words:
+    if not codes:
         return 0.0
-    distinct = torch.unique(torch.cat(words), dim=0).shape[0]
+    distinct = torch.unique(torch.cat(codes)).numel()
     return float(torch.log10(torch.tensor(float(distinct))))
 
 
