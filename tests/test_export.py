@@ -16,7 +16,7 @@ from _labelled_folder import NB201_ARCH, make_labelled_folder
 from ssnas.errors import UserError
 from ssnas.export import export, load_exported
 from ssnas.retrain import build_seeded, load_model, resolve_space, retrain
-from ssnas.spaces import create_space
+from ssnas.spaces import SPACES, create_space
 from ssnas.spaces.darts import DARTS_V1, DARTS_V2
 
 torch.set_num_threads(1)
@@ -100,8 +100,10 @@ def test_checkpoint_of_another_architecture_is_refused(darts_run: Path, tmp_path
 
 
 def test_bad_format_and_wrong_loader_are_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="unknown export format 'onnx'"):
-        export(NB201_ARCH, "nb201", None, "onnx", tmp_path / "net.onnx", space_args=TINY["nb201"])
+    with pytest.raises(UserError, match="unknown export format 'tflite'"):
+        export(NB201_ARCH, "nb201", None, "tflite", tmp_path / "net.tflite", space_args=TINY["nb201"])
+    with pytest.raises(UserError, match="is a folder"):
+        export(NB201_ARCH, "nb201", None, "onnx", tmp_path, space_args=TINY["nb201"])
     export(NB201_ARCH, "nb201", None, "torchscript", tmp_path / "net.ts", space_args=TINY["nb201"])
     with pytest.raises(UserError, match="torch.jit.load"):
         load_exported(tmp_path / "net.ts")
@@ -115,5 +117,29 @@ def test_export_command(darts_run: Path, tmp_path: Path) -> None:
     done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["sidecar"] == str(tmp_path / "net.pt.json")
-    bad = subprocess.run([*command[:-1], str(tmp_path / "x.pt"), "--format", "onnx"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "onnx" in bad.stderr
+    bad = subprocess.run([*command[:-1], str(tmp_path / "x.pt"), "--format", "tflite"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "tflite" in bad.stderr
+
+
+@pytest.mark.parametrize("space", SPACES.names())
+def test_onnx_matches_pytorch_under_onnxruntime_for_every_space(space: str, tmp_path: Path) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    args = TINY.get(space, {})
+    payload = export(arch_of(space), space, None, "onnx", tmp_path / "net.onnx", space_args=args, seed=3)
+    assert payload["onnx_check"] == "onnxruntime" and payload["max_onnx_difference"] <= 1e-3
+    search_space, arch, _ = resolve_space(space, arch_of(space), args)
+    original = build_seeded(search_space, arch, 3, num_classes=10).eval()
+    session = onnxruntime.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 5):  # the batch size is free
+        got = torch.from_numpy(session.run(None, {"images": inputs(batch).numpy()})[0])
+        with torch.no_grad():
+            assert torch.allclose(got, original(inputs(batch)), atol=1e-4)
+
+
+def test_export_command_onnx(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    done = subprocess.run([sys.executable, "-m", "ssnas.cli.main", "export", NB201_ARCH, "--space-arg", "C=8",
+                           "--space-arg", "N=1", "--format", "onnx", "--out", str(tmp_path / "net.onnx"), "--json"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["onnx_check"] == "onnxruntime" and (tmp_path / "net.onnx").stat().st_size > 0

@@ -1,6 +1,6 @@
 """Export a (retrained) network for use outside ssnas.
 
-Two formats:
+Three formats:
 
 * `torchscript`: the network in eval mode, traced with `torch.jit.trace` at a fixed
   input size and saved with `torch.jit.save`. It loads with plain PyTorch, no ssnas:
@@ -11,6 +11,14 @@ Two formats:
 
   Inputs must be normalised as in training (`ssnas.data.views.CIFAR_MEAN/STD`) and have
   the traced height and width (`resolution` in the sidecar); the batch size is free.
+* `onnx`: the eval-mode network exported with the TorchScript-based ONNX exporter (opset
+  17, input `images` (B,3,H,W) with a free batch size, output `logits`). When onnxruntime
+  is installed (`pip install 'ssnas[onnx]'`) the file is run once and its logits compared
+  with PyTorch's; the largest difference goes to the sidecar as `max_onnx_difference`:
+
+      import onnxruntime
+      session = onnxruntime.InferenceSession("net.onnx")
+      logits = session.run(None, {"images": x.numpy()})[0]
 * `state_dict`: `torch.save(model.state_dict())` to `out` plus a JSON sidecar
   `out.json` with arch, space, space_args, build_args and num_classes. Rebuilding the
   module needs ssnas (`ssnas.export.load_exported(out)`); the weights alone load with
@@ -35,8 +43,10 @@ from ssnas import __version__
 from ssnas.errors import UserError
 from ssnas.retrain import build_seeded, read_arch_text, read_model_file, resolve_space
 
-FORMATS = ("torchscript", "state_dict")
+FORMATS = ("torchscript", "onnx", "state_dict")
 _TOLERANCE = 1e-4  # max |traced - eager| logit difference accepted
+_ONNX_TOLERANCE = 1e-3  # max |onnxruntime - eager| logit difference accepted (kernels differ)
+ONNX_OPSET = 17
 
 
 def _inference_network(
@@ -87,6 +97,8 @@ def export(
     """
     if format not in FORMATS:
         raise UserError(f"unknown export format {format!r}; choose from: {', '.join(FORMATS)}")
+    if Path(out).is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name")
     model, description = _inference_network(arch_text, space, checkpoint, space_args or {}, num_classes, seed)
     model = model.to(memory_format=torch.contiguous_format)
     out = Path(out)
@@ -105,11 +117,39 @@ def export(
                 )
             torch.jit.save(traced, str(out))
         description["max_trace_difference"] = difference
+    elif format == "onnx":
+        description.update(_export_onnx(model, description["resolution"], out, space, seed))
     else:
         torch.save(model.state_dict(), out)
     sidecar = out.with_name(out.name + ".json")
     sidecar.write_text(json.dumps(description, indent=2))
     return {**description, "out": str(out), "sidecar": str(sidecar)}
+
+
+def _export_onnx(model: nn.Module, size: int, out: Path, space: str, seed: int) -> dict[str, Any]:
+    """Write `model` to `out` as ONNX; check it with onnxruntime when installed (UserError on mismatch)."""
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn(2, 3, size, size, generator=generator)  # (2,3,H,W)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter warns that it is deprecated; it works
+        torch.onnx.export(
+            model, (example,), str(out), dynamo=False, opset_version=ONNX_OPSET, input_names=["images"],
+            output_names=["logits"], dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+        )  # fmt: skip
+    try:
+        import onnxruntime
+    except ImportError:
+        return {"onnx_opset": ONNX_OPSET, "onnx_check": "not run: onnxruntime is not installed (pip install 'ssnas[onnx]')"}
+    check = torch.randn(3, 3, size, size, generator=generator)  # (3,3,H,W): another batch size than exported
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"images": check.numpy()})[0])  # (3, classes)
+    with torch.no_grad():
+        difference = (got - model(check)).abs().max().item()
+    if not difference <= _ONNX_TOLERANCE:
+        out.unlink()
+        raise UserError(f"the ONNX {space} network differs from PyTorch by {difference:.3g} under onnxruntime; "
+                        "use --format torchscript")  # fmt: skip
+    return {"onnx_opset": ONNX_OPSET, "onnx_check": "onnxruntime", "max_onnx_difference": difference}
 
 
 def load_exported(path: str | Path) -> nn.Module:

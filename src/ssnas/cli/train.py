@@ -85,7 +85,8 @@ def _render(payload: dict[str, Any]) -> None:
 @space_option
 @click.option("--checkpoint", default=None, help="model.pt from `ssnas train` (or its run folder) [fresh weights].")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="torchscript", show_default=True,
-              help="torchscript: loads with torch.jit.load, no ssnas; state_dict: weights + JSON sidecar.")
+              help="torchscript: loads with torch.jit.load, no ssnas; onnx: for onnxruntime and other runtimes "
+                   "(checked against PyTorch when onnxruntime is installed); state_dict: weights + JSON sidecar.")
 @click.option("--out", type=TEXT, required=True, help="Output file (the sidecar goes to OUT.json).")
 @space_arg_option
 @click.option("--num-classes", type=click.IntRange(min=2), default=10, show_default=True, help="Without --checkpoint only.")

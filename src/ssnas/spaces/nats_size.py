@@ -67,7 +67,7 @@ class SwitchableBatchNorm2d(nn.ModuleDict):
         super().__init__({str(w): nn.BatchNorm2d(w) for w in widths})
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        key = str(x.shape[1])
+        key = str(int(x.shape[1]))  # int(): a plain number also while traced for TorchScript / ONNX export
         if key not in self:
             raise ValueError(f"no BatchNorm for width {key}; have {', '.join(self.keys())}")
         return self[key](x)
