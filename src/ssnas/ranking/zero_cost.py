@@ -21,10 +21,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.stats import rankdata
+from torch import nn
 
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
@@ -227,11 +229,21 @@ def _image_batch(images: torch.Tensor | None, config: ZeroCostConfig, text: str)
 def _network_signals(
     space: SearchSpace, arch: Architecture, names: Sequence[str], batch: torch.Tensor, seed: int
 ) -> dict[str, tuple[float, float]]:
-    """name -> (value, seconds of the pass that computed it); NaN becomes -inf (ranks last)."""
+    """name -> (value, seconds) for `arch`'s network built at initialisation under `seed`."""
     started = time.perf_counter()
     with seeded(seed):
         network = space.build(space.parse(arch.key))
     build_seconds = time.perf_counter() - started
+    values = network_signals(network, names, batch, seed)
+    return {name: (value, spent + build_seconds) for name, (value, spent) in values.items()}
+
+
+def network_signals(
+    network: nn.Module, names: Sequence[str], batch: torch.Tensor, seed: int = 0, **forward_kwargs: Any
+) -> dict[str, tuple[float, float]]:
+    """name -> (value, seconds of the pass that computed it) of `SIGNALS` on one network (or one
+    supernet path via `forward_kwargs`, e.g. arch=...). BN runs on batch statistics with its
+    running statistics restored; signals of one group share a pass; NaN becomes -inf."""
     values: dict[str, tuple[float, float]] = {}
     with frozen_batch_norm(network):
         for name in names:
@@ -239,8 +251,11 @@ def _network_signals(
                 continue
             started = time.perf_counter()
             group = SIGNAL_GROUPS.get(name)
-            result = group(network, batch, seed=seed) if group is not None else {name: SIGNALS.get(name)(network, batch)}
-            spent = time.perf_counter() - started + build_seconds
+            if group is not None:
+                result = group(network, batch, seed=seed, **forward_kwargs)
+            else:
+                result = {name: SIGNALS.get(name)(network, batch, **forward_kwargs)}
+            spent = time.perf_counter() - started
             values.update({key: (float(value), spent) for key, value in result.items()})
     return {name: (-math.inf if math.isnan(values[name][0]) else values[name][0], values[name][1]) for name in names}
 
