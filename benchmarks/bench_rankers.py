@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--rankers", nargs="+", required=True)
     parser.add_argument("--aggregate", default="mean-rank")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="weight-init and image-draw seed")
     parser.add_argument("--space-option", action="append", default=[], help="e.g. C=8 (repeatable)")
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg"))

@@ -139,7 +139,7 @@ def test_score_architectures_is_order_independent_and_needs_images(tiny_images: 
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
         "|nor_conv_1x1~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|",
     )]  # fmt: skip
-    config = ZeroCostConfig(batch_size=8, seed=1)
+    config = ZeroCostConfig(batch_size=8, seed=1, space_options={})
     forward = score_architectures(space, archs, "az-nas+meco", tiny_images, config)
     backward = score_architectures(space, archs[::-1], "az-nas+meco", tiny_images, config)
     for name in forward.columns:

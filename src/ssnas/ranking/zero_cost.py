@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -146,11 +146,12 @@ class ZeroCostConfig:
     seed: weight initialisation seed (identical for every architecture) and image draw.
     space_options: overrides of the space's network size (nb201: C, N), so a smaller proxy
         network can stand in for the benchmark's; the ranking, not the network, is the result.
+        None = the space's default proxy (`PROXY_NETWORKS`); {} = the space's networks as given.
     """
 
-    batch_size: int = 64
+    batch_size: int = 32
     seed: int = 0
-    space_options: dict[str, int] = field(default_factory=dict)
+    space_options: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.batch_size < 4:
@@ -198,7 +199,8 @@ def score_architectures(
     leaves = ranker.leaves()
     signals = [name for name in leaves if name in SIGNALS]
     batch = _image_batch(images, config, ranker.text) if signals else None
-    build_space = _resized(space, config.space_options) if config.space_options else space
+    options = PROXY_NETWORKS.get(space.name, {}) if config.space_options is None else config.space_options
+    build_space = _resized(space, options) if options else space
     columns: dict[str, list[float]] = {name: [] for name in leaves}
     seconds: dict[str, list[float]] = {name: [] for name in leaves}
     for done, arch in enumerate(archs, start=1):
