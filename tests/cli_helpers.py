@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SSNAS = [sys.executable, "-m", "ssnas.cli.main"]
@@ -25,3 +27,15 @@ def copy_cifar_subset(shared_data: Path, destination: Path, per_class: int, spli
         for image in sorted(class_dir.iterdir())[:per_class]:
             shutil.copy(image, target / image.name)
     return destination
+
+
+def kill_once_written(process: subprocess.Popen[bytes], path: Path, timeout: float = 300) -> bool:
+    """SIGKILL `process` as soon as `path` exists; False when it ended (or timed out) before that."""
+    deadline = time.monotonic() + timeout
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if process.poll() is not None or not path.exists():
+        return False
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return True

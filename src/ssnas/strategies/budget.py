@@ -100,26 +100,26 @@ class CostModel:
         }  # fmt: skip
 
     def flops(self, arch: Architecture) -> float:
-        return self._static(arch)["flops"]
+        return self._static(arch, "flops")
 
     def params(self, arch: Architecture) -> float:
-        return self._static(arch)["params"]
+        return self._static(arch, "params")
 
     def value(self, arch: Architecture, metric: str) -> float:
-        return self.latency_ms(arch) if metric == "latency_ms" else self._static(arch)[metric]
+        return self.latency_ms(arch) if metric == "latency_ms" else self._static(arch, metric)
 
-    def _static(self, arch: Architecture) -> dict[str, float]:
-        cached = self._cache.get(arch.key)
-        if cached is None:
-            flops = getattr(self.space, "flops", None)
-            count = getattr(self.space, "num_parameters", None)
-            network = None
-            if flops is None or count is None:
+    def _static(self, arch: Architecture, metric: str) -> float:
+        """FLOPs or params in millions: the space's closed form if it has one, else counted on the network."""
+        cached = self._cache.setdefault(arch.key, {})
+        if metric not in cached:
+            closed_form = getattr(self.space, "flops" if metric == "flops" else "num_parameters", None)
+            if closed_form is not None:
+                cached[metric] = closed_form(arch) / 1e6
+            else:
                 network = self.space.build(arch, num_classes=NUM_CLASSES)
-            macs = flops(arch) if flops is not None else _macs(network)
-            params = count(arch) if count is not None else count_parameters(network)
-            cached = self._cache[arch.key] = {"flops": macs / 1e6, "params": params / 1e6}
-        return cached
+                cached.setdefault("flops", _macs(network) / 1e6)
+                cached.setdefault("params", count_parameters(network) / 1e6)
+        return cached[metric]
 
     def latency_ms(self, arch: Architecture) -> float:
         if arch.key not in self._latency:

@@ -20,12 +20,11 @@ an architecture was rated in (what lets a killed search resume from saved values
 
 from __future__ import annotations
 
-import importlib
 import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -77,32 +76,32 @@ class SignalRater:
 
 
 class RankerRater:
-    """A ranker of `ssnas.ranking.zero_cost` (`score_architectures`) by name, e.g. "az-nas"."""
+    """A training-free ranker of `ssnas.ranking.zero_cost` by name ("az-nas", "meco+naswot", ...),
+    combined by that ranker's own aggregation."""
 
-    def __init__(self, task: SearchTask, ranker: str, config: Any = None) -> None:
-        try:
-            self._module = importlib.import_module("ssnas.ranking.zero_cost")
-        except ImportError as error:
-            raise UserError(f"ranker {ranker!r} needs ssnas.ranking.zero_cost, which is not available") from error
-        self.task, self.name, self.config = task, ranker, config
+    def __init__(self, task: SearchTask, ranker: str, batch_size: int = 64) -> None:
+        from ssnas.ranking import zero_cost  # imports the strategies package: load it lazily
+
+        self._zero_cost = zero_cost
+        self.ranker = zero_cost.parse_ranker(ranker)
+        self.config = zero_cost.ZeroCostConfig(batch_size=batch_size, seed=task.seed)
+        self.task, self.name = task, ranker
 
     def columns(self, archs: Sequence[Architecture]) -> Columns:
-        table = self._module.score_architectures(self.task.space, list(archs), self.name,
-                                                 self.task.holdout_images, self.config)  # fmt: skip
-        return {name: [float(v) for v in values] for name, values in table.columns.items()}
+        scores = self._zero_cost.score_architectures(self.task.space, list(archs), self.ranker,
+                                                     self.task.holdout_images, self.config)  # fmt: skip
+        return {name: [float(v) for v in values] for name, values in scores.columns.items()}
 
     def combine(self, columns: Columns) -> list[float]:
-        return [float(v) for v in self._module.combine_columns(self.name, columns)]
+        return [float(v) for v in self.ranker.combine(columns)]
 
 
 def create_rater(task: SearchTask, rating: str | Sequence[str], batch_size: int = 64) -> Rater:
-    """A `SignalRater` for `init-*` / `params` signal names, else a `RankerRater` by ranker name."""
+    """A `SignalRater` for `init-*` signal names, else a `RankerRater` (names joined by '+')."""
     names = [rating] if isinstance(rating, str) else list(rating)
-    if all(n.startswith("init-") or n == "params" for n in names):
+    if all(n.startswith("init-") for n in names):
         return SignalRater(task, names, batch_size)
-    if len(names) != 1:
-        raise UserError(f"give one ranker name (e.g. 'az-nas' or 'meco+naswot'), or init-* signals; got {names}")
-    return RankerRater(task, names[0])
+    return RankerRater(task, "+".join(names), batch_size)
 
 
 class ReferenceScale:
