@@ -138,3 +138,11 @@ def test_help_lists_the_registries() -> None:
     for name in [*STRATEGIES.names(), *SPACES.names(), *OBJECTIVES.names(), "meco", "naswot"]:
         assert name in text, name
     assert "meco + naswot" in text  # the rating preset, as it is
+
+
+def test_out_in_a_folder_that_is_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssnas.runfolder
+
+    monkeypatch.setattr(ssnas.runfolder.os, "access", lambda path, mode: False)  # root may write anywhere
+    with pytest.raises(UserError, match="is not writable"):
+        check_run_folder(tmp_path / "run", {}, resume=False, resumable=())

@@ -99,10 +99,10 @@ def write_rank_report(out_dir: Path, ranker: str, keys: Sequence[str], scores: S
                       truth: Sequence[float], report: Mapping[str, Any]) -> Path:  # fmt: skip
     """Write `out_dir/report.html` for a rank run: correlations, scatter, best and worst by score."""
     metric = str(report.get("metric", "ground truth"))
-    figures = [[name, report[name], report.get("baseline", {}).get(name, "")]
-               for name in ("kendall_tau", "spearman_rho", "pearson_r") if name in report]  # fmt: skip
-    figures += [[name, report[name], report.get("baseline", {}).get(name, "")]
-                for name in sorted(report) if name.startswith("top_") or name == "regret"]  # fmt: skip
+    names = [n for n in ("kendall_tau", "spearman_rho", "pearson_r") if n in report]
+    names += [n for n in sorted(report) if n.startswith("top_") or n == "regret"]
+    baseline = report.get("baseline")
+    figures = [[n, report[n], *([baseline.get(n, "")] if baseline else [])] for n in names]
     title = (f"{ranker}: Kendall {report.get('kendall_tau', float('nan')):.3f}, "
              f"Spearman {report.get('spearman_rho', float('nan')):.3f} over {len(keys)} architectures")  # fmt: skip
     finite = [(s, t) for s, t in zip(scores, truth) if math.isfinite(s) and math.isfinite(t)]
@@ -111,7 +111,7 @@ def write_rank_report(out_dir: Path, ranker: str, keys: Sequence[str], scores: S
     sections = [
         "<h2>Correlation with ground truth</h2>",
         f"<p class=\"note\">Against {html.escape(metric)} (NAS-Bench-201 reference accuracy).</p>",
-        _table(["figure", ranker, "params baseline"], figures),
+        _table(["figure", ranker, *(["params baseline"] if baseline else [])], figures),
         "<h2>Score against ground truth</h2>",
         _image(scatter_figure([s for s, _ in finite], [t for _, t in finite], metric, title), "score scatter"),
         f"<h2>Top {len(rows)} by score</h2>", _table(["rank", "architecture", "score", metric], rows),
