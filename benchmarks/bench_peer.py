@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import random
 import statistics
@@ -57,7 +58,10 @@ except ImportError:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="alternating xautodl/ssnas rounds per precision")
-    parser.add_argument("--steps", type=int, default=6, help="timed iterations per round (after 2 warm-up ones)")
+    parser.add_argument("--steps", type=int, default=6, help="timed iterations per round (after the warm-up ones)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed iterations before each timed run")
+    parser.add_argument("--bf16-rounds", type=int, default=1, help="rounds for bf16 (emulated on CPUs without it: slow)")
+    parser.add_argument("--bf16-steps", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--channels-last", default="both", choices=("both", "on", "off"),
@@ -100,7 +104,7 @@ def autocast(precision: str) -> contextlib.AbstractContextManager[Any]:
 # ---------------------------------------------------------------- xautodl
 
 
-def xautodl_rate(steps: int, precision: str, seed: int) -> float:
+def xautodl_rate(steps: int, warmup: int, precision: str, seed: int) -> float:
     """Images/s of xautodl's SETN iteration (weight step + joint evaluator step)."""
     from xautodl.models.cell_operations import NAS_BENCH_201
     from xautodl.models.cell_searchs import TinyNetworkSETN
@@ -129,7 +133,7 @@ def xautodl_rate(steps: int, precision: str, seed: int) -> float:
         F.cross_entropy(logits.float(), yv).backward()
         a_opt.step()
 
-    for i in range(2):
+    for i in range(warmup):
         iteration(i)
     started = time.perf_counter()
     for i in range(steps):
@@ -140,10 +144,10 @@ def xautodl_rate(steps: int, precision: str, seed: int) -> float:
 # ---------------------------------------------------------------- ssnas
 
 
-def ssnas_rate(steps: int, precision: str, seed: int, channels_last: bool) -> float:
+def ssnas_rate(steps: int, warmup: int, precision: str, seed: int, channels_last: bool) -> float:
     """Images/s of ssnas's SETN training (`SETN.train_template`: loop + evaluator hook)."""
     g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (BATCH * (steps + 2), 3, 32, 32), dtype=torch.uint8, generator=g)
+    images = torch.randint(0, 256, (BATCH * max(steps, warmup), 3, 32, 32), dtype=torch.uint8, generator=g)
     labels = torch.randint(CLASSES, (images.shape[0],), generator=g)
     holdout = torch.randint(0, 256, (4 * BATCH, 3, 32, 32), dtype=torch.uint8, generator=g)
     holdout_labels = torch.randint(CLASSES, (holdout.shape[0],), generator=g)
@@ -157,7 +161,8 @@ def ssnas_rate(steps: int, precision: str, seed: int, channels_last: bool) -> fl
                           replace_steps(config, max_steps), seed, labels=labels, holdout_labels=holdout_labels)  # fmt: skip
         return setn.train_template(task).result.images_per_second
 
-    run(2)  # warm-up
+    if warmup:
+        run(warmup)
     return run(steps)
 
 
@@ -214,23 +219,33 @@ def main() -> None:
         "torch": torch.__version__,
         "xautodl": getattr(xautodl, "__version__", "1.0.0"),
         "threads": torch.get_num_threads(),
-        "setting": {"C": C, "N": N, "batch": BATCH, "classes": CLASSES, "steps_per_round": args.steps,
-                    "rounds": args.rounds, "images_per_iteration": BATCH},
+        "setting": {"C": C, "N": N, "batch": BATCH, "classes": CLASSES, "images_per_iteration": BATCH,
+                    "warmup": args.warmup},
         "parity": parity(),
         "images_per_s": {},
     }  # fmt: skip
     print("parity:", report["parity"])
     layouts = {"both": (True, False), "on": (True,), "off": (False,)}[args.channels_last]
+    report["load_average_before"] = os.getloadavg()
     for precision in args.precisions.split(","):
-        runners: dict[str, Callable[[], float]] = {"xautodl": lambda p=precision: xautodl_rate(args.steps, p, 0)}
+        steps, count = (args.bf16_steps, args.bf16_rounds) if precision == "bf16" else (args.steps, args.rounds)
+        runners: dict[str, Callable[[], float]] = {
+            "xautodl": lambda p=precision, n=steps: xautodl_rate(n, args.warmup, p, 0)
+        }
         for cl in layouts:
-            runners[f"ssnas_cl{int(cl)}"] = lambda p=precision, cl=cl: ssnas_rate(args.steps, p, 0, cl)
-        rounds = list(alternate(args.rounds, runners))
+            runners[f"ssnas_cl{int(cl)}"] = lambda p=precision, cl=cl, n=steps: ssnas_rate(n, args.warmup, p, 0, cl)
+        rounds = list(alternate(count, runners))
         summary = {name: round(statistics.median(r[name] for r in rounds), 2) for name in runners}
         ratios = {name: round(statistics.median(r[name] / r["xautodl"] for r in rounds), 3)
                   for name in runners if name != "xautodl"}  # fmt: skip
-        report["images_per_s"][precision] = {"median": summary, "ratio_vs_xautodl": ratios, "rounds": rounds}
+        report["images_per_s"][precision] = {"median": summary, "ratio_vs_xautodl": ratios, "rounds": rounds,
+                                             "steps_per_round": steps, "load_average_after": os.getloadavg()}
         print(precision, summary, ratios, flush=True)
+        write(report, args.out or ROOT / "benchmarks" / "results" / f"peer_{cpu_kind(info)}.json")
+
+
+def write(report: dict[str, Any], out: Path) -> None:
+    """Headline figures (fp32 ratio, best precision of each) and the JSON file."""
     fp32 = report["images_per_s"].get("fp32")
     if fp32 is not None:
         best = max(fp32["ratio_vs_xautodl"], key=fp32["ratio_vs_xautodl"].get)
@@ -242,10 +257,9 @@ def main() -> None:
             bests[who] = {"precision": p, "images_per_s": report["images_per_s"][p]["median"][who]}
         report["best_precision"] = bests
         report["ratio_best_vs_best"] = round(bests[best]["images_per_s"] / bests["xautodl"]["images_per_s"], 3)
-    out = args.out or ROOT / "benchmarks" / "results" / f"peer_{cpu_kind(info)}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k not in ("cpu", "images_per_s")}, indent=2))
-    print("wrote", out)
+    print("wrote", out, flush=True)
 
 
 if __name__ == "__main__":

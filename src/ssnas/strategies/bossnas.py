@@ -39,6 +39,7 @@ from torch import nn
 
 from ssnas.data.views import VIEWS, MultiView, ViewMaker
 from ssnas.errors import UserError
+from ssnas.faults import fault_point
 from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch
 from ssnas.objectives.ensemble import EnsembleBootstrap, cosine_head
@@ -206,7 +207,14 @@ class PrefixCache:
     A hit needs the very same tensor object (held here, so its id cannot be reused), unchanged
     in place, and the same train/eval mode. Outputs are computed under `no_grad`: the prefix's
     parameters are frozen and its input needs no gradient, so nothing upstream is lost.
+
+    A deep copy shares the cache: the EMA target (a copy of the stage) then reuses the online
+    prefix's outputs, which is exact because frozen parameters stay equal under the EMA
+    (`update_momentum` lerps) and BN in train mode normalises by the batch's statistics.
     """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PrefixCache:
+        return self
 
     def __init__(self, size: int = 16) -> None:
         self.size = size
@@ -379,6 +387,7 @@ def rate_paths(
     extra: list[dict[str, float]] = []
     with preserved_batch_norm(online), preserved_batch_norm(target):
         for path in track(paths, "BossNAS rating", len(paths), "block paths"):
+            fault_point("rate")  # tests only
             with autocast():
                 recalibrate_bn(online, data.recalibration, path=path)
                 recalibrate_bn(target, data.recalibration, path=path)
