@@ -105,7 +105,7 @@ def main() -> None:
         columns = {name: [v for part in parts for v in part["columns"][name]] for name in parts[0]["columns"]}
         seconds = {name: [v for part in parts for v in part["seconds"][name]] for name in parts[0]["seconds"]}
         scores = ZeroCostScores(archs, columns, [], seconds)
-        wall = max(part["wall_seconds"] for part in parts)
+        wall = max(part.get("wall_seconds", float("nan")) for part in parts)
     else:
         if args.shard:
             index, count = (int(x) for x in args.shard.split("/"))
@@ -118,10 +118,28 @@ def main() -> None:
         def progress(done: int, total: int) -> None:
             if time.perf_counter() - last[0] > 30 or done == total:
                 last[0] = time.perf_counter()
-                rate = (last[0] - started) / done
+                rate = (last[0] - started) / max(1, done)
                 print(f"{done}/{total} archs, {rate:.3f} s/arch, ETA {rate * (total - done) / 60:.1f} min", flush=True)
 
-        scores = score_architectures(space, archs, parse_ranker(union, args.aggregate), images, config, progress)
+        # Score in chunks, saving the raw columns after each, so a stopped run keeps what it did and
+        # a rerun with the same arguments continues from it (columns of one arch never depend on others).
+        partial = args.out.with_suffix(".partial.json")
+        saved = json.loads(partial.read_text()) if partial.exists() else {"keys": [], "columns": {}, "seconds": {}}
+        done_keys = set(saved["keys"])
+        todo = [a for a in archs if a.key not in done_keys]
+        union_ranker = parse_ranker(union, args.aggregate)
+        for start in range(0, len(todo), 25):
+            chunk = score_architectures(space, todo[start : start + 25], union_ranker, images, config,
+                                        lambda done, total: progress(start + done + len(done_keys), len(archs)))
+            saved["keys"] += [a.key for a in chunk.archs]
+            for name in chunk.columns:
+                saved["columns"].setdefault(name, []).extend(chunk.columns[name])
+                saved["seconds"].setdefault(name, []).extend(chunk.seconds[name])
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(saved, default=float))
+        by_key = {a.key: a for a in archs}
+        archs = [by_key[k] for k in saved["keys"]]
+        scores = ZeroCostScores(archs, saved["columns"], [], saved["seconds"])
         keys = [a.key for a in archs]
         wall = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)
