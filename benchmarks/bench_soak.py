@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=0.5, help="seconds per fake trial")
     parser.add_argument("--storages", nargs="+", default=["postgres", "journal"], choices=["postgres", "journal"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per storage before giving up")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_soak")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "soak.json")
     args = parser.parse_args()
@@ -162,12 +163,14 @@ def main() -> None:
             from _pg import postgres_server
 
             with postgres_server("ssnas_soak") as url:
-                results.append(soak(url, "soak", args.workers, args.trials, args.kill_every, args.sleep, args.seed, log))
+                results.append(soak(url, "soak", args.workers, args.trials, args.kill_every, args.sleep, args.seed, log,
+                                    timeout=args.timeout))  # fmt: skip
         else:
             journal = args.work / "soak.journal"
             for stale in args.work.glob("soak.journal*"):
                 stale.unlink()
-            results.append(soak(str(journal), "soak", args.workers, args.trials, args.kill_every, args.sleep, args.seed, log))
+            results.append(soak(str(journal), "soak", args.workers, args.trials, args.kill_every, args.sleep, args.seed,
+                                log, timeout=args.timeout))  # fmt: skip
         print(json.dumps(asdict(results[-1])), flush=True)
     payload = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

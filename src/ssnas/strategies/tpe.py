@@ -235,25 +235,11 @@ class _Liveness:
         pass
 
 
-class _RDBLiveness(_Liveness):
-    """Optuna's own heartbeat of RDB storages (stale trials failed and re-queued by its callback)."""
-
-    def __init__(self, storage: RDBStorage) -> None:
-        self.storage = storage
-
-    def beat(self, trial_id: int) -> None:
-        self.storage.record_heartbeat(trial_id)
-
-    def fail_stale(self, study: optuna.Study) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-
-
 class _JournalLiveness(_Liveness):
-    """The same contract for the journal file, which has no heartbeat in Optuna."""
+    """The same contract for the journal file, which has no heartbeat in Optuna: the time of the
+    last beat is a trial system attribute, and a trial that never beat counts from its start."""
 
-    def __init__(self, storage: JournalStorage, grace: int, max_retry: int) -> None:
+    def __init__(self, storage: BaseStorage, grace: int, max_retry: int) -> None:
         self.storage, self.grace, self.max_retry = storage, grace, max_retry
 
     def beat(self, trial_id: int) -> None:
@@ -277,6 +263,27 @@ class _JournalLiveness(_Liveness):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
                 RetryHeartbeatStaleTrialCallback(self.max_retry)(study, self.storage.get_trial(trial._trial_id))
+
+
+class _RDBLiveness(_JournalLiveness):
+    """Optuna's own heartbeat of RDB storages (stale trials failed and re-queued by its callback),
+    plus the journal's rule for a trial that never got a heartbeat: Optuna ignores those, so a
+    worker killed between `ask` and its first beat would leave a RUNNING trial forever (found by
+    benchmarks/bench_soak.py: a study stuck at 199 of 200)."""
+
+    def __init__(self, storage: RDBStorage, grace: int, max_retry: int) -> None:
+        super().__init__(storage, grace, max_retry)
+        self.rdb = storage
+
+    def beat(self, trial_id: int) -> None:
+        self.rdb.record_heartbeat(trial_id)
+        super().beat(trial_id)
+
+    def fail_stale(self, study: optuna.Study) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        super().fail_stale(study)
 
 
 def _with_postgres_driver(url: str) -> str:
@@ -317,7 +324,7 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
                 )
             except Exception as error:  # SQLAlchemy: bad URL, unreachable server, wrong password
                 raise UserError(f"cannot open storage {_without_password(location)}: {error}".splitlines()[0]) from error
-        return storage, _RDBLiveness(storage)
+        return storage, _RDBLiveness(storage, config.grace, config.max_retry)
     path = Path(location).expanduser()
     if path.is_dir():
         raise UserError(f"storage {path} is a folder; give a journal file path such as {path / DEFAULT_JOURNAL}")
