@@ -63,8 +63,8 @@ from ssnas.training.progress import mirror_log_to_stderr
               help="Budget: ms per image, batch 1, fp32, this machine's CPU and torch threads (measured, cached per arch).")
 @click.option("--ranker", type=TEXT, default=None,
               help="evolution / tpe|random rating trials: init-* signals joined by + (e.g. init-meco+init-synflow) or a ranker name.")
-@click.option("--ratings", type=POSITIVE, default=None, help="evolution: architectures rated [500].")
-@click.option("--population", type=POSITIVE, default=None, help="evolution: REA population size [50].")
+@click.option("--ratings", type=POSITIVE, default=None, help="evolution: architectures rated [100].")
+@click.option("--population", type=POSITIVE, default=None, help="evolution: REA population size [20].")
 @click.option("--trial-objective", type=click.Choice(TRIAL_OBJECTIVES), default=None,
               help="tpe/random: ssl-proxy (CSNAS: train each trial, the paper's setting) or rating (label-free, no training) [ssl-proxy].")
 @config_option

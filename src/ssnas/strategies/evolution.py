@@ -59,8 +59,8 @@ class EvolutionConfig:
     skip_degenerate: never propose cells whose input does not reach the output (NB201 `none` paths).
     """
 
-    ratings: int = 500
-    population: int = 50
+    ratings: int = 100  # measured on NB201 (benchmarks/bench_search.py): about 1-5 min on a 2-core CPU
+    population: int = 20
     sample_size: int | None = None
     rating: tuple[str, ...] = DEFAULT_RATING
     rating_batch_size: int = 64
