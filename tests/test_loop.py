@@ -23,7 +23,6 @@ from ssnas.objectives import Batch, create_objective
 from ssnas.training import LARS, StepHook, TrainConfig, train
 from ssnas.training.checkpoint import load_checkpoint
 from ssnas.training.loop import learning_rate, param_groups
-from ssnas.training.precision import resolve_precision
 
 TESTS = Path(__file__).resolve().parent
 SMALL_HEADS = {
@@ -258,15 +257,6 @@ def test_schedule_warms_up_linearly_then_follows_the_cosine() -> None:
     assert [learning_rate(s, 12, 4, cfg) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert learning_rate(8, 12, 4, cfg) == pytest.approx(0.1 + 0.9 * 0.5)
     assert learning_rate(12, 12, 4, cfg) == pytest.approx(0.1)
-
-
-def test_auto_precision_is_bf16_on_cpu_and_scaled_fp16_on_cuda() -> None:
-    cpu = resolve_precision("auto", torch.device("cpu"))
-    assert cpu.dtype == torch.bfloat16 and cpu.grad_scaler() is None
-    cuda = resolve_precision("auto", torch.device("cuda"))
-    assert cuda.dtype == torch.float16 and cuda.uses_scaler
-    with pytest.raises(UserError, match="precision"):
-        resolve_precision("fp8", torch.device("cpu"))
 
 
 def test_channels_last_and_history(tmp_path: Path) -> None:
