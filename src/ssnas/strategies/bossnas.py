@@ -540,7 +540,8 @@ class BossNAS:
                 population = self._within_budget(task, fixed, population, needed[k] if needed else ())
             count, fair = default_sampling(candidates, cfg.paths_per_step)
             supernet.to(device)
-            stage = BlockStage(supernet, fixed, candidates, cfg.neck_width, data.recalibration[:2])
+            with seeded(task.seed * 1000 + k):  # the adapters' initialisation, reproducible
+                stage = BlockStage(supernet, fixed, candidates, cfg.neck_width, data.recalibration[:2])
             objective = create_objective(
                 "ensemble-byol", hidden_dim=cfg.hidden_dim, out_dim=cfg.out_dim,
                 pred_hidden_dim=cfg.pred_hidden_dim, base_momentum=cfg.base_momentum,
