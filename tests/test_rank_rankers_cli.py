@@ -28,7 +28,7 @@ def test_az_nas_on_200_unseen_cells_beats_the_parameter_count(cifar: str, nb201_
     assert report["seconds_per_arch"] > 0
 
 
-NEW_RANKERS = ["az-nas", "az-expressivity", "az-progressivity", "az-trainability", "swap", "zico-ssl", "snip-ssl",
+NEW_RANKERS = ["az-nas", "az-nas-ssl", "az-expressivity", "az-progressivity", "az-trainability", "swap", "zico-ssl", "snip-ssl",
                "gradnorm-ssl", "meco+az-nas"]
 
 

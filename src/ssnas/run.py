@@ -23,6 +23,7 @@ import torch
 from ssnas.data.datasets import ImageSet, load_dataset
 from ssnas.data.split import Share, fit_split
 from ssnas.errors import UserError
+from ssnas.faults import fault_point
 from ssnas import runfolder
 from ssnas.paths import DATA_ENV
 from ssnas.reporting import op_distribution_figure, write_search_report
@@ -357,6 +358,7 @@ def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seco
     payload = _payload(config, result, seconds, truth.get(result.best.arch.key))
     payload["ground_truth_note"] = GROUND_TRUTH_NOTE if payload["ground_truth"] else NO_GROUND_TRUTH_NOTE
     _atomic_write(out_dir / "result.json", json.dumps(payload, indent=2, default=float))
+    fault_point("write")  # tests only
     detail_names = sorted({name for c in result.candidates for name in c.details})
     truth_names = sorted({name for values in truth.values() for name in values})
     rows = [["rank", "arch", "score", *detail_names, *truth_names]]

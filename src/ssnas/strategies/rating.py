@@ -20,6 +20,7 @@ from scipy.stats import rankdata
 
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
+from ssnas.faults import fault_point
 from ssnas.objectives import Batch, Objective
 from ssnas.spaces import Architecture, SearchSpace
 from ssnas.strategies.base import ScoredArch
@@ -108,6 +109,7 @@ def rate_architectures(
     columns: dict[str, list[float]] = {name: [] for name in config.signals}
     pairs = ((name, arch) for name in config.signals for arch in archs)
     for name, arch in track(pairs, "rating", len(config.signals) * len(archs), "signal values"):
+        fault_point("rate")  # tests only
         columns[name].append(_signal(name, space, supernet, objective, arch, images, index_batches, holdout,
                                      holdout_labels, device, precision, seed))  # fmt: skip
     scores = combine_by_rank(columns)

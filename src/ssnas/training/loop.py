@@ -33,6 +33,7 @@ from ssnas.data.views import ViewMaker
 from ssnas.errors import TrainingDiverged, UserError
 from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
+from ssnas.faults import fault_point
 from ssnas.objectives.global_batch import across_processes
 from ssnas.training.distributed import process_group
 from ssnas.training.precision import cpu_capability, resolve_device, resolve_precision
@@ -351,6 +352,7 @@ def train(
                 objective.on_step_end(model, (step + 1) / total_steps)
                 if hooks is not None:
                     hooks.after_step(step, batch)
+                fault_point("train")  # tests only: SIGKILL here when $SSNAS_KILL_AT says so
 
                 step, step_in_epoch = step + 1, step_in_epoch + 1
                 epoch_loss_sum, epoch_batches = epoch_loss_sum + loss_value, epoch_batches + 1
