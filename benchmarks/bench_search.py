@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--ratings", type=int, default=300)
     parser.add_argument("--population", type=int, default=30)
     parser.add_argument("--ranker", default=None, help="rating for evolution / rating trials [strategy default]")
+    parser.add_argument("--channels", type=int, default=None, help="NB201 rating network width C [16]")
+    parser.add_argument("--cells", type=int, default=None, help="NB201 rating network cells per stage N [5]")
     parser.add_argument("--parts", nargs="+", default=["defaults", "baselines", "budgets", "nats"])
     parser.add_argument("--baseline-seeds", type=int, nargs="+", default=None, help="[--seeds]")
     parser.add_argument("--work", default="runs/bench_search")
@@ -110,7 +112,8 @@ def main() -> None:
         out_path.write_text(json.dumps(results, indent=2))
 
     nb201 = read_table(SHARED / "benchmarks" / "nb201.csv", "cifar10_test")
-    evolution = {"ratings": args.ratings, "population": args.population}
+    evolution = {"ratings": args.ratings, "population": args.population,
+                 **{k: v for k, v in (("channels", args.channels), ("cells", args.cells)) if v is not None}}
     if "defaults" in args.parts:
         runs = []
         for seed in args.seeds:
