@@ -40,7 +40,6 @@ from torch import nn
 from ssnas.data.views import VIEWS, MultiView, ViewMaker
 from ssnas.errors import UserError
 from ssnas.faults import fault_point
-from ssnas.faults import fault_point
 from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch
 from ssnas.objectives.ensemble import EnsembleBootstrap, cosine_head
@@ -388,7 +387,6 @@ def rate_paths(
     extra: list[dict[str, float]] = []
     with preserved_batch_norm(online), preserved_batch_norm(target):
         for path in track(paths, "BossNAS rating", len(paths), "block paths"):
-            fault_point("rate")  # tests only
             fault_point("rate")  # tests only
             with autocast():
                 recalibrate_bn(online, data.recalibration, path=path)
