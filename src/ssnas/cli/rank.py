@@ -24,7 +24,7 @@ from ssnas.ranking.selection import all_architectures, read_architectures, sampl
 from ssnas.run import SearchConfig, run_rank
 from ssnas.training.distributed import is_main_process
 from ssnas.training.progress import StageProgress, mirror_log_to_stderr
-from ssnas.spaces import create_space
+from ssnas.spaces import Architecture, SearchSpace, create_space
 
 
 @click.command("rank")
@@ -116,7 +116,7 @@ def rank_command(
         return
     if out is not None:
         write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)))
-    baseline = RANKERS.get("params")(space, selection) if name != "params" else None
+    baseline = _size_baseline(space, selection) if name != "params" else None
     table = space_table(space_name, table_path)
     report = correlate(keys, scores, table, metric, baseline=baseline)
     report["ranker"] = name
@@ -141,3 +141,10 @@ def space_table(space_name: str, path: Path | None) -> BenchmarkTable:
         raise UserError(f"space {space_name!r} has no benchmark table to rank against; pass --table CSV "
                         f"(spaces with one: {', '.join(SPACE_TABLES)})")  # fmt: skip
     return TABLES.create(names[0] if names else "nb201", path=path)
+
+
+def _size_baseline(space: SearchSpace, archs: list[Architecture]) -> list[float]:
+    """Parameter count where the space counts it; otherwise the sum of the widths (nats-size)."""
+    if callable(getattr(space, "num_parameters", None)):
+        return RANKERS.get("params")(space, archs)
+    return [float(sum(int(w) for w in arch.choices)) for arch in archs]
