@@ -76,6 +76,7 @@ def rank_command(
     if sum(x is not None and x is not False for x in (archs, sample, rank_all or None)) != 1:
         raise UserError("give exactly one of --archs FILE, --sample N or --all")
     space = create_space(space_name)
+    table = space_table(space_name, table_path)  # before any work: a space without a table is refused
     if strategy is None:
         if archs is not None:
             selection = read_architectures(space, archs)
@@ -117,7 +118,6 @@ def rank_command(
     if out is not None:
         write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)))
     baseline = _size_baseline(space, selection) if name != "params" else None
-    table = space_table(space_name, table_path)
     report = correlate(keys, scores, table, metric, baseline=baseline)
     report["ranker"] = name
     report.update(extra)
