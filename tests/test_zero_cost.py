@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -150,3 +151,20 @@ def test_score_architectures_is_order_independent_and_needs_images(tiny_images: 
     assert score_architectures(space, archs, "params", None, config).score == [
         float(space.num_parameters(a)) for a in archs
     ]
+
+
+def test_scoring_in_worker_processes_matches_one_process(tiny_images: torch.Tensor) -> None:
+    """Chunks scored in two spawned processes come back in order with the same values."""
+    space = create_space("nb201")
+    archs = [space.sample(random.Random(i)) for i in range(5)]
+    config = ZeroCostConfig(batch_size=8, seed=2, space_options={"C": 4, "N": 1})
+    seen: list[int] = []
+    alone = score_architectures(space, archs, "az-nas-ssl+params", tiny_images, config)
+    pooled = score_architectures(space, archs, "az-nas-ssl+params", tiny_images, config,
+                                 progress=lambda done, total: seen.append(done), workers=2)  # fmt: skip
+    for name in alone.columns:
+        assert pooled.columns[name] == pytest.approx(alone.columns[name], rel=1e-4)
+    assert pooled.score == pytest.approx(alone.score)
+    assert seen[-1] == len(archs) and seen == sorted(seen)
+    with pytest.raises(UserError, match="workers"):
+        score_architectures(space, archs, "params", None, config, workers=0)

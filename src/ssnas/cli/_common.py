@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,8 +122,3 @@ def config_option(command: F) -> F:
         expose_value=False,
         help="YAML file of option values (keys are option names); flags given on the command line win.",
     )(command)
-
-
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"ssnas: error: {message}", err=True)
-    sys.exit(code)

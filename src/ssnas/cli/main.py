@@ -2,35 +2,59 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
 import click
 
 from ssnas import __version__
-from ssnas.cli import bench, launch, pretrain, rank, search, spaces, worker
-from ssnas.cli import train as train_cli
-from ssnas.cli._common import fail
 from ssnas.errors import UserError
-from ssnas.training.distributed import reports_errors
+
+# name -> ("module:attribute", one-line help). A command's module (and torch, scipy, ...) is
+# imported only when that command runs, so `ssnas --help` answers at once.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("ssnas.cli.bench:bench_group", "Query NAS-Bench-201 ground truth and score rankers against it."),
+    "export": ("ssnas.cli.train:export_command", "Export the network of ARCH (eval mode) to TorchScript or ONNX."),
+    "launch": ("ssnas.cli.launch:launch_command", "Run an ssnas command under torchrun, over processes or machines."),
+    "pretrain": ("ssnas.cli.pretrain:pretrain_command", "Pretrain the network of ARCH with a self-supervised objective."),
+    "probe": ("ssnas.cli.pretrain:probe_command", "Top-1 of frozen-feature probes of a pretrained network."),
+    "rank": ("ssnas.cli.rank:rank_command", "Score architectures without labels and compare with ground truth."),
+    "search": ("ssnas.cli.search:search_command", "Search an architecture without labels and write a run folder."),
+    "spaces": ("ssnas.cli.spaces:spaces_command", "List the search spaces: decisions, size and optional abilities."),
+    "train": ("ssnas.cli.train:train_command", "Train ARCH from scratch with labels and report its test accuracy."),
+    "worker": ("ssnas.cli.worker:worker_command", "Work on the trials of a shared study until it is complete."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use (timm-style registry of names)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, _, attribute = COMMANDS[name][0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ssnas")
 def cli() -> None:
     """Label-free neural architecture search: find an architecture without labelling anything."""
 
 
-cli.add_command(spaces.spaces_command)
-cli.add_command(bench.bench_group)
-cli.add_command(rank.rank_command)
-cli.add_command(search.search_command)
-cli.add_command(train_cli.train_command)
-cli.add_command(train_cli.export_command)
-cli.add_command(pretrain.pretrain_command)
-cli.add_command(pretrain.probe_command)
-cli.add_command(worker.worker_command)
-cli.add_command(launch.launch_command)
+def fail(message: str, code: int = 1) -> None:
+    """One line on stderr, then exit with `code`."""
+    click.echo(f"ssnas: error: {message}", err=True)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -47,6 +71,8 @@ def main(argv: list[str] | None = None) -> Any:
     except click.ClickException as error:
         fail(error.format_message())
     except UserError as error:
+        from ssnas.training.distributed import reports_errors
+
         if not reports_errors():  # under torchrun, process 0 reports the error all processes met
             sys.exit(1)
         fail(str(error))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import click
@@ -53,6 +54,8 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
               help=f"Rankers: images per network [{ZeroCostConfig.batch_size}]; strategies: training batch size [preset].")
 @click.option("--channels", type=int, default=None, help="NB201 network width C (rankers: the proxy network) [preset].")
 @click.option("--cells", type=int, default=None, help="NB201 cells per stage N (rankers: the proxy network) [preset].")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rankers: processes scoring architectures side by side (threads are split among them).")
 @click.option("--rating", multiple=True, help="SETN: label-free rating signal(s), repeatable [preset].")
 @click.option("--device", default="auto", show_default=True)
 @precision_option
@@ -65,7 +68,7 @@ def rank_command(
     ranker: str | None, aggregate: str, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
     rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str, data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
-    channels: int | None, cells: int | None, rating: tuple[str, ...], device: str, precision: str,
+    channels: int | None, cells: int | None, workers: int, rating: tuple[str, ...], device: str, precision: str,
     no_progress: bool, table_path: Path | None, metric: str, as_json: bool,
 ) -> None:
     """Score architectures and report Kendall, Spearman and top-k against the benchmark,
@@ -89,13 +92,17 @@ def rank_command(
         images = _ranker_images(data, name) if parsed.needs_images else None
         options = proxy_network(space_name, channels, cells)
         zero_cost = ZeroCostConfig(batch_size=batch_size or ZeroCostConfig.batch_size, seed=seed, space_options=options)
+        started = time.perf_counter()
         with StageProgress("ranking", len(selection), "architectures", bar=not no_progress and not as_json) as bar:
             result = score_architectures(space, selection, parsed, images, zero_cost,
-                                         progress=lambda done, total: bar.update(done, force_line=done == total))
+                                         progress=lambda done, total: bar.update(done, force_line=done == total),
+                                         workers=workers)
         scores = result.score
         keys = [arch.key for arch in selection]
-        extra = {"seconds_per_arch": result.seconds_per_arch(), "proxy_network": options,
-                 "batch_size": zero_cost.batch_size}
+        extra = {"seconds_per_arch": result.seconds_per_arch(), "wall_seconds": time.perf_counter() - started,
+                 "proxy_network": options,
+                 "batch_size": zero_cost.batch_size, "workers": workers,
+                 "threads_per_worker": max(1, torch.get_num_threads() // workers)}
     else:
         if rank_all:
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")

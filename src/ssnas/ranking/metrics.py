@@ -11,7 +11,6 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from ssnas.errors import UserError
 
@@ -30,27 +29,30 @@ def _pair(pred: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np
     return p, t
 
 
-def _correlation(function: Callable[..., object], pred: Sequence[float], truth: Sequence[float]) -> float:
+def _correlation(name: str, pred: Sequence[float], truth: Sequence[float]) -> float:
+    """scipy.stats.`name` of the pair (scipy is imported here: it costs a second at CLI start)."""
+    from scipy import stats
+
     p, t = _pair(pred, truth)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        result = function(p, t)
+        result = getattr(stats, name)(p, t)
     return float(result.statistic)  # type: ignore[attr-defined]
 
 
 def kendall_tau(pred: Sequence[float], truth: Sequence[float]) -> float:
     """Kendall's tau-b: (concordant - discordant) pairs, normalised for ties. In [-1, 1]."""
-    return _correlation(stats.kendalltau, pred, truth)
+    return _correlation("kendalltau", pred, truth)
 
 
 def spearman_rho(pred: Sequence[float], truth: Sequence[float]) -> float:
     """Spearman's rho: Pearson correlation of the ranks (ties get average ranks)."""
-    return _correlation(stats.spearmanr, pred, truth)
+    return _correlation("spearmanr", pred, truth)
 
 
 def pearson_r(pred: Sequence[float], truth: Sequence[float]) -> float:
     """Pearson's linear correlation of the raw values."""
-    return _correlation(stats.pearsonr, pred, truth)
+    return _correlation("pearsonr", pred, truth)
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:

@@ -18,14 +18,15 @@ Higher is better everywhere. The combined score is only comparable within one ca
 from __future__ import annotations
 
 import math
+import multiprocessing
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 from torch import nn
 
 from ssnas.data.views import VIEWS
@@ -38,11 +39,15 @@ from ssnas.training.seeding import seeded
 
 
 def _mean_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+    from scipy.stats import rankdata  # imported late: scipy.stats slows CLI start
+
     ranks = [rankdata(_finite(c)) / len(c) for c in columns]
     return [float(v) for v in np.mean(ranks, axis=0)]
 
 
 def _log_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+    from scipy.stats import rankdata  # imported late: scipy.stats slows CLI start
+
     ranks = [rankdata(_finite(c)) / len(c) for c in columns]
     return [float(v) for v in np.sum(np.log(ranks), axis=0)]
 
@@ -191,34 +196,93 @@ def score_architectures(
     images: torch.Tensor | None,
     config: ZeroCostConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
 ) -> ZeroCostScores:
     """Score `archs` of `space` with `ranker` on unlabeled uint8 images (N,3,H,W).
 
     Every network is built under the same seed and sees the same image batch, so scores
-    differ only through the architecture. `progress(done, total)` is called per architecture.
+    differ only through the architecture. `progress(done, total)` is called as architectures
+    finish. `workers` > 1 scores chunks in that many processes, splitting this process's
+    threads among them (small proxy networks use one process per core better than threads).
     """
     ranker = parse_ranker(ranker) if isinstance(ranker, str) else ranker
     config = config or ZeroCostConfig()
+    if workers < 1:
+        raise UserError(f"workers must be >= 1, got {workers}")
     leaves = ranker.leaves()
     signals = [name for name in leaves if name in SIGNALS]
     batch = _image_batch(images, config, ranker.text) if signals else None
     options = PROXY_NETWORKS.get(space.name, {}) if config.space_options is None else config.space_options
     build_space = _resized(space, options) if options else space
-    columns: dict[str, list[float]] = {name: [] for name in leaves}
-    seconds: dict[str, list[float]] = {name: [] for name in leaves}
-    for done, arch in enumerate(archs, start=1):
-        for name in leaves:
-            if name in RANKERS:
-                started = time.perf_counter()
-                columns[name].append(RANKERS.get(name)(space, [arch])[0])
-                seconds[name].append(time.perf_counter() - started)
-        if signals and batch is not None:
-            for name, (value, spent) in _network_signals(build_space, arch, signals, batch, config.seed).items():
-                columns[name].append(value)
-                seconds[name].append(spent)
-        if progress is not None:
-            progress(done, len(archs))
+    job = _ScoringJob(space, build_space, tuple(leaves), tuple(signals), batch, config.seed)
+    if workers > 1 and len(archs) > 1:
+        columns, seconds = _score_in_processes(job, list(archs), workers, progress)
+    else:
+        columns, seconds = job.score(archs, progress)
     return ZeroCostScores(list(archs), columns, ranker.combine(columns), seconds)
+
+
+@dataclass(frozen=True)
+class _ScoringJob:
+    """What every architecture is scored with; picklable, so worker processes get a copy."""
+
+    space: SearchSpace
+    build_space: SearchSpace
+    leaves: tuple[str, ...]
+    signals: tuple[str, ...]
+    batch: torch.Tensor | None
+    seed: int
+
+    def score(
+        self, archs: Sequence[Architecture], progress: Callable[[int, int], None] | None = None
+    ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        columns: dict[str, list[float]] = {name: [] for name in self.leaves}
+        seconds: dict[str, list[float]] = {name: [] for name in self.leaves}
+        for done, arch in enumerate(archs, start=1):
+            for name in self.leaves:
+                if name in RANKERS:
+                    started = time.perf_counter()
+                    columns[name].append(RANKERS.get(name)(self.space, [arch])[0])
+                    seconds[name].append(time.perf_counter() - started)
+            if self.signals and self.batch is not None:
+                for name, (value, spent) in _network_signals(
+                    self.build_space, arch, self.signals, self.batch, self.seed
+                ).items():
+                    columns[name].append(value)
+                    seconds[name].append(spent)
+            if progress is not None:
+                progress(done, len(archs))
+        return columns, seconds
+
+
+def _score_in_processes(
+    job: _ScoringJob, archs: list[Architecture], workers: int, progress: Callable[[int, int], None] | None
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """`job.score` over chunks of `archs` in `workers` spawned processes; results in `archs` order."""
+    threads = max(1, torch.get_num_threads() // workers)
+    chunk = max(1, min(32, len(archs) // (4 * workers)))
+    starts = range(0, len(archs), chunk)
+    parts: dict[int, tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
+    context = multiprocessing.get_context("spawn")  # fork after torch's thread pool started can hang
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                             initargs=(threads,)) as pool:  # fmt: skip
+        pending: dict[Future, int] = {pool.submit(job.score, archs[s : s + chunk]): s for s in starts}
+        done = 0
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                start = pending.pop(future)
+                parts[start] = future.result()
+                done += len(parts[start][0][job.leaves[0]]) if job.leaves else 0
+                if progress is not None:
+                    progress(done, len(archs))
+    columns: dict[str, list[float]] = {name: [] for name in job.leaves}
+    seconds: dict[str, list[float]] = {name: [] for name in job.leaves}
+    for start in sorted(parts):
+        for name in job.leaves:
+            columns[name].extend(parts[start][0][name])
+            seconds[name].extend(parts[start][1][name])
+    return columns, seconds
 
 
 def _image_batch(images: torch.Tensor | None, config: ZeroCostConfig, text: str) -> torch.Tensor:

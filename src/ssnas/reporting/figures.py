@@ -12,26 +12,32 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from ssnas.spaces import Architecture, create_space
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-from ssnas.spaces import Architecture, create_space  # noqa: E402
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use (it slows CLI start)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 NB201_EDGE = re.compile(r"edge_(\d+)_(\d+)$")
 # One colour per op family, so the same op reads the same in every drawing.
 OP_COLOURS = {"conv": "#1f77b4", "pool": "#2ca02c", "skip": "#7f7f7f", "att": "#d62728", "mb": "#9467bd"}
 
 
-def _png(figure: Figure) -> bytes:
+def _png(figure: "Figure") -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", pad_inches=0.05)
-    plt.close(figure)
+    _pyplot().close(figure)
     return buffer.getvalue()
 
 
@@ -91,7 +97,7 @@ def _draw_sequence(axis: Any, arch: Architecture) -> None:
     names = list(create_space(arch.space).choices())
     width = len(arch.choices)
     for i, (name, choice) in enumerate(zip(names, arch.choices)):
-        axis.add_patch(plt.Rectangle((i + 0.05, 0.1), 0.9, 0.8, fc=_colour(choice), alpha=0.25, ec="black"))
+        axis.add_patch(_pyplot().Rectangle((i + 0.05, 0.1), 0.9, 0.8, fc=_colour(choice), alpha=0.25, ec="black"))
         axis.text(i + 0.5, 0.62, choice, ha="center", va="center", fontsize=8, rotation=90 if width > 10 else 0)
         axis.text(i + 0.5, 0.2, name, ha="center", va="center", fontsize=6, color="#444")
         if i:
@@ -106,10 +112,10 @@ def architecture_figure(arch: Architecture) -> bytes:
     """A drawing of `arch`: its cell DAG(s) where the space has cells, else its block sequence."""
     cells = cell_edges(arch)
     if cells is None:
-        figure, axis = plt.subplots(figsize=(max(6.0, 0.6 * len(arch.choices)), 1.8))
+        figure, axis = _pyplot().subplots(figsize=(max(6.0, 0.6 * len(arch.choices)), 1.8))
         _draw_sequence(axis, arch)
         return _png(figure)
-    figure, axes = plt.subplots(len(cells), 1, figsize=(8, 2.6 * len(cells)), squeeze=False)
+    figure, axes = _pyplot().subplots(len(cells), 1, figsize=(8, 2.6 * len(cells)), squeeze=False)
     for axis, (kind, edges) in zip(axes[:, 0], cells.items()):
         _draw_dag(axis, edges, f"{arch.space} cell (node 0 = input, last = output; 'none' edges left out)" if kind == "cell"
                   else f"DARTS {kind} cell (output = concat of nodes 0..)")  # fmt: skip
@@ -122,10 +128,12 @@ def loss_curve_figure(history: Sequence[float] | Sequence[Sequence[float]]) -> b
     curves = [c for c in curves if c]
     if not curves:
         return None
-    figure, axis = plt.subplots(figsize=(6, 3))
+    figure, axis = _pyplot().subplots(figsize=(6, 3))
     for k, curve in enumerate(curves):
         axis.plot(range(1, len(curve) + 1), curve, marker="o", label=f"block {k}" if len(curves) > 1 else None)
     axis.set_xlabel("epoch")
+    from matplotlib.ticker import MaxNLocator
+
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("mean training loss")
     axis.grid(alpha=0.3)
@@ -139,7 +147,7 @@ def op_distribution_figure(probabilities: Mapping[str, Mapping[str, float]]) -> 
     decisions = list(probabilities)
     options = list(next(iter(probabilities.values())))
     values = [[probabilities[d][o] for o in options] for d in decisions]
-    figure, axis = plt.subplots(figsize=(0.9 * len(options) + 2.2, 0.4 * len(decisions) + 1.2))
+    figure, axis = _pyplot().subplots(figsize=(0.9 * len(options) + 2.2, 0.4 * len(decisions) + 1.2))
     image = axis.imshow(values, cmap="viridis", vmin=0.0, vmax=max(max(row) for row in values), aspect="auto")
     axis.set_xticks(range(len(options)), options, rotation=30, ha="right", fontsize=8)
     axis.set_yticks(range(len(decisions)), decisions, fontsize=8)
@@ -154,7 +162,7 @@ def op_distribution_figure(probabilities: Mapping[str, Mapping[str, float]]) -> 
 
 def scatter_figure(scores: Sequence[float], truth: Sequence[float], metric: str, title: str) -> bytes:
     """Score (x) against ground truth (y), one point per architecture."""
-    figure, axis = plt.subplots(figsize=(5.5, 4))
+    figure, axis = _pyplot().subplots(figsize=(5.5, 4))
     axis.scatter(scores, truth, s=10, alpha=0.6)
     axis.set_xlabel("score (higher = predicted better)")
     axis.set_ylabel(metric)

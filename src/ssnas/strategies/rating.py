@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from scipy.stats import rankdata
 
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
@@ -80,6 +79,8 @@ def combine_by_rank(columns: dict[str, list[float]]) -> list[float]:
     """Mean over signals of each candidate's rank in (0, 1]; one signal = its raw value."""
     if len(columns) == 1:
         return list(next(iter(columns.values())))
+    from scipy.stats import rankdata  # imported late: scipy.stats slows CLI start
+
     ranks = [rankdata(values) / len(values) for values in columns.values()]
     return [float(sum(r[i] for r in ranks) / len(ranks)) for i in range(len(ranks[0]))]
 
