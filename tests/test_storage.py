@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import optuna
 import pytest
 from _fake_worker import FakeEvaluate, fake_loss, fast_study_config, tiny_task
 from _pg import postgres_server
@@ -161,16 +162,45 @@ def test_worker_refuses_a_study_of_another_space(tmp_path: Path) -> None:
 
 
 def test_wrong_password_is_one_line_and_leaves_no_run_folder(tmp_path: Path) -> None:
-    """`ssnas search --storage postgresql://user:WRONG@...`: one line naming the cause (password
-    masked), exit 1, and the storage is checked before the run folder is made."""
+    """`ssnas search` and `ssnas worker` with `--storage postgresql://user:WRONG@...`: one line
+    naming the cause (password masked), exit 1, and the storage is checked before the run (or
+    worker log) folder is made."""
     with postgres_server("ssnas_auth", password="right-secret") as url:
         wrong = url.replace(":right-secret@", ":wrong-secret@")
-        out = tmp_path / "run"
-        done = subprocess.run([sys.executable, "-m", "ssnas.cli.main", "search", "--strategy", "tpe", "--storage", wrong,
-                               "--data", str(tmp_path / "no-images"), "--out", str(out)],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ssnas: error: cannot open storage postgresql://postgres:***@"), lines
-    assert "password authentication failed" in lines[0] and "secret" not in done.stderr + done.stdout
-    assert not out.exists()
+        for command in (["search", "--strategy", "tpe"], ["worker", "--study", "s"]):
+            out = tmp_path / command[0]
+            done = subprocess.run([sys.executable, "-m", "ssnas.cli.main", *command, "--storage", wrong,
+                                   "--data", str(tmp_path / "no-images"), "--out", str(out)],
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert done.returncode == 1, done.stderr
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("ssnas: error: cannot open storage postgresql://postgres:***@"), lines
+            assert "password authentication failed" in lines[0] and "secret" not in done.stderr + done.stdout
+            assert not out.exists()
+
+
+def test_worker_with_a_missing_journal_creates_nothing(tmp_path: Path) -> None:
+    journal, out = tmp_path / "nowhere" / "study.journal", tmp_path / "log"
+    done = subprocess.run([sys.executable, "-m", "ssnas.cli.main", "worker", "--study", "s", "--storage", str(journal),
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "no study journal" in done.stderr and not journal.parent.exists() and not out.exists()
+
+
+def test_a_journal_lock_left_by_a_killed_worker_is_broken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker SIGKILLed inside a journal write leaves the lock symlink behind. With a relative
+    `--storage` path (run from the project folder) the next writer must still break it after the
+    grace period rather than wait forever (Optuna stats the lock through the symlink)."""
+    import ssnas.strategies.tpe as tpe
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tpe, "JOURNAL_LOCK_GRACE", 1)
+    relative = "runs/study.journal"
+    storage, _ = open_storage(relative, fast_study_config())
+    storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "first")
+    killed, _ = open_storage(relative, fast_study_config())  # another worker, opened the same way,
+    killed._backend._lock.acquire()  # type: ignore[attr-defined]  # takes the lock and dies holding it
+    started = time.monotonic()
+    storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "second")
+    assert time.monotonic() - started < 20
+    assert {s.study_name for s in storage.get_all_studies()} == {"first", "second"}

@@ -335,8 +335,9 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
 
 def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]:
     """Join the Optuna study `study` in `storage` (started by `ssnas search --strategy tpe|random`)."""
-    from ssnas.strategies.tpe import run_worker as work_on_study
+    from ssnas.strategies.tpe import check_study, run_worker as work_on_study
 
+    check_study(study, storage)  # before the log folder is made: a wrong URL leaves nothing behind
     config = resolve(config)
     space = _space(config)
     out_dir = Path(config.out)

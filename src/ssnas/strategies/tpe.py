@@ -93,7 +93,7 @@ import numpy as np
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ssnas.errors import TrainingDiverged, UserError
@@ -214,6 +214,10 @@ def make_sampler(kind: str, tpe: TPEConfig, seed: int) -> optuna.samplers.BaseSa
 # --- storage and liveness ---------------------------------------------------------------------------
 
 
+# Seconds after which a journal lock nobody refreshes (its holder was killed) is broken.
+JOURNAL_LOCK_GRACE = 30
+
+
 def storage_location(storage: str | None, out_dir: Path | None) -> str | None:
     """The storage a search uses: the given one, else `<out_dir>/study.journal`, else None (memory)."""
     if storage is not None:
@@ -325,11 +329,14 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
             except Exception as error:  # SQLAlchemy: bad URL, unreachable server, wrong password
                 raise UserError(f"cannot open storage {_without_password(location)}: {error}".splitlines()[0]) from error
         return storage, _RDBLiveness(storage, config.grace, config.max_retry)
-    path = Path(location).expanduser()
+    # Absolute: the lock is a symlink to the journal, and Optuna breaks a lock left by a killed
+    # holder by stat-ing through it; a relative target dangles, and the study would hang forever.
+    path = Path(location).expanduser().resolve()
     if path.is_dir():
         raise UserError(f"storage {path} is a folder; give a journal file path such as {path / DEFAULT_JOURNAL}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(path)))
+    lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
+    storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
     return storage, _JournalLiveness(storage, config.grace, config.max_retry)
 
 
@@ -662,6 +669,22 @@ def _check_settings(study: optuna.Study, settings: dict[str, Any], location: str
                 f"study {study.study_name!r} in {location} was started with {key}={stored.get(key)!r}, "
                 f"not {settings.get(key)!r}"
             )
+
+
+def check_study(study_name: str, storage_url: str) -> None:
+    """UserError unless `storage_url` opens and holds `study_name` (a worker checks this before
+    it writes anything; a journal path that does not exist is refused, not created)."""
+    if not _is_url(storage_url) and not Path(storage_url).expanduser().is_file():
+        raise UserError(f"no study journal at {storage_url}; give the --storage of the running search")
+    storage, _ = open_storage(storage_url, StudyConfig())
+    try:
+        storage.get_study_id_from_name(study_name)
+    except KeyError:
+        raise UserError(f"no study {study_name!r} in {storage_url}; start it with `ssnas search` first") from None
+    finally:
+        if isinstance(storage, RDBStorage):
+            storage.remove_session()
+            storage.engine.dispose()
 
 
 def run_worker(
