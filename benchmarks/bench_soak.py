@@ -119,10 +119,15 @@ def count(storage: str, study: str, trials: int, workers: int, kills: int, exit_
     held = _trials(storage, study)
     state = {t.number: t.state.name for t in held}
     complete = [t for t in held if t.state.name == "COMPLETE"]
+    # Optuna's retry callback gives each re-queued trial `failed_trial` = the chain's first trial
+    # and `retry_history` = every failed trial before it (a retry can itself be killed).
     retries = {t.number: int(t.system_attrs["failed_trial"]) for t in held if "failed_trial" in t.system_attrs}
-    retried = set(retries.values())
+    retried = {int(n) for t in held for n in t.system_attrs.get("retry_history", [])}
     killed = [t for t in held if t.state.name == "FAIL" and not t.user_attrs.get("ssnas:surplus")]
-    both_done = sum(state.get(original) == "COMPLETE" for number, original in retries.items() if state[number] == "COMPLETE")
+    chains: dict[int, list[int]] = {}
+    for t in held:
+        chains.setdefault(retries.get(t.number, t.number), []).append(t.number)
+    both_done = sum(max(0, sum(state[n] == "COMPLETE" for n in chain) - 1) for chain in chains.values())
     repeated_numbers = len(held) - len({t.number for t in held})
     lost = sum(t.number not in retried for t in killed) + sum(t.state.name == "RUNNING" for t in held)
     return SoakResult(

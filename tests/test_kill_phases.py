@@ -42,7 +42,9 @@ def _without_timing(value: Any) -> Any:
 
 
 def _result(out: Path) -> dict[str, Any]:
-    return _without_timing(json.loads((out / "result.json").read_text()))
+    """result.json less its timings, and candidates.csv (every candidate, score and rank)."""
+    return {"result": _without_timing(json.loads((out / "result.json").read_text())),
+            "candidates": (out / "candidates.csv").read_text()}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -68,4 +70,4 @@ def test_killed_search_resumes_to_the_same_result(
     resumed = _search(strategy, data, out, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _result(out) == uninterrupted[strategy]
-    assert len((out / "candidates.csv").read_text().splitlines()) == 1 + 4
+    assert len(uninterrupted[strategy]["candidates"].splitlines()) == 1 + 4
