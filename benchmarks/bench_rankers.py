@@ -15,6 +15,7 @@ seconds per architecture.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import random
@@ -66,6 +67,18 @@ def report(pred: np.ndarray, table, keys: list[str], settings: dict, n_boot: int
     return out
 
 
+def best_ensembles(columns: dict[str, list[float]], table, keys: list[str], settings: dict, size: int) -> dict[str, float]:
+    """Spearman of every ensemble of 1..`size` leaves under each aggregation, best first."""
+    truth = np.array([table.query(k, settings["metric"]) for k in keys])
+    rhos = {}
+    for k in range(1, size + 1):
+        for parts in itertools.combinations(sorted(columns), k):
+            for rule in ("mean-rank", "log-rank") if k > 1 else ("mean-rank",):
+                text = "+".join(parts) + (f" ({rule})" if k > 1 else "")
+                rhos[text] = spearman_rho(np.array(parse_ranker("+".join(parts), rule).combine(columns)), truth)
+    return dict(sorted(rhos.items(), key=lambda item: -item[1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="nb201", choices=sorted(SETTINGS))
@@ -83,6 +96,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--shard", default=None, help="i/n: score only archs[i::n] (merge the parts with --merge)")
     parser.add_argument("--merge", nargs="+", type=Path, default=None, help="shard JSON files to merge into --out")
+    parser.add_argument("--ensembles", type=int, default=0,
+                        help="also rate every ensemble of up to K of the scored leaves (both aggregations) "
+                             "and list the best; for choosing on the development half")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     if args.threads:
@@ -171,6 +187,10 @@ def main() -> None:
         r = result["rankers"][ranker.text]
         print(f"{ranker.text:40s} spearman {r['spearman']:.3f} kendall {r['kendall']:.3f} "
               f"top1% {r['top1pct_overlap']:.2f} regret {r['regret']:.2f} {r['seconds_per_arch']:.3f} s/arch")
+    if args.ensembles:
+        result["ensembles"] = best_ensembles(scores.columns, table, keys, settings, args.ensembles)
+        for text, rho in list(result["ensembles"].items())[:10]:
+            print(f"  ensemble {text:60s} spearman {rho:.3f}")
     b = result["baseline"]
     print(f"{'baseline ' + settings['baseline']:40s} spearman {b['spearman']:.3f} kendall {b['kendall']:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
