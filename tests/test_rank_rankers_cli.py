@@ -29,7 +29,7 @@ def test_az_nas_on_200_unseen_cells_beats_the_parameter_count(cifar: str, nb201_
     assert report["seconds_per_arch"] > 0 and report["workers"] == 2 and report["wall_seconds"] > 0
 
 
-NEW_RANKERS = ["az-nas", "az-nas-ssl", "az-expressivity", "az-progressivity", "az-trainability", "swap", "zico-ssl", "snip-ssl",
+NEW_RANKERS = ["az-nas", "az-nas-ssl", "az-synflow", "az-expressivity", "az-progressivity", "az-trainability", "swap", "zico-ssl", "snip-ssl",
                "gradnorm-ssl", "meco+az-nas"]
 
 
@@ -58,12 +58,13 @@ def test_log_rank_aggregation_changes_the_ensemble(cifar: str, nb201_csv: Path) 
     assert all(-1 <= s <= 1 for s in scores.values())
 
 
-def test_nats_size_ranks_against_its_table(cifar: str, shared_data: Path) -> None:
-    result = run_ssnas("rank", "--space", "nats-size", "--ranker", "naswot", "--sample", "6", "--seed", "0",
+def test_nats_size_ranks_against_its_table_with_its_own_default(cifar: str, shared_data: Path) -> None:
+    result = run_ssnas("rank", "--space", "nats-size", "--sample", "6", "--seed", "0",
                        "--data", cifar, "--json", "--batch-size", "8",
                        "--table", str(shared_data / "benchmarks" / "nats_sss.csv"))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["count"] == 6
+    report = json.loads(result.stdout)
+    assert report["count"] == 6 and report["ranker"] == "az-synflow"
 
 
 def test_bad_ranker_input_is_one_line(cifar: str, nb201_csv: Path) -> None:

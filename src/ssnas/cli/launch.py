@@ -52,7 +52,8 @@ def launch_command(ctx: click.Context, args: tuple[str, ...]) -> None:
     else:
         os.environ.pop(_CPP_LOG_LEVEL, None)
     assert ctx.parent is not None and isinstance(ctx.parent.command, click.Group)
-    options, command = split_arguments(args, set(ctx.parent.command.commands) - {"launch"})
+    commands = set(ctx.parent.command.list_commands(ctx.parent)) - {"launch"}  # the names only: imported lazily
+    options, command = split_arguments(args, commands)
     parsed: Any = parse_args([*options, "-m", "ssnas.cli.main", *command])
     for name in ("torch.distributed.elastic", "torch.distributed.run"):  # its failure reports and notes
         logging.getLogger(name).setLevel(logging.CRITICAL)

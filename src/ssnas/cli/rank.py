@@ -17,7 +17,7 @@ from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
 from ssnas.ranking.rankers import RANKERS
 from ssnas.ranking.zero_cost import (
-    AGGREGATIONS, DEFAULT_RANKER, ZeroCostConfig, parse_ranker, proxy_network, ranker_names, score_architectures,
+    AGGREGATIONS, DEFAULT_RANKER, SPACE_DEFAULT_RANKERS, ZeroCostConfig, default_ranker, parse_ranker, proxy_network, ranker_names, score_architectures,
 )
 from ssnas.ranking.report import correlate
 from ssnas.reporting import write_rank_report
@@ -31,7 +31,9 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @click.command("rank")
 @click.option("--ranker", default=None, metavar="NAME[+NAME...]",
               help=registry_help(f"Label-free ranker on networks at initialisation, or an ensemble joined by '+' "
-                                 f"[default: {DEFAULT_RANKER}, the best measured; see README].", ranker_names()))
+                                 f"[default: {DEFAULT_RANKER}; "
+                                 + ", ".join(f"{r} on {s}" for s, r in SPACE_DEFAULT_RANKERS.items())
+                                 + "; the best measured, see README].", ranker_names()))
 @click.option("--aggregate", type=click.Choice(sorted(AGGREGATIONS)), default="mean-rank", show_default=True,
               help="How an ensemble's parts combine (az-nas keeps its own log-rank rule inside).")
 @click.option("--strategy", default=None, help="Rate with a trained strategy instead: setn | bossnas | tpe | random.")
@@ -87,7 +89,7 @@ def rank_command(
             selection = sample_architectures(space, sample, seed)
         else:
             selection = all_architectures(space)
-        name = ranker or DEFAULT_RANKER
+        name = ranker or default_ranker(space_name)
         parsed = parse_ranker(name, aggregate)
         images = _ranker_images(data, name) if parsed.needs_images else None
         options = proxy_network(space_name, channels, cells)

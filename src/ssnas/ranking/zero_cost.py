@@ -71,11 +71,21 @@ COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
     # ssnas's default: AZ-NAS's expressivity and progressivity with its trainability replaced by the
     # label-free ZiCo (NT-Xent gradients), log-rank; chosen on the NB201 development half (README).
     "az-nas-ssl": (("az-expressivity", "az-progressivity", "zico-ssl"), "log-rank"),
+    # The NATS size space's default: AZ-NAS's expressivity with SynFlow, log-rank; the best
+    # ensemble of up to three signals on the NATS development half (README).
+    "az-synflow": (("az-expressivity", "synflow"), "log-rank"),
 }
 
 
-# The default of `ssnas rank` and of rating-based search (see the README for the measurement).
+# The default of `ssnas rank` and of rating-based search (see the README for the measurement),
+# and per space where its development half chose another.
 DEFAULT_RANKER = "az-nas-ssl"
+SPACE_DEFAULT_RANKERS: dict[str, str] = {"nats-size": "az-synflow"}
+
+
+def default_ranker(space: str) -> str:
+    """The ranker `ssnas rank` uses on `space` when none is given."""
+    return SPACE_DEFAULT_RANKERS.get(space, DEFAULT_RANKER)
 # Per space, the network size the rankers build by default (smaller than the benchmark's own
 # network where that kept the dev-half correlation and cut the cost; see the README).
 PROXY_NETWORKS: dict[str, dict[str, int]] = {"nb201": {"C": 8, "N": 1}}
