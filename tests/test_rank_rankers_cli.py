@@ -59,12 +59,11 @@ def test_log_rank_aggregation_changes_the_ensemble(cifar: str, nb201_csv: Path) 
 
 
 def test_nats_size_ranks_against_its_table_with_its_own_default(cifar: str, shared_data: Path) -> None:
-    result = run_ssnas("rank", "--space", "nats-size", "--sample", "6", "--seed", "0",
-                       "--data", cifar, "--json", "--batch-size", "8",
+    result = run_ssnas("rank", "--space", "nats-size", "--sample", "6", "--seed", "0", "--data", cifar, "--json",
                        "--table", str(shared_data / "benchmarks" / "nats_sss.csv"))  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["count"] == 6 and report["ranker"] == "az-synflow"
+    assert report["count"] == 6 and report["ranker"] == "az-synflow" and report["batch_size"] == 16
 
 
 def test_bad_ranker_input_is_one_line(cifar: str, nb201_csv: Path) -> None:

@@ -17,7 +17,7 @@ from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
 from ssnas.ranking.rankers import RANKERS
 from ssnas.ranking.zero_cost import (
-    AGGREGATIONS, DEFAULT_RANKER, SPACE_DEFAULT_RANKERS, ZeroCostConfig, default_ranker, parse_ranker, proxy_network, ranker_names, score_architectures,
+    AGGREGATIONS, DEFAULT_RANKER, PROXY_BATCH_SIZES, SPACE_DEFAULT_RANKERS, ZeroCostConfig, default_ranker, parse_ranker, proxy_network, ranker_names, score_architectures,
 )
 from ssnas.ranking.report import correlate
 from ssnas.reporting import write_rank_report
@@ -53,7 +53,8 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @click.option("--num-images", type=int, default=None, help="Strategies: unlabeled training images [preset].")
 @click.option("--holdout-images", type=int, default=None, help="Strategies: held-out unlabeled images [preset].")
 @click.option("--batch-size", type=int, default=None,
-              help=f"Rankers: images per network [{ZeroCostConfig.batch_size}]; strategies: training batch size [preset].")
+              help=f"Rankers: images per network [{ZeroCostConfig.batch_size}; "
+                   + ", ".join(f"{b} on {s}" for s, b in PROXY_BATCH_SIZES.items()) + "]; strategies: training batch size [preset].")
 @click.option("--channels", type=int, default=None, help="NB201 network width C (rankers: the proxy network) [preset].")
 @click.option("--cells", type=int, default=None, help="NB201 cells per stage N (rankers: the proxy network) [preset].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
@@ -93,7 +94,8 @@ def rank_command(
         parsed = parse_ranker(name, aggregate)
         images = _ranker_images(data, name) if parsed.needs_images else None
         options = proxy_network(space_name, channels, cells)
-        zero_cost = ZeroCostConfig(batch_size=batch_size or ZeroCostConfig.batch_size, seed=seed, space_options=options)
+        default_batch = PROXY_BATCH_SIZES.get(space_name, ZeroCostConfig.batch_size)
+        zero_cost = ZeroCostConfig(batch_size=batch_size or default_batch, seed=seed, space_options=options)
         started = time.perf_counter()
         with StageProgress("ranking", len(selection), "architectures", bar=not no_progress and not as_json) as bar:
             result = score_architectures(space, selection, parsed, images, zero_cost,

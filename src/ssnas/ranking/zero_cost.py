@@ -89,6 +89,9 @@ def default_ranker(space: str) -> str:
 # Per space, the network size the rankers build by default (smaller than the benchmark's own
 # network where that kept the dev-half correlation and cut the cost; see the README).
 PROXY_NETWORKS: dict[str, dict[str, int]] = {"nb201": {"C": 8, "N": 1}}
+# Per space, images per network where it differs from `ZeroCostConfig.batch_size` (the NATS
+# networks run at full size, so fewer images keep the cost per setting near NB201's).
+PROXY_BATCH_SIZES: dict[str, int] = {"nats-size": 16}
 
 
 def proxy_network(space: str, channels: int | None = None, cells: int | None = None) -> dict[str, int]:
