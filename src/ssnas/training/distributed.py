@@ -14,7 +14,11 @@ are gathered over the processes and BatchNorm layers use global-batch statistics
 backward the gradients are averaged with one all-reduce. So loss and gradients equal one
 process's over the same global batch up to float rounding. This is DistributedDataParallel's
 arithmetic without its module wrapper: strategies call `forward_features(x, arch=...)` with a
-different path each step (benchmarks/bench_ddp.py compares the two). Step hooks draw from
+different path each step. benchmarks/bench_ddp.py compares the two on CPU (gloo, 2 processes,
+NB201 C=16 N=2, SimCLR at global batch 64, 40 steps, idle 2-core AVX2 EPYC): identical weights,
+DistributedDataParallel(find_unused_parameters=True) 0.752 s per step against 0.734 s here (its
+bucket overlap does not pay on two CPU processes, and its unused-parameter search costs a
+graph walk per step), so the one flat all-reduce stays (`benchmarks/results/ddp_cpu_averaging.json`). Step hooks draw from
 identically seeded generators, so every process samples the same path.
 
 Objectives with one state row per training image (CSNAS's memory bank) are refused.
