@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_rankers import SETTINGS, cpu_record, report
+from bench_rankers import SETTINGS, cpu_record, report, size_baseline
 from ssnas.benchmarks.tables import TABLES
 from ssnas.ranking.selection import read_scores
 from ssnas.spaces import create_space
@@ -56,10 +56,7 @@ def main() -> None:
     pairs = [(key, score) for key, score in read_scores(scores_path) if table.index_of(key) % 2 == 1]
     keys = [key for key, _ in pairs]
     archs = [space.parse(key) for key in keys]
-    if settings["baseline"] == "params":
-        baseline = np.array([float(space.num_parameters(a)) for a in archs])  # type: ignore[attr-defined]
-    else:
-        baseline = np.array([float(sum(int(w) for w in a.choices)) for a in archs])
+    baseline = size_baseline(space, archs, settings["baseline"])
     result = {
         "command": "benchmarks/bench_rank_all.py " + " ".join(sys.argv[1:]),
         "ssnas_command": " ".join(command[1:]),

@@ -67,6 +67,13 @@ def report(pred: np.ndarray, table, keys: list[str], settings: dict, n_boot: int
     return out
 
 
+def size_baseline(space, archs: list, kind: str) -> np.ndarray:
+    """The parameter count ('params') or the sum of the widths ('width-sum') of each architecture."""
+    if kind == "params":
+        return np.array([float(space.num_parameters(a)) for a in archs])
+    return np.array([float(sum(int(w) for w in a.choices)) for a in archs])
+
+
 def best_ensembles(columns: dict[str, list[float]], table, keys: list[str], settings: dict, size: int) -> dict[str, float]:
     """Spearman of every ensemble of 1..`size` leaves under each aggregation, best first."""
     truth = np.array([table.query(k, settings["metric"]) for k in keys])
@@ -161,10 +168,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     raw = {"keys": keys, "columns": scores.columns, "seconds": scores.seconds, "wall_seconds": wall}
     args.out.with_suffix(".columns.json").write_text(json.dumps(raw, default=float))  # kept even if a report fails
-    if settings["baseline"] == "params":
-        baseline = np.array([float(space.num_parameters(a)) for a in archs])
-    else:
-        baseline = np.array([float(sum(int(w) for w in a.choices)) for a in archs])
+    baseline = size_baseline(space, archs, settings["baseline"])
     result = {
         "command": "benchmarks/bench_rankers.py " + " ".join(__import__("sys").argv[1:]),
         "cpu": cpu_record(),

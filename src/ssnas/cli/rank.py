@@ -18,6 +18,7 @@ from ssnas.paths import DATA_ENV
 from ssnas.ranking.rankers import RANKERS
 from ssnas.ranking.zero_cost import (
     AGGREGATIONS, DEFAULT_RANKER, PROXY_BATCH_SIZES, SPACE_DEFAULT_RANKERS, ZeroCostConfig, default_ranker, parse_ranker, proxy_network, ranker_names, score_architectures,
+    threads_per_worker,
 )
 from ssnas.ranking.report import correlate
 from ssnas.reporting import write_rank_report
@@ -106,7 +107,7 @@ def rank_command(
         extra = {"seconds_per_arch": result.seconds_per_arch(), "wall_seconds": time.perf_counter() - started,
                  "proxy_network": options,
                  "batch_size": zero_cost.batch_size, "workers": workers,
-                 "threads_per_worker": max(1, torch.get_num_threads() // workers)}
+                 "threads_per_worker": threads_per_worker(workers)}
     else:
         if rank_all:
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")

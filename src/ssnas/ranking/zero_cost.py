@@ -38,18 +38,19 @@ from ssnas.strategies.signals import SIGNAL_GROUPS, SIGNALS
 from ssnas.training.seeding import seeded
 
 
-def _mean_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+def _fractional_ranks(columns: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """rank/N of each column (ties share the mean rank)."""
     from scipy.stats import rankdata  # imported late: scipy.stats slows CLI start
 
-    ranks = [rankdata(_finite(c)) / len(c) for c in columns]
-    return [float(v) for v in np.mean(ranks, axis=0)]
+    return [rankdata(_finite(c)) / len(c) for c in columns]
+
+
+def _mean_rank(columns: Sequence[Sequence[float]]) -> list[float]:
+    return [float(v) for v in np.mean(_fractional_ranks(columns), axis=0)]
 
 
 def _log_rank(columns: Sequence[Sequence[float]]) -> list[float]:
-    from scipy.stats import rankdata  # imported late: scipy.stats slows CLI start
-
-    ranks = [rankdata(_finite(c)) / len(c) for c in columns]
-    return [float(v) for v in np.sum(np.log(ranks), axis=0)]
+    return [float(v) for v in np.sum(np.log(_fractional_ranks(columns)), axis=0)]
 
 
 def _finite(values: Sequence[float]) -> np.ndarray:
@@ -86,6 +87,13 @@ SPACE_DEFAULT_RANKERS: dict[str, str] = {"nats-size": "az-synflow"}
 def default_ranker(space: str) -> str:
     """The ranker `ssnas rank` uses on `space` when none is given."""
     return SPACE_DEFAULT_RANKERS.get(space, DEFAULT_RANKER)
+
+
+def threads_per_worker(workers: int) -> int:
+    """This process's threads split among `workers` scoring processes (at least one each)."""
+    return max(1, torch.get_num_threads() // workers)
+
+
 # Per space, the network size the rankers build by default (smaller than the benchmark's own
 # network where that kept the dev-half correlation and cut the cost; see the README).
 PROXY_NETWORKS: dict[str, dict[str, int]] = {"nb201": {"C": 8, "N": 1}}
@@ -272,7 +280,7 @@ def _score_in_processes(
     job: _ScoringJob, archs: list[Architecture], workers: int, progress: Callable[[int, int], None] | None
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """`job.score` over chunks of `archs` in `workers` spawned processes; results in `archs` order."""
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = threads_per_worker(workers)
     chunk = max(1, min(32, len(archs) // (4 * workers)))
     starts = range(0, len(archs), chunk)
     parts: dict[int, tuple[dict[str, list[float]], dict[str, list[float]]]] = {}
@@ -286,7 +294,7 @@ def _score_in_processes(
             for future in finished:
                 start = pending.pop(future)
                 parts[start] = future.result()
-                done += len(parts[start][0][job.leaves[0]]) if job.leaves else 0
+                done += len(archs[start : start + chunk])
                 if progress is not None:
                     progress(done, len(archs))
     columns: dict[str, list[float]] = {name: [] for name in job.leaves}

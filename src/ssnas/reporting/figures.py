@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+@functools.cache
 def _pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend, imported on first use (it slows CLI start)."""
     import matplotlib

@@ -671,6 +671,13 @@ def _check_settings(study: optuna.Study, settings: dict[str, Any], location: str
             )
 
 
+def _study_id(storage: BaseStorage, study_name: str, storage_url: str) -> int:
+    try:
+        return storage.get_study_id_from_name(study_name)
+    except KeyError:
+        raise UserError(f"no study {study_name!r} in {storage_url}; start it with `ssnas search` first") from None
+
+
 def check_study(study_name: str, storage_url: str) -> None:
     """UserError unless `storage_url` opens and holds `study_name` (a worker checks this before
     it writes anything; a journal path that does not exist is refused, not created)."""
@@ -678,9 +685,7 @@ def check_study(study_name: str, storage_url: str) -> None:
         raise UserError(f"no study journal at {storage_url}; give the --storage of the running search")
     storage, _ = open_storage(storage_url, StudyConfig())
     try:
-        storage.get_study_id_from_name(study_name)
-    except KeyError:
-        raise UserError(f"no study {study_name!r} in {storage_url}; start it with `ssnas search` first") from None
+        _study_id(storage, study_name, storage_url)
     finally:
         if isinstance(storage, RDBStorage):
             storage.remove_session()
@@ -704,10 +709,7 @@ def run_worker(
     """
     base = study_config or StudyConfig()
     storage, liveness = open_storage(storage_url, base)
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        raise UserError(f"no study {study_name!r} in {storage_url}; start it with `ssnas search` first") from None
+    study_id = _study_id(storage, study_name, storage_url)
     settings = storage.get_study_user_attrs(study_id).get(STUDY_ATTR)
     if not settings:
         raise UserError(f"study {study_name!r} in {storage_url} was not started by ssnas (no settings stored)")
