@@ -14,7 +14,9 @@ Parts (`--parts`):
 * `budgets`: NB201 with --max-flops 50, --max-flops 100 and --max-params 0.5: the found cell
   against the best cell of nb201.csv within the same budget (same cost convention);
 * `nats`: NATS size with --max-flops: found cifar10_valid against the best within the budget
-  in nats_sss.csv.
+  in nats_sss.csv;
+* `nats-defaults`: NATS size without a budget over `--seeds` (`--strategy`, the space's default
+  rating): found cifar10_valid per seed against the table's best.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_search.py --seeds 0 1 2 3 4 \\
         --out benchmarks/results/search_cpu.json
@@ -59,8 +61,9 @@ def best_within(space_name: str, budget: Budget, table: dict[str, float]) -> dic
 def search(args: argparse.Namespace, work: Path, **settings: Any) -> dict[str, Any]:
     out = work / "_".join(f"{k}-{v}" for k, v in settings.items() if k not in ("space",)).replace("/", "")
     shutil.rmtree(out, ignore_errors=True)
+    table = {"nb201": "nb201.csv", "nats-size": "nats_sss.csv"}[settings.get("space", "nb201")]
     config = SearchConfig(data=args.data, out=str(out), progress=False, precision="fp32", holdout_images=256,
-                          ranker=args.ranker, table=str(SHARED / "benchmarks" / "nb201.csv"), **settings)  # fmt: skip
+                          ranker=args.ranker, table=str(SHARED / "benchmarks" / table), **settings)  # fmt: skip
     started = time.perf_counter()
     payload = run_search(config)
     wall = time.perf_counter() - started
@@ -145,6 +148,17 @@ def main() -> None:
         results["nats"] = {**run, "cifar10_valid": nats[run["arch"]], "best_within": best,
                            "gap": best["value"] - nats[run["arch"]]}  # fmt: skip
         save()
+    if "nats-defaults" in args.parts:
+        nats = read_table(SHARED / "benchmarks" / "nats_sss.csv", "cifar10_valid")
+        best = max(nats, key=nats.__getitem__)
+        runs = []
+        for seed in args.seeds:
+            run = search(args, work, strategy=args.strategy, space="nats-size", seed=seed,
+                         ratings=args.ratings, population=args.population)  # fmt: skip
+            runs.append({**run, "seed": seed, "cifar10_valid": nats[run["arch"]]})
+            results["nats_defaults"] = {"strategy": args.strategy, "runs": runs, **summary(runs, "cifar10_valid"),
+                                        "table_best": {"arch": best, "value": nats[best]}}  # fmt: skip
+            save()
     save()
     print(json.dumps({k: v for k, v in results.items() if k not in ("args",)}, indent=1)[:4000])
 

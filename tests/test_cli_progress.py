@@ -14,9 +14,13 @@ import yaml
 
 from cli_helpers import SSNAS
 
-# Only the network is made small so the test is quick; no size option (the preset fits the folder).
-SMALL = ["--epochs", "2", "--channels", "4", "--cells", "1", "--batch-size", "64", "--select-num", "4",
-         "--evaluator-every", "4", "--precision", "fp32"]  # fmt: skip
+# Only the networks are made small so the tests are quick; no size option (the preset fits the folder).
+# The default strategy (evolution on nb201) rates networks at initialisation; SETN trains a supernet.
+SMALL = {
+    "default": ["--ratings", "12", "--population", "4", "--channels", "4", "--cells", "1", "--precision", "fp32"],
+    "setn": ["--strategy", "setn", "--epochs", "2", "--channels", "4", "--cells", "1", "--batch-size", "64",
+             "--select-num", "4", "--evaluator-every", "4", "--precision", "fp32"],
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +35,25 @@ def flat_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_quick_start_on_a_flat_folder_with_progress_piped_to_a_file(flat_folder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("strategy", ["default", "setn"])
+def test_quick_start_on_a_flat_folder_with_progress_piped_to_a_file(strategy: str, flat_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "SSNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with (tmp_path / "stderr.log").open("w") as stderr:  # a pipe to a file, as under a job scheduler
-        done = subprocess.run([*SSNAS, "search", "--data", str(flat_folder), "--out", str(out), *SMALL],
+        done = subprocess.run([*SSNAS, "search", "--data", str(flat_folder), "--out", str(out), *SMALL[strategy]],
                               stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, timeout=900)  # fmt: skip
     piped = (tmp_path / "stderr.log").read_text()
     assert done.returncode == 0, piped[-3000:]
     for log in (piped, (out / "search.log").read_text()):
-        for epoch in (1, 2):  # at least one progress line per epoch, with loss, speed and ETA
-            lines = [line for line in log.splitlines() if f"train epoch {epoch}/2:" in line]
-            assert lines and all(re.search(r"loss [\d.]+, \d+ img/s, elapsed \S+, ETA \S+", line) for line in lines)
-        assert "rating:" in log  # the rating stage reports too
+        if strategy == "setn":
+            for epoch in (1, 2):  # at least one progress line per epoch, with loss, speed and ETA
+                lines = [line for line in log.splitlines() if f"train epoch {epoch}/2:" in line]
+                assert lines and all(re.search(r"loss [\d.]+, \d+ img/s, elapsed \S+, ETA \S+", line) for line in lines)
+        else:  # the last line of the rating stage, with what is best so far, elapsed time and ETA
+            assert re.search(r"evolution: 12/12 architectures rated \(100%\), best so far \|\S+\|, elapsed \S+, ETA", log)
+        assert "rating:" in log  # the rating signals report too
     config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["strategy"] == ("setn" if strategy == "setn" else "evolution")
     assert (config["num_images"], config["holdout_images"], config["precision"]) == (1600, 400, "fp32")
     assert "1,600 training (80% of the folder" in (out / "search.log").read_text()
     result = json.loads((out / "result.json").read_text())

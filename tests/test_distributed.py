@@ -90,8 +90,8 @@ def test_setn_search_under_torchrun_writes_one_run_folder(shared_data: Path, tmp
     """The supernet trains data-parallel over two processes; process 0 alone writes and reports."""
     data = copy_cifar_subset(shared_data, tmp_path / "cifar", per_class=32)
     out = tmp_path / "run"
-    done = run([*TORCHRUN, "-m", "ssnas.cli.main", "search", "--data", str(data / "train"), "--out", str(out),
-                "--num-images", "256", "--holdout-images", "64", "--epochs", "2", "--batch-size", "32",
+    done = run([*TORCHRUN, "-m", "ssnas.cli.main", "search", "--strategy", "setn", "--data", str(data / "train"),
+                "--out", str(out), "--num-images", "256", "--holdout-images", "64", "--epochs", "2", "--batch-size", "32",
                 "--channels", "8", "--cells", "1", "--select-num", "6", "--evaluator-every", "1",
                 "--no-progress", "--json"])  # fmt: skip
     assert done.returncode == 0, done.stderr

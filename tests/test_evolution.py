@@ -114,3 +114,35 @@ def test_killed_evolution_resumes_to_the_same_result(cifar_subset: Path, tmp_pat
     second = json.loads((killed / "result.json").read_text())
     assert second["best"] == first["best"]
     assert (killed / "candidates.csv").read_text() == (tmp_path / "reference" / "candidates.csv").read_text()
+    assert "evolution: 40/40 architectures rated (100%)" in (tmp_path / "reference" / "search.log").read_text()
+
+
+def test_each_space_has_its_default_strategy_and_a_given_one_is_kept() -> None:
+    from ssnas.run import SPACE_STRATEGIES, SearchConfig, resolve
+    from ssnas.spaces import SPACES
+
+    assert set(SPACE_STRATEGIES) == set(SPACES.names())  # no space falls back unnoticed
+    assert resolve(SearchConfig(space="nb201")).strategy == "evolution"  # measured best on NB201 (README)
+    assert resolve(SearchConfig(space="nats-size")).strategy == "evolution"  # SETN has no NATS supernet
+    assert resolve(SearchConfig(space="hytra")).strategy == "bossnas"
+    assert resolve(SearchConfig(space="nb201", strategy="setn")).strategy == "setn"
+
+
+def test_nats_search_on_its_defaults_rates_with_the_nats_ranker_and_reports_the_table(
+    cifar_subset: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    nats_csv = shared_data / "benchmarks" / "nats_sss.csv"
+    env = {**os.environ, "SSNAS_CACHE": str(tmp_path / "cache"), "SSNAS_NATS_TABLE": str(nats_csv)}
+    out = tmp_path / "nats"
+    done = subprocess.run([*SSNAS, "search", "--space", "nats-size", "--data", str(cifar_subset / "train"),
+                           "--ratings", "6", "--population", "3", "--num-images", "64", "--holdout-images", "32", "--out", str(out),
+                           "--no-progress", "--json"], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["strategy"] == "evolution" and payload["info"]["rating"] == "az-synflow"
+    assert payload["info"]["rated"] == 6
+    from ssnas.benchmarks.tables import TABLES
+
+    table = TABLES.create("nats-sss", path=nats_csv)
+    assert payload["ground_truth"] == table.metrics(payload["best"]["arch"])  # the NATS table, not NB201's
+    assert "evolution: 6/6 architectures rated" in (out / "search.log").read_text()

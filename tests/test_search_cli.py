@@ -10,7 +10,7 @@ import pytest
 
 from cli_helpers import copy_cifar_subset, run_ssnas
 
-TINY = ["--num-images", "256", "--holdout-images", "64", "--epochs", "3", "--batch-size", "32",
+TINY = ["--strategy", "setn", "--num-images", "256", "--holdout-images", "64", "--epochs", "3", "--batch-size", "32",
         "--channels", "8", "--cells", "1", "--select-num", "6", "--evaluator-every", "1", "--no-progress"]
 
 

@@ -45,7 +45,7 @@ class SearchConfig:
     """Every setting of `ssnas search`; `None` fields take the preset's value."""
 
     space: str = "nb201"
-    strategy: str = "setn"
+    strategy: str | None = None  # None = the space's default (SPACE_STRATEGIES)
     objective: str = "simclr"
     data: str | None = None  # image folder, or cifar10/cifar100; default $SSNAS_DATA, else cifar10
     preset: str = "quick"
@@ -100,6 +100,18 @@ CSNAS_TRIAL: dict[str, Any] = dict(epochs=10)
 # Evolution rates networks at initialisation: the benchmark's own network (NB201 C=16, N=5).
 EVOLUTION: dict[str, Any] = dict(channels=16, cells=5)
 STRATEGY_DEFAULTS: dict[str, dict[str, Any]] = {"tpe": CSNAS_TRIAL, "random": CSNAS_TRIAL, "evolution": EVOLUTION}
+
+# `ssnas search` without --strategy. Where a ground-truth table exists the measured best
+# (benchmarks/bench_search.py: NB201 evolution mean 93.65 vs SETN 92.05; NATS size has no
+# supernet for SETN); elsewhere the paper method made for that space: CSNAS on DARTS, BossNAS
+# on HyTra, SETN's weight sharing on MBConv.
+SPACE_STRATEGIES: dict[str, str] = {
+    "nb201": "evolution", "nats-size": "evolution", "darts": "tpe", "hytra": "bossnas", "mbconv": "setn",
+}
+FALLBACK_STRATEGY = "evolution"
+# evolution's rating when no --ranker is given (else `EvolutionConfig.rating`): on NATS size the
+# ranker `ssnas rank` uses there, chosen on the development half (rankers_nats_dev.json).
+SPACE_RATINGS: dict[str, tuple[str, int]] = {"nats-size": ("az-synflow", 16)}  # ranker, images per network
 PROXY_FRACTION = 0.01
 
 # Training and held-out image counts as shares of the folder (`ssnas.data.split`), unless given:
@@ -124,6 +136,8 @@ def resolve(config: SearchConfig) -> SearchConfig:
     """Fill `None` fields from the strategy's defaults, then the preset (UserError for an unknown preset)."""
     if config.preset not in PRESETS:
         raise UserError(f"unknown preset {config.preset!r}; choose from: {', '.join(PRESETS)}")
+    if config.strategy is None:
+        config = replace(config, strategy=default_strategy(config.space))
     preset = {**PRESETS[config.preset], **STRATEGY_DEFAULTS.get(config.strategy, {}), **SPACE_DEFAULTS.get(config.space, {})}
     filled = {name: preset[name] for name in preset if getattr(config, name) is None}
     if config.data is None:
@@ -133,6 +147,11 @@ def resolve(config: SearchConfig) -> SearchConfig:
     if resolved.rating is not None:
         resolved = replace(resolved, rating=tuple(resolved.rating))
     return resolved
+
+
+def default_strategy(space: str) -> str:
+    """The strategy `ssnas search` runs on `space` when none is given."""
+    return SPACE_STRATEGIES.get(space, FALLBACK_STRATEGY)
 
 
 def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
@@ -200,6 +219,9 @@ def strategy_settings(config: SearchConfig) -> dict[str, Any]:
     if config.strategy == "evolution":
         settings = {"ratings": config.ratings, "population": config.population,
                     "rating": tuple(config.ranker.split("+")) if config.ranker else None}  # fmt: skip
+        if not config.ranker and config.space in SPACE_RATINGS:
+            ranker, images = SPACE_RATINGS[config.space]
+            settings.update(rating=(ranker,), rating_batch_size=images)
         return {**{k: v for k, v in settings.items() if v is not None}, **config.extra}
     if config.strategy in ("tpe", "random"):
         settings: dict[str, Any] = {"n_trials": config.trials, **config.extra}
@@ -390,9 +412,9 @@ def _payload(config: SearchConfig, result: SearchResult, seconds: float, truth: 
     }
 
 
-GROUND_TRUTH_NOTE = ("NAS-Bench-201 reference accuracy of this cell (supervised training on CIFAR-10, CIFAR-100, "
-                     "ImageNet16-120), looked up in the benchmark table, not measured on this run's data")
-NO_GROUND_TRUTH_NOTE = ("no ground truth is known for this data (the NAS-Bench-201 table is CIFAR-10's; "
+GROUND_TRUTH_NOTE = ("NAS-Bench-201 / NATS-Bench reference accuracy of this architecture (supervised training on "
+                     "CIFAR-10, CIFAR-100, ImageNet16-120), looked up in the benchmark table, not measured on this run's data")
+NO_GROUND_TRUTH_NOTE = ("no ground truth is known for this data and space (the NAS-Bench-201 / NATS tables are CIFAR-10's; "
                         "pass --table to look the cells up anyway)")
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -404,13 +426,17 @@ def is_cifar10(dataset: ImageSet) -> bool:
     return sorted(c.lower() for c in dataset.classes) == CIFAR10_CLASSES and dataset.images.shape[-1] == 32
 
 
+# The benchmark table holding each space's CIFAR-10 ground truth.
+SPACE_TABLES: dict[str, str] = {"nb201": "nb201", "nats-size": "nats-sss"}
+
+
 def _ground_truth(config: SearchConfig, keys: list[str]) -> dict[str, dict[str, float]]:
-    if config.space != "nb201":
+    if config.space not in SPACE_TABLES:
         return {}
     from ssnas.benchmarks.tables import TABLES
 
     try:
-        table = TABLES.create("nb201", path=Path(config.table) if config.table else None)
+        table = TABLES.create(SPACE_TABLES[config.space], path=Path(config.table) if config.table else None)
     except UserError as error:
         log.info("no ground truth in result.json: %s", error)
         return {}

@@ -11,7 +11,7 @@ from ssnas.cli._common import (
     BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
 )
 from ssnas.objectives import OBJECTIVES
-from ssnas.run import PRESETS, SearchConfig, run_search
+from ssnas.run import PRESETS, SPACE_STRATEGIES, SearchConfig, run_search
 from ssnas.spaces import SPACES
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.proxy import TRIAL_OBJECTIVES
@@ -24,7 +24,8 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.command("search")
 @click.option("--space", type=click.Choice(SPACES.names()), default="nb201", show_default=True,
               help="Search space (see `ssnas spaces`).")
-@click.option("--strategy", type=click.Choice(STRATEGIES.names()), default="setn", show_default=True)
+@click.option("--strategy", type=click.Choice(STRATEGIES.names()), default=None,
+              help="How candidates are proposed [per space: " + ", ".join(f"{space} {name}" for space, name in SPACE_STRATEGIES.items()) + "].")
 @click.option("--objective", type=click.Choice(OBJECTIVES.names()), default="simclr", show_default=True)
 @click.option("--data", type=TEXT, default=None,
               help="Image folder (flat or class subfolders) or cifar10/cifar100 [default: $SSNAS_DATA, else cifar10].")
@@ -91,7 +92,7 @@ def _render(payload: dict[str, Any], out: str) -> None:
     truth = payload.get("ground_truth")
     if truth:
         console.print(
-            "CIFAR-10 reference accuracy of this cell (NAS-Bench-201, not measured on your data): "
+            "reference accuracy of this architecture (benchmark table, not measured on your data): "
             + ", ".join(f"{k} {v:.2f}" for k, v in truth.items() if k.startswith("cifar") or k.startswith("imagenet"))
         )
     else:

@@ -110,7 +110,7 @@ def write_rank_report(out_dir: Path, ranker: str, keys: Sequence[str], scores: S
     rows = [[r + 1, keys[i], scores[i], truth[i]] for r, i in enumerate(order[:TOP_CANDIDATES])]
     sections = [
         "<h2>Correlation with ground truth</h2>",
-        f"<p class=\"note\">Against {html.escape(metric)} (NAS-Bench-201 reference accuracy).</p>",
+        f"<p class=\"note\">Against {html.escape(metric)} (the benchmark table's reference accuracy).</p>",
         _table(["figure", ranker, *(["params baseline"] if baseline else [])], figures),
         "<h2>Score against ground truth</h2>",
         _image(scatter_figure([s for s, _ in finite], [t for _, t in finite], metric, title), "score scatter"),

@@ -41,6 +41,7 @@ from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.budget import Constraint, mutate
 from ssnas.strategies.raters import DEFAULT_RATING, Columns, Rater, create_rater
+from ssnas.training.progress import StageProgress
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class RatingLog:
         self.values: dict[Architecture, dict[str, float]] = {}
         self.seconds = 0.0
         self._scores: dict[Architecture, float] | None = None
+        self.progress: StageProgress | None = None  # set while a search runs: one line per `EVERY_SECONDS`
 
     def load(self) -> int:
         """Saved ratings of an earlier run with the same settings; returns how many."""
@@ -119,6 +121,11 @@ class RatingLog:
             self._scores = None
             if todo and len(self.order) % self.every == 0:
                 self.save()
+        if self.progress is not None and fresh:
+            done = len(self.order)
+            scores = self.scores()
+            self.progress.update(done, status=f"best so far {max(scores, key=scores.__getitem__).key}",
+                                 force_line=done >= self.progress.total)  # fmt: skip
 
     def scores(self) -> dict[Architecture, float]:
         """Combined score of every rated architecture, over the whole log (cached until the next rating)."""
@@ -162,10 +169,14 @@ class Evolution:
         mode = "exhaustive" if pool is not None else "evolution"
         log.info("%s over %s with rating %s, %d ratings", mode, space.name, rater.name,
                  len(pool) if pool is not None else cfg.ratings)  # fmt: skip
-        if pool is not None:
-            ratings.rate(pool)
-        else:
-            self._evolve(task, ratings)
+        total = len(pool) if pool is not None else cfg.ratings
+        with StageProgress(mode, total, unit="architectures rated", bar=task.train.progress) as progress:
+            ratings.progress = progress
+            if pool is not None:
+                ratings.rate(pool)
+            else:
+                self._evolve(task, ratings)
+            ratings.progress = None
         ratings.save()
         scores = ratings.scores()
         position = {a: i for i, a in enumerate(ratings.order)}
