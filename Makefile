@@ -28,7 +28,7 @@ demo: $(STAMP)
 	  $(BIN)/ssnas search --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP) postgres
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

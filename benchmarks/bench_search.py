@@ -11,10 +11,10 @@ Parts (`--parts`):
   per seed, mean, worst, wall time;
 * `baselines`: tpe and random with `--trial-objective rating` and as many trials as the
   evolution's ratings (the same rating budget);
-* `budgets`: NB201 with --max-flops 50, --max-flops 100 and --max-params 0.5: the found cell
-  against the best cell of nb201.csv within the same budget (same cost convention);
-* `nats`: NATS size with --max-flops: found cifar10_valid against the best within the budget
-  in nats_sss.csv;
+* `budgets`: NB201 with --max-flops 50, --max-flops 100 and --max-params 0.5 over `--seeds`: the
+  found cell against the best cell of nb201.csv within the same budget (same cost convention);
+* `nats`: NATS size with --max-flops 100 over `--seeds`: found cifar10_valid against the best
+  within the budget in nats_sss.csv;
 * `nats-defaults`: NATS size without a budget over `--seeds` (`--strategy`, the space's default
   rating): found cifar10_valid per seed against the table's best.
 
@@ -79,6 +79,11 @@ def summary(runs: list[dict[str, Any]], metric: str) -> dict[str, float]:
             "max_wall_seconds": max(r["wall_seconds"] for r in runs)}  # fmt: skip
 
 
+def gaps(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean and largest gap to the best architecture within the budget."""
+    return {"mean_gap": statistics.fmean(r["gap"] for r in runs), "worst_gap": max(r["gap"] for r in runs)}
+
+
 def machine() -> dict[str, Any]:
     flags = ""
     try:
@@ -109,6 +114,8 @@ def main() -> None:
     out_path, work = Path(args.out), Path(args.work)
     results: dict[str, Any] = json.loads(out_path.read_text()) if out_path.exists() else {}
     results.update({"args": vars(args), "machine": machine()})
+    for part in args.parts:  # one JSON can hold parts run by several commands: keep each one's settings
+        results.setdefault("args_per_part", {})[part] = {**vars(args), "machine": results["machine"]}
 
     def save() -> None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,20 +141,27 @@ def main() -> None:
                 save()
     if "budgets" in args.parts:
         for bound in (dict(max_flops=50.0), dict(max_flops=100.0), dict(max_params=0.5)):
-            run = search(args, work, strategy=args.strategy, seed=args.seeds[0], **evolution, **bound)
             best = best_within("nb201", Budget(**bound), nb201)
             name = "_".join(f"{k}{v:g}" for k, v in bound.items())
-            results.setdefault("budgets", {})[name] = {**run, "cifar10_test": nb201[run["arch"]], "best_within": best,
-                                                       "gap": best["value"] - nb201[run["arch"]]}  # fmt: skip
-            save()
+            runs = []
+            for seed in args.seeds:
+                run = search(args, work, strategy=args.strategy, seed=seed, **evolution, **bound)
+                runs.append({**run, "seed": seed, "cifar10_test": nb201[run["arch"]],
+                             "gap": best["value"] - nb201[run["arch"]]})  # fmt: skip
+                results.setdefault("budgets", {})[name] = {"runs": runs, "best_within": best,
+                                                           **summary(runs, "cifar10_test"), **gaps(runs)}  # fmt: skip
+                save()
     if "nats" in args.parts:
         nats = read_table(SHARED / "benchmarks" / "nats_sss.csv", "cifar10_valid")
         bound = dict(max_flops=100.0)
-        run = search(args, work, strategy=args.strategy, space="nats-size", seed=args.seeds[0], **evolution, **bound)
         best = best_within("nats-size", Budget(**bound), nats)
-        results["nats"] = {**run, "cifar10_valid": nats[run["arch"]], "best_within": best,
-                           "gap": best["value"] - nats[run["arch"]]}  # fmt: skip
-        save()
+        runs = []
+        for seed in args.seeds:
+            run = search(args, work, strategy=args.strategy, space="nats-size", seed=seed,
+                         ratings=args.ratings, population=args.population, **bound)  # fmt: skip
+            runs.append({**run, "seed": seed, "cifar10_valid": nats[run["arch"]], "gap": best["value"] - nats[run["arch"]]})
+            results["nats"] = {"runs": runs, "best_within": best, **summary(runs, "cifar10_valid"), **gaps(runs)}
+            save()
     if "nats-defaults" in args.parts:
         nats = read_table(SHARED / "benchmarks" / "nats_sss.csv", "cifar10_valid")
         best = max(nats, key=nats.__getitem__)
