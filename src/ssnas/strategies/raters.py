@@ -48,7 +48,8 @@ class Rater(Protocol):
 
 
 class SignalRater:
-    """`rating.py` signals on the standalone network at initialisation (fp32, one held-out batch).
+    """`rating.py` signals on the standalone network at initialisation (fp32, one held-out batch);
+    silent, the strategy using it reports progress.
 
     Args:
         task: gives the space, held-out images (M,3,H,W) uint8, device and seed.
@@ -68,7 +69,7 @@ class SignalRater:
 
     def columns(self, archs: Sequence[Architecture]) -> Columns:
         scored = rate_architectures(self.task.space, None, None, archs, self.task.holdout_images, self.config,
-                                    self.train, seed=self.task.seed)  # fmt: skip
+                                    self.train, seed=self.task.seed, report=False)  # fmt: skip
         return {name: [s.details[name] for s in scored] for name in self.config.signals}
 
     def combine(self, columns: Columns) -> list[float]:

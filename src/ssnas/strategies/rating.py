@@ -95,8 +95,12 @@ def rate_architectures(
     train_config: TrainConfig,
     seed: int = 0,
     holdout_labels: torch.Tensor | None = None,
+    report: bool = True,
 ) -> list[ScoredArch]:
-    """Score every architecture with `config.signals` (details keep each signal's value)."""
+    """Score every architecture with `config.signals` (details keep each signal's value).
+
+    `report`: progress lines for this call (off where the caller reports its own stage, e.g.
+    evolution rating one child at a time)."""
     if not archs:
         return []
     device = resolve_device(train_config.device)
@@ -109,7 +113,8 @@ def rate_architectures(
     images = [plain(holdout[idx].to(device), generator)[0] for idx in index_batches]
     columns: dict[str, list[float]] = {name: [] for name in config.signals}
     pairs = ((name, arch) for name in config.signals for arch in archs)
-    for name, arch in track(pairs, "rating", len(config.signals) * len(archs), "signal values"):
+    total = len(config.signals) * len(archs)
+    for name, arch in track(pairs, "rating", total, "signal values") if report else pairs:
         fault_point("rate")  # tests only
         columns[name].append(_signal(name, space, supernet, objective, arch, images, index_batches, holdout,
                                      holdout_labels, device, precision, seed))  # fmt: skip
