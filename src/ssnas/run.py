@@ -305,8 +305,9 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
         constraint.costs.attach(out_dir / "latency.json")
     handler = _log_to(out_dir / "search.log" if is_main_process() else None)
     try:
+        scored_by = "a label-free rating at initialisation" if config.strategy == "evolution" else config.objective
         log.info("search %s on %s with %s, preset %s, seed %d, precision %s", config.strategy, config.space,
-                 config.objective, config.preset, config.seed, config.precision)  # fmt: skip
+                 scored_by, config.preset, config.seed, config.precision)  # fmt: skip
         log.info("images from %s %s", config.data, split_reason)
         task = replace(build_task(config, space, out_dir, dataset), budget=constraint)
         started = time.perf_counter()
