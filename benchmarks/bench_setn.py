@@ -86,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)  # a benchmark always starts from scratch
 
-    base = SearchConfig(data=args.data, table=args.table, device=args.device, precision=args.precision,
+    base = SearchConfig(strategy="setn", data=args.data, table=args.table, device=args.device, precision=args.precision,
                         num_images=args.num_images, holdout_images=args.holdout_images, epochs=args.epochs,
                         cells=args.cells, evaluator_every=args.evaluator_every, progress=False)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -101,7 +101,7 @@ def main() -> None:
         runs = []
         for objective in args.search_objectives:
             for seed in args.search_seeds:
-                config = SearchConfig(data=args.data, table=args.table, device=args.device, precision=args.precision,
+                config = SearchConfig(strategy="setn", data=args.data, table=args.table, device=args.device, precision=args.precision,
                                       preset=args.search_preset, seed=seed, objective=objective, progress=False,
                                       rating=("accuracy",) if objective == "supervised" else None,
                                       out=str(args.work / f"search_{objective}_{seed}"))
