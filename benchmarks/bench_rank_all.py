@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_rankers import SETTINGS, cpu_record, report, size_baseline
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.ranking.selection import read_scores
 from ssnas.spaces import create_space
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.data.datasets import load_dataset
 from ssnas.ranking.metrics import bootstrap_ci, kendall_tau, regret, spearman_rho
 from ssnas.ranking.selection import all_architectures

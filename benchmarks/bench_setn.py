@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.ranking.metrics import kendall_tau, spearman_rho
 from ssnas.ranking.selection import sample_architectures
 from ssnas.run import SearchConfig, build_task, resolve, run_search

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.data.datasets import load_dataset
 from ssnas.data.views import VIEWS
 from ssnas.objectives import create_objective

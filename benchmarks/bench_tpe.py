@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.data import load_dataset
 from ssnas.ranking.metrics import spearman_rho
 from ssnas.spaces import create_space

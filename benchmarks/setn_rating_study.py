@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.data.datasets import load_dataset
 from ssnas.ranking.metrics import kendall_tau, spearman_rho
 from ssnas.ranking.selection import sample_architectures

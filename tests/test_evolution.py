@@ -141,7 +141,7 @@ def test_nats_search_on_its_defaults_rates_with_the_nats_ranker_and_reports_the_
     payload = json.loads(done.stdout)
     assert payload["strategy"] == "evolution" and payload["info"]["rating"] == "az-synflow"
     assert payload["info"]["rated"] == 6
-    from ssnas.benchmarks.tables import TABLES
+    from ssnas.groundtruth.tables import TABLES
 
     table = TABLES.create("nats-sss", path=nats_csv)
     assert payload["ground_truth"] == table.metrics(payload["best"]["arch"])  # the NATS table, not NB201's

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.spaces import create_space
 
 

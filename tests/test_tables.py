@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssnas.benchmarks import TABLES, BenchmarkTable, find_table
-from ssnas.benchmarks import tables as tables_module
+from ssnas.groundtruth import TABLES, BenchmarkTable, find_table
+from ssnas.groundtruth import tables as tables_module
 from ssnas.errors import UserError
 from ssnas.spaces.nb201 import NB201Space
 

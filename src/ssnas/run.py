@@ -434,7 +434,7 @@ SPACE_TABLES: dict[str, str] = {"nb201": "nb201", "nats-size": "nats-sss"}
 def _ground_truth(config: SearchConfig, keys: list[str]) -> dict[str, dict[str, float]]:
     if config.space not in SPACE_TABLES:
         return {}
-    from ssnas.benchmarks.tables import TABLES
+    from ssnas.groundtruth.tables import TABLES
 
     try:
         table = TABLES.create(SPACE_TABLES[config.space], path=Path(config.table) if config.table else None)

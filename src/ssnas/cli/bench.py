@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ssnas.benchmarks.tables import TABLES
+from ssnas.groundtruth.tables import TABLES
 from ssnas.cli._common import emit, json_option
 from ssnas.ranking.report import correlate
 from ssnas.ranking.selection import read_scores

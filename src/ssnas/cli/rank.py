@@ -11,7 +11,7 @@ import torch
 
 from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help
 from ssnas.cli.bench import metric_option, render_rank_report, table_option
-from ssnas.benchmarks.tables import SPACE_TABLES, TABLES, BenchmarkTable
+from ssnas.groundtruth.tables import SPACE_TABLES, TABLES, BenchmarkTable
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ssnas.benchmarks.tables import BenchmarkTable
+from ssnas.groundtruth.tables import BenchmarkTable
 from ssnas.errors import UserError
 from ssnas.ranking.metrics import rank_report
 

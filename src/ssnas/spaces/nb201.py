@@ -10,7 +10,7 @@ The architecture key is the benchmark's own string, e.g.
 `|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|`.
 `enumerate()` walks the 6 edges as a product (last edge fastest); this is NOT the
 benchmark's index order, which is a fixed permutation stored with the benchmark: use
-`BenchmarkTable.index_of(key)` (ssnas.benchmarks) for the benchmark index.
+`BenchmarkTable.index_of(key)` (ssnas.groundtruth) for the benchmark index.
 """
 
 from __future__ import annotations
