@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssnas.groundtruth import TABLES, BenchmarkTable, find_table
+from ssnas.groundtruth import TABLES, BenchmarkTable, find_table, load_space_table, space_table
 from ssnas.groundtruth import tables as tables_module
 from ssnas.errors import UserError
 from ssnas.spaces.nb201 import NB201Space
@@ -83,6 +83,15 @@ def test_malformed_tables_name_the_fault(tmp_path: Path, text: str, message: str
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="does not exist"):
         BenchmarkTable.from_csv(tmp_path / "nope.csv")
+
+
+def test_space_tables_live_in_one_place(tmp_path: Path) -> None:
+    assert (space_table("nb201"), space_table("nats-size"), space_table("darts")) == ("nb201", "nats-sss", None)
+    assert all(name in TABLES.names() for name in (space_table("nb201"), space_table("nats-size")))
+    with pytest.raises(UserError, match="space 'darts' has no benchmark table.*nb201, nats-size"):
+        load_space_table("darts")
+    given = load_space_table("darts", write(tmp_path, HEADER + "7,a,91.5,1.07\n"))  # a CSV given is read as is
+    assert given.keys() == ["a"]
 
 
 def test_find_table_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

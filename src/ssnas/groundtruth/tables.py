@@ -226,5 +226,24 @@ def load_nats_sss(path: str | os.PathLike[str] | None = None) -> BenchmarkTable:
     return BenchmarkTable.from_csv(path)
 
 
-# The table that holds ground truth for each space (the first is the default).
+# The tables that hold ground truth for each space (the first is the default). The one place
+# that maps spaces to tables: read it through `space_table` / `load_space_table`.
 SPACE_TABLES: dict[str, tuple[str, ...]] = {"nb201": ("nb201", "nb201_hp12"), "nats-size": ("nats-sss",)}
+
+
+def space_table(space: str) -> str | None:
+    """The name (in `TABLES`) of the default ground-truth table of `space`; None if it has none."""
+    names = SPACE_TABLES.get(space)
+    return names[0] if names else None
+
+
+def load_space_table(space: str, path: str | os.PathLike[str] | None = None) -> BenchmarkTable:
+    """The ground truth of `space`: the CSV at `path` if given, else the space's default table.
+
+    UserError when `path` is None and the space has no table (naming the spaces that have one).
+    """
+    name = space_table(space)
+    if name is None and path is None:
+        raise UserError(f"space {space!r} has no benchmark table; give a table CSV "
+                        f"(spaces with one: {', '.join(SPACE_TABLES)})")  # fmt: skip
+    return TABLES.create(name or "nb201", path=path)  # every table is the same CSV format
