@@ -36,7 +36,7 @@ from ssnas.spaces import Architecture, create_space
 from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.strategies.base import ScoredArch, SearchTask
 from ssnas.strategies.bossnas import BossNAS, additive_score, as_block_space, split_paths
-from ssnas.strategies.rating import combine_by_rank
+from ssnas.strategies.supernet_rating import combine_by_rank
 from ssnas.training.loop import TrainConfig
 from ssnas.training.recipes import Recipe
 

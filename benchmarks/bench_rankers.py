@@ -30,7 +30,7 @@ from ssnas.groundtruth.tables import TABLES
 from ssnas.data.datasets import load_dataset
 from ssnas.ranking.metrics import bootstrap_ci, kendall_tau, regret, spearman_rho
 from ssnas.ranking.selection import all_architectures
-from ssnas.ranking.zero_cost import ZeroCostConfig, ZeroCostScores, parse_ranker, score_architectures
+from ssnas.rating import EngineConfig, Scores, parse_ranker, resized, score_architectures
 from ssnas.spaces import create_space
 
 SETTINGS = {
@@ -127,13 +127,14 @@ def main() -> None:
         archs = [by_key[k] for k in keys]
         columns = {name: [v for part in parts for v in part["columns"][name]] for name in parts[0]["columns"]}
         seconds = {name: [v for part in parts for v in part["seconds"][name]] for name in parts[0]["seconds"]}
-        scores = ZeroCostScores(archs, columns, [], seconds)
+        scores = Scores(archs, columns, [], seconds)
         wall = max(part.get("wall_seconds", float("nan")) for part in parts)
     else:
         if args.shard:
             index, count = (int(x) for x in args.shard.split("/"))
             archs = archs[index::count]
-        config = ZeroCostConfig(batch_size=args.batch_size, seed=args.seed, space_options=options)
+        config = EngineConfig(batch_size=args.batch_size, seed=args.seed)
+        network_space = resized(space, options)
         images = load_dataset(args.data).images
         images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed))[: args.num_images]]
         last = [started]
@@ -152,7 +153,7 @@ def main() -> None:
         todo = [a for a in archs if a.key not in done_keys]
         union_ranker = parse_ranker(union, args.aggregate)
         for start in range(0, len(todo), 25):
-            chunk = score_architectures(space, todo[start : start + 25], union_ranker, images, config,
+            chunk = score_architectures(network_space, todo[start : start + 25], union_ranker, images, config,
                                         lambda done, total: progress(start + done + len(done_keys), len(archs)))
             saved["keys"] += [a.key for a in chunk.archs]
             for name in chunk.columns:
@@ -162,7 +163,7 @@ def main() -> None:
             partial.write_text(json.dumps(saved, default=float))
         by_key = {a.key: a for a in archs}
         archs = [by_key[k] for k in saved["keys"]]
-        scores = ZeroCostScores(archs, saved["columns"], [], saved["seconds"])
+        scores = Scores(archs, saved["columns"], [], saved["seconds"])
         keys = [a.key for a in archs]
         wall = time.perf_counter() - started
     args.out.parent.mkdir(parents=True, exist_ok=True)

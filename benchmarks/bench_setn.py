@@ -23,7 +23,7 @@ from ssnas.ranking.metrics import kendall_tau, spearman_rho
 from ssnas.ranking.selection import sample_architectures
 from ssnas.run import SearchConfig, build_task, resolve, run_search
 from ssnas.spaces import create_space
-from ssnas.strategies.rating import RatingConfig, combine_by_rank, rate_architectures
+from ssnas.strategies.supernet_rating import RatingConfig, combine_by_rank, rate_architectures
 from ssnas.strategies.setn import SETN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,7 @@ from ssnas.data.views import VIEWS
 from ssnas.objectives import create_objective
 from ssnas.ranking.metrics import bootstrap_ci, kendall_tau, spearman_rho
 from ssnas.ranking.selection import all_architectures
-from ssnas.ranking.zero_cost import AGGREGATIONS, network_signals
+from ssnas.rating import AGGREGATIONS, network_signals
 from ssnas.spaces import create_space
 from ssnas.strategies.base import SearchTask
 from ssnas.strategies.setn import SETN, SetnConfig

@@ -2,7 +2,7 @@
 
 Trains a weight-sharing NB201 supernet without labels (uniform path sampling, as
 SETN's weight step), rates a seeded sample of non-degenerate cells with every
-signal in `ssnas.strategies.rating.ALL_SIGNALS`, and reports each signal's (and
+signal in `ssnas.strategies.supernet_rating.ALL_SIGNALS`, and reports each signal's (and
 each pair's / triple's rank-combination's) Kendall and Spearman vs cifar10_valid,
 next to the parameter count. Use a *development* sample seed here and keep the
 evaluation seed of bench_setn.py for the final figures.
@@ -27,7 +27,7 @@ from ssnas.ranking.metrics import kendall_tau, spearman_rho
 from ssnas.ranking.selection import sample_architectures
 from ssnas.spaces import create_space
 from ssnas.strategies.base import SearchTask
-from ssnas.strategies.rating import ALL_SIGNALS, RatingConfig, combine_by_rank, rate_architectures
+from ssnas.strategies.supernet_rating import ALL_SIGNALS, RatingConfig, combine_by_rank, rate_architectures
 from ssnas.strategies.setn import SETN, SetnConfig
 from ssnas.training.loop import TrainConfig
 

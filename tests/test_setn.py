@@ -11,9 +11,18 @@ import torch
 from ssnas.objectives import Batch, create_objective
 from ssnas.spaces import create_space
 from ssnas.strategies.evaluator import ArchitectureDistribution
-from ssnas.strategies.rating import RatingConfig, combine_by_rank, frozen_batch_norm, rate_architectures
+from ssnas.rating import frozen_batch_norm
+from ssnas.strategies.supernet_rating import RatingConfig, combine_by_rank, rate_architectures
 from ssnas.strategies.setn import SetnConfig, SetnHook
-from ssnas.strategies.signals import SIGNALS, effective_rank
+from ssnas.rating import SIGNALS
+
+
+def _signal(name: str):
+    """A signal as a function (model, images) -> float, through its family's pass."""
+    return lambda model, images: SIGNALS.of(name).compute(model, images)[name]
+
+
+effective_rank = _signal("effective-rank")
 from ssnas.training.loop import TrainConfig
 from ssnas.training.precision import resolve_precision
 from ssnas.training.seeding import seeded
@@ -139,14 +148,14 @@ def test_naswot_prefers_distinguishable_activations() -> None:
         def forward_features(self, x: torch.Tensor) -> torch.Tensor:
             return self.relu(x.flatten(1))
 
-    naswot = SIGNALS.get("naswot")
+    naswot = _signal("naswot")
     distinct = naswot(Net(), torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0)))
     identical = naswot(Net(), torch.randn(1, 3, 4, 4).repeat(8, 1, 1, 1))
     assert distinct > identical
 
 
 def test_meco_is_higher_for_decorrelated_channels() -> None:
-    meco = SIGNALS.get("meco")
+    meco = _signal("meco")
     conv = torch.nn.Conv2d(3, 6, 1, bias=False)
 
     class Net(torch.nn.Module):
@@ -180,4 +189,4 @@ def test_activation_signals_are_finite_on_every_space(name: str) -> None:
     images = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with frozen_batch_norm(network):
         for signal in ("naswot", "meco"):
-            assert math.isfinite(SIGNALS.get(signal)(network, images)), (name, signal)
+            assert math.isfinite(_signal(signal)(network, images)), (name, signal)

@@ -15,11 +15,10 @@ from ssnas.groundtruth.tables import SPACE_TABLES, TABLES, BenchmarkTable
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
-from ssnas.ranking.rankers import RANKERS
-from ssnas.ranking.zero_cost import (
-    AGGREGATIONS, DEFAULT_RANKER, PROXY_BATCH_SIZES, SPACE_DEFAULT_RANKERS, ZeroCostConfig, default_ranker, parse_ranker, proxy_network, ranker_names, score_architectures,
-    threads_per_worker,
+from ssnas.rating import (
+    AGGREGATIONS, STRUCTURAL, EngineConfig, parse_ranker, ranker_names, resized, score_architectures, threads_per_worker,
 )
+from ssnas.rating.defaults import FALLBACK_RANK, RANK_DEFAULTS, network_options, rank_defaults
 from ssnas.ranking.report import correlate
 from ssnas.reporting import write_rank_report
 from ssnas.ranking.selection import all_architectures, read_architectures, sample_architectures, write_scores
@@ -32,8 +31,8 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @click.command("rank")
 @click.option("--ranker", default=None, metavar="NAME[+NAME...]",
               help=registry_help(f"Label-free ranker on networks at initialisation, or an ensemble joined by '+' "
-                                 f"[default: {DEFAULT_RANKER}; "
-                                 + ", ".join(f"{r} on {s}" for s, r in SPACE_DEFAULT_RANKERS.items())
+                                 f"[default: {FALLBACK_RANK.ranker}; "
+                                 + ", ".join(f"{d.ranker} on {s}" for s, d in RANK_DEFAULTS.items())
                                  + "; the best measured, see README].", ranker_names()))
 @click.option("--aggregate", type=click.Choice(sorted(AGGREGATIONS)), default="mean-rank", show_default=True,
               help="How an ensemble's parts combine (az-nas keeps its own log-rank rule inside).")
@@ -54,8 +53,8 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @click.option("--num-images", type=int, default=None, help="Strategies: unlabeled training images [preset].")
 @click.option("--holdout-images", type=int, default=None, help="Strategies: held-out unlabeled images [preset].")
 @click.option("--batch-size", type=int, default=None,
-              help=f"Rankers: images per network [{ZeroCostConfig.batch_size}; "
-                   + ", ".join(f"{b} on {s}" for s, b in PROXY_BATCH_SIZES.items()) + "]; strategies: training batch size [preset].")
+              help=f"Rankers: images per network [{FALLBACK_RANK.batch_size}; "
+                   + ", ".join(f"{d.batch_size} on {s}" for s, d in RANK_DEFAULTS.items()) + "]; strategies: training batch size [preset].")
 @click.option("--channels", type=int, default=None, help="NB201 network width C (rankers: the proxy network) [preset].")
 @click.option("--cells", type=int, default=None, help="NB201 cells per stage N (rankers: the proxy network) [preset].")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
@@ -91,22 +90,22 @@ def rank_command(
             selection = sample_architectures(space, sample, seed)
         else:
             selection = all_architectures(space)
-        name = ranker or default_ranker(space_name)
+        defaults = rank_defaults(space_name)
+        name = ranker or defaults.ranker
         parsed = parse_ranker(name, aggregate)
         images = _ranker_images(data, name) if parsed.needs_images else None
-        options = proxy_network(space_name, channels, cells)
-        default_batch = PROXY_BATCH_SIZES.get(space_name, ZeroCostConfig.batch_size)
-        zero_cost = ZeroCostConfig(batch_size=batch_size or default_batch, seed=seed, space_options=options)
+        options = network_options(space_name, channels, cells)
+        engine = EngineConfig(batch_size=batch_size or defaults.batch_size, seed=seed)
         started = time.perf_counter()
         with StageProgress("ranking", len(selection), "architectures", bar=not no_progress and not as_json) as bar:
-            result = score_architectures(space, selection, parsed, images, zero_cost,
+            result = score_architectures(resized(space, options), selection, parsed, images, engine,
                                          progress=lambda done, total: bar.update(done, force_line=done == total),
                                          workers=workers)
         scores = result.score
         keys = [arch.key for arch in selection]
         extra = {"seconds_per_arch": result.seconds_per_arch(), "wall_seconds": time.perf_counter() - started,
                  "proxy_network": options,
-                 "batch_size": zero_cost.batch_size, "workers": workers,
+                 "batch_size": engine.batch_size, "workers": workers, "nonfinite": result.nonfinite,
                  "threads_per_worker": threads_per_worker(workers)}
     else:
         if rank_all:
@@ -158,5 +157,5 @@ def space_table(space_name: str, path: Path | None) -> BenchmarkTable:
 def _size_baseline(space: SearchSpace, archs: list[Architecture]) -> list[float]:
     """Parameter count where the space counts it; otherwise the sum of the widths (nats-size)."""
     if callable(getattr(space, "num_parameters", None)):
-        return RANKERS.get("params")(space, archs)
+        return STRUCTURAL.get("params")(space, archs)
     return [float(sum(int(w) for w in arch.choices)) for arch in archs]

@@ -49,7 +49,7 @@ from ssnas.spaces.base import Block
 from ssnas.spaces.bn import batch_norms, recalibrate_bn
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.signals import SIGNALS
+from ssnas.rating import SIGNALS, network_signals
 from ssnas.training.distributed import is_main_process
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
@@ -375,7 +375,7 @@ def rate_paths(
 
     * `centre-distance`: `mean_b -2cos(t_j(v1), C(v1)) - 2cos(t_j(v2), C(v2))`, how close the
       candidate's own target embedding lies to the centre (a label-free alternative);
-    * each name in `signals` (`ssnas.strategies.signals`, e.g. "meco", "naswot") on the stage
+    * each name in `signals` (`ssnas.rating.SIGNALS`, e.g. "meco", "naswot") on the stage
       network in eval mode (the candidate's recalibrated BN statistics), on `data.recalibration`.
 
     The supernet, heads and BN statistics are left as they were.
@@ -393,11 +393,9 @@ def rate_paths(
                 recalibrate_bn(target, data.recalibration, path=path)
                 predictions.append([(online(v1, path).float(), online(v2, path).float()) for v1, v2 in data.pairs])
                 projections.append([(target(v1, path).float(), target(v2, path).float()) for v1, v2 in data.pairs])
-            values = {}
-            for name in signals:
-                with torch.enable_grad():  # eval mode: the candidate's recalibrated BN statistics
-                    values[name] = float(SIGNALS.get(name)(stage, data.recalibration, path=path))
-            extra.append(values)
+            with torch.enable_grad():  # eval mode: the candidate's recalibrated BN statistics
+                values = network_signals(stage, list(signals), data.recalibration, batch_statistics=False, path=path)
+            extra.append({name: value for name, (value, _seconds) in values.items()})
     num_batches = len(data.pairs)
     centres = [
         tuple(torch.stack([p[b][v] for p in projections]).mean(dim=0) for v in (0, 1))  # (n, B, D) -> (B, D)
@@ -428,7 +426,7 @@ class BossConfig:
         call needs; None = every candidate (the paper).
     rating_batches x rating_batch_size: held-out validation views; recal_batch_size: training
         images for BN re-estimation.
-    signals: extra label-free columns computed per path (`ssnas.strategies.signals` names).
+    signals: extra label-free columns computed per path (`ssnas.rating.SIGNALS` names).
     supernet: keyword arguments of `build_block_supernet` (or NB201's `build_supernet`).
     cache_prefix: during block training, run the frozen earlier blocks once per view batch
         (`PrefixCache`) rather than once per sampled path.

@@ -36,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from ssnas.errors import UserError
+from ssnas.rating.defaults import search_defaults
 from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.budget import Constraint, mutate
-from ssnas.strategies.raters import DEFAULT_RATING, Columns, Rater, create_rater
+from ssnas.strategies.raters import Columns, Rater, create_rater
 from ssnas.training.progress import StageProgress
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ class EvolutionConfig:
 
     ratings: distinct architectures rated (the search's cost).
     population / sample_size: REA's P and S (the NB201 paper's REA: P=10, S=3); S None = P/4.
-    rating: `init-*` signal names, or one ranker name of `ssnas.ranking.zero_cost` (e.g. "az-nas").
+    rating: a ranker expression of `ssnas.rating` ("az-nas-ssl", "meco+synflow", ...); None = the
+        space's search default (`ssnas.rating.defaults.search_defaults`), measured on the
+        development half.
     rating_batch_size: held-out images per rated network.
     exhaustive: rate every architecture when the space (within the budget) has no more than `ratings`.
     skip_degenerate: never propose cells whose input does not reach the output (NB201 `none` paths).
@@ -63,14 +66,15 @@ class EvolutionConfig:
     ratings: int = 100  # measured on NB201 (benchmarks/bench_search.py): about 1-5 min on a 2-core CPU
     population: int = 20
     sample_size: int | None = None
-    rating: tuple[str, ...] = DEFAULT_RATING
-    rating_batch_size: int = 64
+    rating: str | None = None
+    rating_batch_size: int | None = None  # None = the space's search default
     exhaustive: bool = True
     skip_degenerate: bool = True
     checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rating", (self.rating,) if isinstance(self.rating, str) else tuple(self.rating))
+        if self.rating is not None and not isinstance(self.rating, str):  # a sequence of names joined by '+'
+            object.__setattr__(self, "rating", "+".join(self.rating))
         if self.ratings < 1 or self.population < 1 or not 1 <= self.tournament <= self.population:
             raise UserError(
                 f"evolution needs ratings >= 1, population >= 1 and 1 <= sample_size <= population; "
@@ -155,10 +159,13 @@ class Evolution:
 
     def search(self, task: SearchTask) -> SearchResult:
         cfg, space = self.config, task.space
-        rater = self.rater or create_rater(task, cfg.rating, cfg.rating_batch_size)
+        defaults = search_defaults(space.name)
+        batch_size = cfg.rating_batch_size or defaults.batch_size
+        rater = self.rater or create_rater(task, cfg.rating or defaults.ranker, batch_size)
         if task.budget is not None:
             task.budget.check_feasible(random.Random(task.seed))
-        settings = {**asdict(cfg), "rating": list(cfg.rating), "seed": task.seed, "space": space.name}
+        settings = {**asdict(cfg), "rating": rater.name, "rating_batch_size": batch_size,
+                    "seed": task.seed, "space": space.name}
         path = task.out_dir / STATE_FILE if task.out_dir is not None else None
         ratings = RatingLog(space, rater, path, settings, cfg.checkpoint_every)
         if task.resume:
@@ -186,7 +193,7 @@ class Evolution:
             "mode": mode, "rating": rater.name, "rated": len(ratings.order),
             "rating_seconds": ratings.seconds,
             "seconds_per_rating": ratings.seconds / max(1, len(ratings.order) - len(ratings.saved)),
-            "population": cfg.population, "sample_size": cfg.tournament,
+            "population": cfg.population, "sample_size": cfg.tournament, "nonfinite": dict(getattr(rater, "nonfinite", {})),
         }  # fmt: skip
         return SearchResult(best=candidates[0], candidates=candidates, info=info)
 

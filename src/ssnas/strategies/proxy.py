@@ -39,7 +39,8 @@ from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.spaces import Architecture
 from ssnas.strategies.base import SearchTask
-from ssnas.strategies.raters import DEFAULT_RATING, ReferenceScale, create_rater, reference_sample
+from ssnas.rating.defaults import search_defaults
+from ssnas.strategies.raters import ReferenceScale, create_rater, reference_sample
 from ssnas.training.loop import TrainConfig, ViewMaker, train
 from ssnas.training.seeding import seeded
 
@@ -58,7 +59,8 @@ class ProxyConfig:
     eval_batch_size: batch size of the held-out pass.
     trial_objective: "ssl-proxy" (the above, CSNAS's setting) or "rating": minus a label-free
                  rating at initialisation (`ssnas.strategies.raters`), no training.
-    rating:      the rating, init-* signals joined by "+" (or a ranker name), for "rating".
+    rating:      for "rating": a ranker expression of `ssnas.rating` (e.g. "az-nas-ssl"); None = the
+                 space's search default (`ssnas.rating.defaults.search_defaults`).
     reference:   architectures of the fixed sample that puts several signals on one scale.
     """
 
@@ -67,7 +69,7 @@ class ProxyConfig:
     num_holdout: int | None = None
     eval_batch_size: int = 256
     trial_objective: str = "ssl-proxy"
-    rating: str = "+".join(DEFAULT_RATING)
+    rating: str | None = None
     reference: int = 32
 
     def __post_init__(self) -> None:
@@ -203,7 +205,8 @@ class RatingEvaluator:
     several signals put on one scale by a fixed seeded reference sample (`ReferenceScale`)."""
 
     def __init__(self, task: SearchTask, config: ProxyConfig) -> None:
-        self.rater = create_rater(task, config.rating.split("+"))
+        defaults = search_defaults(task.space.name)
+        self.rater = create_rater(task, config.rating or defaults.ranker, defaults.batch_size)
         self.task, self.config = task, config
         self.scale: ReferenceScale | None = None
 

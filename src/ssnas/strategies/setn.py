@@ -11,7 +11,7 @@ Network", ICCV 2019; methods.md §2. Each training step:
 
 Then the top-K architectures by log p(a) are rated on the shared weights with a
 label-free score on held-out images (identical views for every candidate), and
-the best is kept. The rating signal is configurable (`ssnas.strategies.rating`).
+the best is kept. The rating signal is configurable (`ssnas.strategies.supernet_rating`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.budget import Constraint
 from ssnas.strategies.evaluator import ArchitectureDistribution
-from ssnas.strategies.rating import RatingConfig, rate_architectures
+from ssnas.strategies.supernet_rating import RatingConfig, rate_architectures
 from ssnas.training.distributed import process_group
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision

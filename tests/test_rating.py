@@ -1,4 +1,5 @@
-"""Training-free proxies on hand-checkable networks, the ranker grammar and its aggregations."""
+"""The rating package: signals on hand-checkable networks, the ranker grammar, the aggregations
+and their non-finite policy, and the engine (order independence, worker processes)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import torch
 from torch import nn
 
 from ssnas.errors import UserError
-from ssnas.ranking.zero_cost import AGGREGATIONS, ZeroCostConfig, parse_ranker, ranker_names, score_architectures
+from ssnas.rating import AGGREGATIONS, SIGNALS, EngineConfig, parse_ranker, ranker_names, resized, score_architectures
+from ssnas.rating.az_nas import IDENTITY_TERM, az_nas_proxies
+from ssnas.rating.ssl_gradients import ssl_gradient_proxies
 from ssnas.spaces import create_space
-from ssnas.strategies.az_nas import az_nas_proxies
-from ssnas.strategies.signals import SIGNALS
-from ssnas.strategies.ssl_gradients import ssl_gradient_proxies
+
+
+def signal(name: str, model: nn.Module, images: torch.Tensor) -> float:
+    """One signal's value, through its family's pass."""
+    return SIGNALS.of(name).compute(model, images)[name]
 
 
 class Chain(nn.Module):
@@ -52,13 +57,13 @@ def test_expressivity_of_whitened_features_is_log_channels() -> None:
 
 def test_trainability_of_a_scaled_identity_layer() -> None:
     """f2 = 2 f1: the Jacobian's largest singular value is 2, so the score is -(2 + 1/2 - 2) = -0.5;
-    an exact identity scores -inf (AZ-NAS treats it as untrainable). The estimate from Rademacher
+    an exact identity gets the finite floor IDENTITY_TERM (rated last, AZ-NAS treats it as untrainable). The estimate from Rademacher
     noise over B*H*W = 16,384 vectors is within a few hundredths."""
     x = torch.randn(1024, 3, 4, 4, generator=torch.Generator().manual_seed(1))
     scaled = Chain(torch.randn(3, 3, generator=torch.Generator().manual_seed(2)), 2 * torch.eye(3))
     assert az_nas_proxies(scaled, x)["az-trainability"] == pytest.approx(-0.5, abs=3e-2)
     identity = Chain(torch.eye(3), torch.eye(3))
-    assert az_nas_proxies(identity, x)["az-trainability"] == -math.inf
+    assert az_nas_proxies(identity, x)["az-trainability"] == IDENTITY_TERM
 
 
 class Linear(nn.Module):
@@ -74,7 +79,7 @@ class Linear(nn.Module):
 def test_ssl_gradient_proxies_match_their_definitions() -> None:
     """ZiCo, SNIP and grad-norm recomputed by hand from the two split gradients of the NT-Xent loss."""
     from ssnas.objectives.simclr import nt_xent_loss
-    from ssnas.strategies.ssl_gradients import two_views
+    from ssnas.rating.ssl_gradients import two_views
 
     torch.manual_seed(0)
     model = Linear()
@@ -91,9 +96,11 @@ def test_ssl_gradient_proxies_match_their_definitions() -> None:
     zico = math.log(float((g.abs().mean(0) / g.std(0, correction=0)).sum()))
     snip = math.log10(float((model.fc.weight.detach().double() * g.mean(0)).abs().sum()))
     norm = math.log10(float(g.mean(0).norm()))
-    assert got["zico-ssl"] == pytest.approx(zico, rel=1e-6)
-    assert got["snip-ssl"] == pytest.approx(snip, rel=1e-6)
-    assert got["gradnorm-ssl"] == pytest.approx(norm, rel=1e-6)
+    # The proxy runs both views as one (2b) batch, the check as two: fp32 matmuls sum in another
+    # order. Measured relative gap 1.1e-6 on an AVX-512 Xeon (0 on AVX2); bound 1e-5.
+    assert got["zico-ssl"] == pytest.approx(zico, rel=1e-5)
+    assert got["snip-ssl"] == pytest.approx(snip, rel=1e-5)
+    assert got["gradnorm-ssl"] == pytest.approx(norm, rel=1e-5)
 
 
 class TwoReLU(nn.Module):
@@ -109,7 +116,7 @@ class TwoReLU(nn.Module):
 def test_swap_counts_distinct_sample_wise_patterns() -> None:
     """3 units over 2 samples with on/off vectors (1,0), (1,0), (0,1): 2 distinct patterns."""
     x = torch.tensor([[1.0, 2.0, -1.0], [-1.0, -2.0, 3.0]]).view(2, 3, 1, 1)
-    assert SIGNALS.get("swap")(TwoReLU(), x) == pytest.approx(math.log10(2))
+    assert signal("swap", TwoReLU(), x) == pytest.approx(math.log10(2))
 
 
 def test_aggregations_by_hand() -> None:
@@ -117,8 +124,11 @@ def test_aggregations_by_hand() -> None:
     assert AGGREGATIONS["mean-rank"]([a, b]) == pytest.approx([(1 / 3 + 1) / 2, (2 / 3 + 1 / 3) / 2, (1 + 2 / 3) / 2])
     expected = [math.log(1 / 3) + math.log(1), math.log(2 / 3) + math.log(1 / 3), math.log(1) + math.log(2 / 3)]
     assert AGGREGATIONS["log-rank"]([a, b]) == pytest.approx(expected)
-    # -inf and NaN rank last
-    assert np.argmin(AGGREGATIONS["mean-rank"]([[0.0, -math.inf, math.nan, 5.0]])) in (1, 2)
+    # the one policy: NaN, -inf and +inf all rank last, in ensembles and single signals alike
+    ranks = AGGREGATIONS["mean-rank"]([[0.0, -math.inf, math.nan, 5.0, math.inf]])
+    assert ranks[1] == ranks[2] == ranks[4] < ranks[0] < ranks[3]
+    single = parse_ranker("meco").combine({"meco": [0.5, math.nan, math.inf, 2.0]})
+    assert single == [0.5, -0.5, -0.5, 2.0] and all(math.isfinite(v) for v in single)
 
 
 def test_parse_ranker_grammar() -> None:
@@ -126,6 +136,7 @@ def test_parse_ranker_grammar() -> None:
     assert ranker.leaves() == ["meco", "az-expressivity", "az-progressivity", "az-trainability", "flops"]
     assert ranker.needs_images and not parse_ranker("params+flops").needs_images
     assert "az-nas" in ranker_names() and "zico-ssl" in ranker_names()
+    assert parse_ranker("init-meco+init-synflow").leaves() == ["meco", "synflow"]  # SETN's spelling
     for bad in ("", "meco+", "nope", "meco+nope"):
         with pytest.raises(UserError):
             parse_ranker(bad)
@@ -140,7 +151,7 @@ def test_score_architectures_is_order_independent_and_needs_images(tiny_images: 
         "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
         "|nor_conv_1x1~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|",
     )]  # fmt: skip
-    config = ZeroCostConfig(batch_size=8, seed=1, space_options={})
+    config = EngineConfig(batch_size=8, seed=1)
     forward = score_architectures(space, archs, "az-nas+meco", tiny_images, config)
     backward = score_architectures(space, archs[::-1], "az-nas+meco", tiny_images, config)
     for name in forward.columns:
@@ -148,8 +159,9 @@ def test_score_architectures_is_order_independent_and_needs_images(tiny_images: 
     assert forward.seconds_per_arch() > 0
     with pytest.raises(UserError, match="--data"):
         score_architectures(space, archs, "meco", None, config)
+    full = create_space("nb201")  # structural rankers count the full-size network, at any rating size
     assert score_architectures(space, archs, "params", None, config).score == [
-        float(space.num_parameters(a)) for a in archs
+        float(full.num_parameters(a)) for a in archs
     ]
 
 
@@ -157,13 +169,17 @@ def test_scoring_in_worker_processes_matches_one_process(tiny_images: torch.Tens
     """Chunks scored in two spawned processes come back in order with the same values."""
     space = create_space("nb201")
     archs = [space.sample(random.Random(i)) for i in range(5)]
-    config = ZeroCostConfig(batch_size=8, seed=2, space_options={"C": 4, "N": 1})
+    config = EngineConfig(batch_size=8, seed=2)
+    space = resized(space, {"C": 4, "N": 1})
     seen: list[int] = []
     alone = score_architectures(space, archs, "az-nas-ssl+params", tiny_images, config)
     pooled = score_architectures(space, archs, "az-nas-ssl+params", tiny_images, config,
                                  progress=lambda done, total: seen.append(done), workers=2)  # fmt: skip
+    # Workers run one thread, this process two: fp32 reductions sum in another order, and ZiCo's
+    # mean/std ratio amplifies that where a weight's two split gradients nearly agree. Measured
+    # relative gap 1.1e-4 (zico-ssl) on an AVX-512 Xeon; bound 1e-3.
     for name in alone.columns:
-        assert pooled.columns[name] == pytest.approx(alone.columns[name], rel=1e-4)
+        assert pooled.columns[name] == pytest.approx(alone.columns[name], rel=1e-3)
     assert pooled.score == pytest.approx(alone.score)
     assert seen[-1] == len(archs) and seen == sorted(seen)
     with pytest.raises(UserError, match="workers"):

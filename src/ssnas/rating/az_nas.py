@@ -9,7 +9,9 @@ blocks) on a batch of real images at initialisation:
 * progressivity s_P = min_l H(l) - H(l-1) (every layer should widen the space);
 * trainability  s_T = mean_l -(sigma_l + 1/sigma_l - 2), sigma_l the largest singular
   value of the layer Jacobian estimated by back-propagating Rademacher noise from f_l to
-  f_(l-1) (layers whose Jacobian is the identity score -inf);
+  f_(l-1); a layer whose Jacobian is exactly the identity (a cell that only passes its input
+  on) contributes `IDENTITY_TERM`, a finite floor far below any real layer's term, so such
+  networks rate last on trainability with a finite value;
 * complexity    s_C = FLOPs, added by the ranker (it needs the space, not the network).
 
 No labels are involved: the backward pass starts from random output gradients.
@@ -24,7 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssnas.rating.registry import SIGNALS
+
 AZ_COLUMNS = ("az-expressivity", "az-progressivity", "az-trainability")
+IDENTITY_TERM = -1e3  # real layers score about -10 to 0
 
 
 def feature_layers(model: nn.Module) -> list[nn.Module]:
@@ -71,6 +76,7 @@ def _jacobian_sigma(f_in: torch.Tensor, f_out: torch.Tensor, generator: torch.Ge
     return float(torch.linalg.matrix_norm(cross.double(), ord=2))
 
 
+@SIGNALS.family("az-nas-proxies", AZ_COLUMNS, "AZ-NAS expressivity, progressivity, trainability (one forward + backward)")
 def az_nas_proxies(
     model: nn.Module, images: torch.Tensor, seed: int = 0, **forward_kwargs: Any
 ) -> dict[str, float]:
@@ -103,8 +109,8 @@ def az_nas_proxies(
     if len(entropies) < 2:
         raise ValueError(f"AZ-NAS needs at least 2 layer features, got {len(entropies)}")
     steps = [b - a for a, b in zip(entropies, entropies[1:])]
-    terms = [-math.inf if s is None else -(s + 1 / (s + 1e-6) - 2) for s in sigmas if s is None or not math.isnan(s)]
-    trainability = sum(terms) / len(terms) if terms else -math.inf
+    terms = [IDENTITY_TERM if s is None else -(s + 1 / (s + 1e-6) - 2) for s in sigmas if s is None or not math.isnan(s)]
+    trainability = sum(terms) / len(terms) if terms else IDENTITY_TERM
     return {
         "az-expressivity": float(sum(entropies)),
         "az-progressivity": float(min(steps)),

@@ -23,6 +23,7 @@ from torch import nn
 
 from ssnas.data.views import PadCrop
 from ssnas.objectives.simclr import nt_xent_loss
+from ssnas.rating.registry import SIGNALS
 
 SSL_GRADIENT_COLUMNS = ("zico-ssl", "snip-ssl", "gradnorm-ssl")
 
@@ -34,6 +35,7 @@ def two_views(images: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tens
     return crop(images, generator), crop(images, generator)
 
 
+@SIGNALS.family("ssl-gradients", SSL_GRADIENT_COLUMNS, "ZiCo, SNIP, grad-norm on SimCLR's NT-Xent gradients (label-free)")
 def ssl_gradient_proxies(
     model: nn.Module,
     images: torch.Tensor,

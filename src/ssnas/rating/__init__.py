@@ -1,0 +1,24 @@
+"""Label-free rating: signals of networks without labels, one engine, one aggregation.
+
+Layout: `registry.py` (SIGNALS: signal -> family), one module per family (`activation.py`
+NASWOT/SWAP/effective rank, `spectral.py` MeCo, `synflow.py`, `az_nas.py`, `ssl_gradients.py`
+ZiCo/SNIP/grad-norm on NT-Xent), `structural.py` (params, flops), `aggregate.py` (rankers,
+mean-rank / log-rank, the non-finite policy), `engine.py` (builds, draws images, runs), and
+`defaults.py` (what each space is rated with, as measured).
+"""
+
+from __future__ import annotations
+
+from ssnas.rating.aggregate import AGGREGATIONS, COMPOSITES, Ranker, parse_ranker, ranker_names
+from ssnas.rating.engine import (
+    EngineConfig, Scores, build_network, frozen_batch_norm, network_signals, rating_batches, resized,
+    score_architectures, threads_per_worker,
+)  # fmt: skip
+from ssnas.rating.registry import SIGNALS
+from ssnas.rating.structural import STRUCTURAL
+
+__all__ = [
+    "AGGREGATIONS", "COMPOSITES", "EngineConfig", "Ranker", "SIGNALS", "STRUCTURAL", "Scores", "build_network",
+    "frozen_batch_norm", "network_signals", "parse_ranker", "ranker_names", "rating_batches", "resized",
+    "score_architectures", "threads_per_worker",
+]

@@ -1,0 +1,271 @@
+"""The one rating engine: every label-free signal of every command goes through here.
+
+`ssnas rank`, evolution, TPE/random rating trials and SETN's `init-*` rating all call
+`score_architectures`; SETN's and BossNAS's ratings on shared (trained) weights call
+`network_signals` on the supernet path. So a signal's value for an architecture depends
+only on (network size, images, seed), never on which command asked:
+
+* images: `rating_batches(images, batch_size, seed)`, a seeded permutation of the given
+  uint8 images cut into batches, normalised (identity view); signals at initialisation use
+  the first batch;
+* network: built once per architecture under `seeded(seed)` in the space the caller gives
+  (its network size is the caller's choice: `ssnas rank` passes a proxy size, a search its
+  own), run in float32 on the caller's device whatever the run's precision (autocast never
+  touches a signal; SynFlow runs in float64);
+* BN: batch statistics, running statistics restored afterwards (`frozen_batch_norm`);
+* each signal family (`ssnas.rating.registry`) runs once per network for all of its columns;
+* structural rankers (`params`, `flops`) are costs of the space's full-size network.
+
+Non-finite values are rated last (`ssnas.rating.aggregate`) and counted in a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+# One import per signal family module: registration happens on import.
+from ssnas.rating import activation as _activation  # noqa: F401
+from ssnas.rating import az_nas as _az_nas  # noqa: F401
+from ssnas.rating import spectral as _spectral  # noqa: F401
+from ssnas.rating import ssl_gradients as _ssl_gradients  # noqa: F401
+from ssnas.rating import synflow as _synflow  # noqa: F401
+from ssnas.data.views import VIEWS
+from ssnas.errors import UserError
+from ssnas.rating.aggregate import Ranker, parse_ranker
+from ssnas.rating.registry import SIGNALS
+from ssnas.rating.structural import STRUCTURAL
+from ssnas.spaces import Architecture, SearchSpace, create_space
+from ssnas.training.seeding import seeded
+
+log = logging.getLogger(__name__)
+
+Columns = dict[str, list[float]]
+
+
+@contextmanager
+def frozen_batch_norm(model: nn.Module) -> Iterator[None]:
+    """Train-mode BN (batch statistics); running statistics and modes are put back afterwards."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, {k: b.clone() for k, b in m.named_buffers(recurse=False)}) for m in norms]
+    was_training = model.training
+    model.train()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, (training, buffers) in zip(norms, saved):
+                for name, value in buffers.items():
+                    getattr(m, name).copy_(value)
+                m.train(training)
+        model.train(was_training)
+
+
+def rating_batches(
+    images: torch.Tensor, batch_size: int, seed: int, batches: int = 1, device: torch.device | str = "cpu"
+) -> list[torch.Tensor]:
+    """`batches` batches (B,3,H,W) of normalised float images drawn from uint8 images (N,3,H,W):
+    one seeded permutation cut into consecutive slices (as many whole ones as fit, at least one)."""
+    plain = VIEWS.create("identity")
+    generator = torch.Generator().manual_seed(seed)
+    return [plain(images[index].to(device), generator)[0] for index in rating_indices(len(images), batch_size, seed, batches)]
+
+
+def rating_indices(count: int, batch_size: int, seed: int, batches: int = 1) -> list[torch.Tensor]:
+    """The image indices behind `rating_batches`: a permutation of range(count) from a generator
+    seeded with `seed`, cut into up to `batches` whole slices of `batch_size` (at least one)."""
+    if count < batch_size:
+        raise UserError(f"rating batch size {batch_size} exceeds the {count} images given")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return [order[b * batch_size : (b + 1) * batch_size] for b in range(max(1, min(batches, count // batch_size)))]
+
+
+def network_signals(
+    network: nn.Module, names: Sequence[str], batch: torch.Tensor, seed: int = 0, batch_statistics: bool = True,
+    **forward_kwargs: Any,
+) -> dict[str, tuple[float, float]]:
+    """name -> (value, seconds of the family pass that computed it) on one network, or one supernet
+    path selected by `forward_kwargs` (`arch=...`). `batch_statistics`: BN on batch statistics with
+    running ones restored (default), else BN as the caller left it (BossNAS: recalibrated, eval)."""
+    values: dict[str, tuple[float, float]] = {}
+    with frozen_batch_norm(network) if batch_statistics else nullcontext():
+        for name in names:
+            if name in values:
+                continue
+            family = SIGNALS.of(name)
+            started = time.perf_counter()
+            result = family.compute(network, batch.float(), seed=seed, **forward_kwargs)
+            spent = time.perf_counter() - started
+            values.update({key: (float(value), spent) for key, value in result.items()})
+    return {name: values[name] for name in names}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How networks are rated.
+
+    batch_size: unlabeled images per network (the same seeded draw for every architecture).
+    seed: weight initialisation and image draw seed (identical for every architecture).
+    device: where networks run ("cpu", "cuda", ...).
+    """
+
+    batch_size: int = 32
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 4:
+            raise UserError(f"rating batch size must be >= 4, got {self.batch_size}")
+
+
+@dataclass
+class Scores:
+    """Per-architecture values: `columns[name][i]` per leaf, `score[i]` combined (finite);
+    `seconds[name][i]` the time of the pass behind leaf `name` (network build included);
+    `nonfinite[name]` how many values of `name` were NaN or infinite (rated last)."""
+
+    archs: list[Architecture]
+    columns: Columns
+    score: list[float]
+    seconds: Columns
+    nonfinite: dict[str, int] = field(default_factory=dict)
+
+    def seconds_per_arch(self, names: Sequence[str] | None = None) -> float:
+        """Mean seconds per architecture of the passes behind `names` (default: all leaves)."""
+        names = list(self.seconds) if names is None else names
+        passes = {_pass_of(name) for name in names}
+        firsts = [next(n for n in names if _pass_of(n) == p) for p in passes]
+        return float(sum(np.mean(self.seconds[n]) for n in firsts)) if self.archs else 0.0
+
+
+def _pass_of(name: str) -> str:
+    return SIGNALS.of(name).name if name in SIGNALS else name
+
+
+def score_architectures(
+    space: SearchSpace,
+    archs: Sequence[Architecture],
+    ranker: Ranker | str,
+    images: torch.Tensor | None,
+    config: EngineConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+) -> Scores:
+    """Rate `archs` with `ranker`: networks built in `space` (at the size the caller made it),
+    signals on a seeded batch of the uint8 images (N,3,H,W). `progress(done, total)` as
+    architectures finish; `workers` > 1 rates chunks in that many spawned processes, splitting
+    this process's threads among them (results in `archs` order, equal to one process)."""
+    ranker = parse_ranker(ranker) if isinstance(ranker, str) else ranker
+    config = config or EngineConfig()
+    if workers < 1:
+        raise UserError(f"workers must be >= 1, got {workers}")
+    signals = ranker.signals()
+    batch = None
+    if signals:
+        if images is None:
+            if ranker.needs_images:
+                raise UserError(f"ranker {ranker.text!r} scores networks on images: give --data FOLDER")
+            images = torch.zeros(config.batch_size, 3, 32, 32, dtype=torch.uint8)  # data-free: only the shape counts
+        batch = rating_batches(images, config.batch_size, config.seed, device=config.device)[0]
+    job = _RatingJob(space, tuple(ranker.leaves()), tuple(signals), batch, config.seed)
+    if workers > 1 and len(archs) > 1:
+        columns, seconds = _rate_in_processes(job, list(archs), workers, progress)
+    else:
+        columns, seconds = job.rate(archs, progress)
+    nonfinite = {name: int(sum(not math.isfinite(v) for v in values)) for name, values in columns.items()}
+    nonfinite = {name: count for name, count in nonfinite.items() if count}
+    for name, count in nonfinite.items():
+        log.warning("signal %s: %d of %d value(s) not finite, rated last", name, count, len(archs))
+    return Scores(list(archs), columns, ranker.combine(columns), seconds, nonfinite)
+
+
+@dataclass(frozen=True)
+class _RatingJob:
+    """What every architecture is rated with; picklable, so worker processes get a copy."""
+
+    space: SearchSpace
+    leaves: tuple[str, ...]
+    signals: tuple[str, ...]
+    batch: torch.Tensor | None
+    seed: int
+
+    def rate(self, archs: Sequence[Architecture], progress: Callable[[int, int], None] | None = None) -> tuple[Columns, Columns]:
+        columns: Columns = {name: [] for name in self.leaves}
+        seconds: Columns = {name: [] for name in self.leaves}
+        for done, arch in enumerate(archs, start=1):
+            for name in self.leaves:
+                if name in STRUCTURAL:
+                    started = time.perf_counter()
+                    columns[name].append(STRUCTURAL.get(name)(self.space, [arch])[0])
+                    seconds[name].append(time.perf_counter() - started)
+            if self.signals and self.batch is not None:
+                started = time.perf_counter()
+                network = build_network(self.space, arch, self.seed).to(self.batch.device)
+                built = time.perf_counter() - started
+                for name, (value, spent) in network_signals(network, self.signals, self.batch, self.seed).items():
+                    columns[name].append(value)
+                    seconds[name].append(spent + built)
+            if progress is not None:
+                progress(done, len(archs))
+        return columns, seconds
+
+
+def build_network(space: SearchSpace, arch: Architecture, seed: int) -> nn.Module:
+    """`arch`'s network in `space` (at `space`'s size), initialised under `seed`."""
+    with seeded(seed):
+        return space.build(space.parse(arch.key))
+
+
+def threads_per_worker(workers: int) -> int:
+    """This process's threads split among `workers` rating processes (at least one each)."""
+    return max(1, torch.get_num_threads() // workers)
+
+
+def _rate_in_processes(
+    job: _RatingJob, archs: list[Architecture], workers: int, progress: Callable[[int, int], None] | None
+) -> tuple[Columns, Columns]:
+    """`job.rate` over chunks of `archs` in `workers` spawned processes; results in `archs` order."""
+    threads = threads_per_worker(workers)
+    chunk = max(1, min(32, len(archs) // (4 * workers)))
+    parts: dict[int, tuple[Columns, Columns]] = {}
+    context = multiprocessing.get_context("spawn")  # fork after torch's thread pool started can hang
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
+                             initargs=(threads,)) as pool:  # fmt: skip
+        pending: dict[Future, int] = {pool.submit(job.rate, archs[s : s + chunk]): s for s in range(0, len(archs), chunk)}
+        done = 0
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                start = pending.pop(future)
+                parts[start] = future.result()
+                done += len(archs[start : start + chunk])
+                if progress is not None:
+                    progress(done, len(archs))
+    columns: Columns = {name: [] for name in job.leaves}
+    seconds: Columns = {name: [] for name in job.leaves}
+    for start in sorted(parts):
+        for name in job.leaves:
+            columns[name].extend(parts[start][0][name])
+            seconds[name].extend(parts[start][1][name])
+    return columns, seconds
+
+
+def resized(space: SearchSpace, options: dict[str, int]) -> SearchSpace:
+    """The same space with another network size (e.g. nb201 C=8, N=1); `space` itself for {}."""
+    if not options:
+        return space
+    try:
+        return create_space(space.name, **options)
+    except TypeError as error:
+        raise UserError(f"space {space.name!r} does not take {sorted(options)}: {error}") from None
