@@ -102,6 +102,7 @@ def rank_command(
                                          progress=lambda done, total: bar.update(done, force_line=done == total),
                                          workers=workers)
         scores = result.score
+        columns = result.columns
         keys = [arch.key for arch in selection]
         extra = {"seconds_per_arch": result.seconds_per_arch(), "wall_seconds": time.perf_counter() - started,
                  "proxy_network": options,
@@ -124,10 +125,11 @@ def rank_command(
         out = Path(config.out)
         name = strategy
         extra = {}
+        columns = {}
     if not is_main_process():  # under torchrun, process 0 writes and reports
         return
     if out is not None:
-        write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)))
+        write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)), columns)
     baseline = _size_baseline(space, selection) if name != "params" else None
     report = correlate(keys, scores, table, metric, baseline=baseline)
     report["ranker"] = name

@@ -86,12 +86,14 @@ def read_scores(path: Path) -> list[tuple[str, float]]:
     return pairs
 
 
-def write_scores(path: Path, scores: list[tuple[str, float]]) -> None:
+def write_scores(path: Path, scores: list[tuple[str, float]], columns: dict[str, list[float]] | None = None) -> None:
+    """arch, score and (where given) each signal's raw value, one architecture per row."""
+    columns = {name: values for name, values in (columns or {}).items() if name != "score"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["arch", "score"])
-        writer.writerows(scores)
+        writer.writerow(["arch", "score", *columns])
+        writer.writerows([key, score, *(values[i] for values in columns.values())] for i, (key, score) in enumerate(scores))
 
 
 def _delimiter(path: Path) -> str:

@@ -97,9 +97,11 @@ def network_signals(
 ) -> dict[str, tuple[float, float]]:
     """name -> (value, seconds of the family pass that computed it) on one network, or one supernet
     path selected by `forward_kwargs` (`arch=...`). `batch_statistics`: BN on batch statistics with
-    running ones restored (default), else BN as the caller left it (BossNAS: recalibrated, eval)."""
+    running ones restored (default), else BN as the caller left it (BossNAS: recalibrated, eval).
+    Autocast is switched off inside, so a caller's bf16 / fp16 region never reaches a signal."""
     values: dict[str, tuple[float, float]] = {}
-    with frozen_batch_norm(network) if batch_statistics else nullcontext():
+    no_autocast = torch.autocast(device_type=batch.device.type, enabled=False)  # signals never run in bf16 / fp16
+    with no_autocast, frozen_batch_norm(network) if batch_statistics else nullcontext():
         for name in names:
             if name in values:
                 continue
