@@ -39,7 +39,7 @@ import torch
 
 from ssnas.run import SearchConfig, run_search
 from ssnas.spaces import create_space
-from ssnas.strategies.budget import Budget, Constraint
+from ssnas.spaces.budget import Budget, Constraint
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from cli_helpers import copy_cifar_subset, run_ssnas
 from ssnas.errors import UserError
 from ssnas.spaces import Architecture, create_space
-from ssnas.strategies.base import SearchTask
-from ssnas.strategies.budget import Budget, Constraint, keep_within
+from ssnas.spaces.budget import Budget, Constraint
+from ssnas.strategies.base import SearchTask, keep_within
 from ssnas.strategies.evolution import Evolution
 from ssnas.strategies.proxy import TrialOutcome
 from ssnas.strategies.raters import Columns

@@ -14,8 +14,8 @@ import torch
 
 from cli_helpers import SSNAS, copy_cifar_subset, kill_once_written
 from ssnas.spaces import Architecture, create_space
+from ssnas.spaces.budget import Budget, Constraint
 from ssnas.strategies.base import SearchTask
-from ssnas.strategies.budget import Budget, Constraint
 from ssnas.strategies.evolution import Evolution
 from ssnas.strategies.raters import Columns
 

@@ -18,6 +18,8 @@ from ssnas.spaces import (
     SupportsEnumerate,
     SupportsMutate,
     SupportsSupernet,
+    create_space,
+    is_degenerate,
 )
 from ssnas.spaces.bn import recalibrate_bn
 from ssnas.spaces.cost import count_macs, count_parameters
@@ -139,6 +141,14 @@ def test_is_degenerate_by_hand(space: NB201Space) -> None:
     assert space.is_degenerate(space.make(["skip_connect", "none", "skip_connect", "none", "none", "none"]))
     assert not space.is_degenerate(space.make(["skip_connect", "none", "skip_connect", "none", "none", "avg_pool_3x3"]))
     assert not space.is_degenerate(space.make(["none", "none", "none", "nor_conv_1x1", "none", "none"]))
+
+
+def test_is_degenerate_for_any_space(space: NB201Space) -> None:
+    """`ssnas.spaces.is_degenerate`: the space's own check, False for spaces without degenerate cells."""
+    assert is_degenerate(space, space.make(["none"] * 6))
+    assert not is_degenerate(space, space.make(["none", "none", "none", "nor_conv_1x1", "none", "none"]))
+    darts = create_space("darts")
+    assert not is_degenerate(darts, darts.sample(random.Random(0)))
 
 
 @given(st.integers(0, 2**32 - 1))

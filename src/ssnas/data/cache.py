@@ -8,14 +8,13 @@ adding or touching any image gives a new key and the stale entry is simply never
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ssnas.atomic import atomic_open
 from ssnas.paths import cache_dir
 
 
@@ -46,15 +45,8 @@ def load_entry(namespace: str, key: str) -> dict[str, Any] | None:
 
 
 def save_entry(namespace: str, key: str, payload: dict[str, Any]) -> Path:
-    """Write `payload` with torch.save to a temporary file, then rename it into place."""
+    """Write `payload` with torch.save, atomically (`ssnas.atomic`)."""
     path = entry_path(namespace, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as stream:
+        torch.save(payload, stream)
     return path

@@ -7,13 +7,7 @@ import random
 from pathlib import Path
 
 from ssnas.errors import UserError
-from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate
-
-
-def is_degenerate(space: SearchSpace, arch: Architecture) -> bool:
-    """True for cells with no input-to-output path, where the space can tell."""
-    check = getattr(space, "is_degenerate", None)
-    return bool(check(arch)) if callable(check) else False
+from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, is_degenerate
 
 
 def sample_architectures(

@@ -12,6 +12,7 @@ from ssnas.spaces.base import (
     SupportsEnumerate,
     SupportsMutate,
     SupportsSupernet,
+    is_degenerate,
 )
 
 SPACES: Registry[SearchSpace] = Registry("space")
@@ -39,4 +40,5 @@ __all__ = [
     "SupportsMutate",
     "SupportsSupernet",
     "create_space",
+    "is_degenerate",
 ]

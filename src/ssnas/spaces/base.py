@@ -80,6 +80,14 @@ class SupportsMutate(Protocol):
     def mutate(self, arch: Architecture, rng: random.Random) -> Architecture: ...
 
 
+def is_degenerate(space: SearchSpace, arch: Architecture) -> bool:
+    """True for a cell with no input-to-output path (NB201 `none` edges cut it), where the space
+    can tell (its `is_degenerate` method); False for spaces without such cells. The one check every
+    strategy, rater and selection uses."""
+    check = getattr(space, "is_degenerate", None)
+    return bool(check(arch)) if callable(check) else False
+
+
 @runtime_checkable
 class SupportsSupernet(Protocol):
     def build_supernet(self, **kwargs: Any) -> nn.Module:

@@ -20,24 +20,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import random
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
+from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
-from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, SupportsMutate
+from ssnas.spaces.base import Architecture, SearchSpace, SupportsEnumerate, SupportsMutate
 from ssnas.spaces.cost import count_macs, count_parameters
-
-if TYPE_CHECKING:
-    from ssnas.strategies.base import SearchResult
 
 IMAGE_SIZE = 32
 NUM_CLASSES = 10
@@ -145,9 +142,7 @@ class CostModel:
     def _save_latency(self) -> None:
         if self.cache_file is None:
             return
-        temporary = self.cache_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"setting": self.setting(), "latency_ms": self._latency}))
-        os.replace(temporary, self.cache_file)
+        write_atomic(self.cache_file, json.dumps({"setting": self.setting(), "latency_ms": self._latency}))
 
 
 def _macs(network: Any) -> int:
@@ -346,20 +341,6 @@ def within(constraint: Constraint | None, archs: Iterable[Architecture]) -> list
     return [a for a in archs if constraint is None or constraint.admits(a)]
 
 
-def keep_within(result: SearchResult, constraint: Constraint | None) -> SearchResult:
-    """The result with over-budget candidates dropped and the best admitted one as `best`
-    (every strategy's last line of defence); UserError when none is left."""
-    if constraint is None:
-        return result
-    kept = [c for c in result.candidates if constraint.admits(c.arch)]
-    if not kept:
-        raise UserError(f"the search kept no architecture within the budget ({len(result.candidates)} candidates "
-                        "were over it); relax the budget or search longer")  # fmt: skip
-    best = result.best if constraint.admits(result.best.arch) else max(kept, key=lambda c: c.score)
-    dropped = len(result.candidates) - len(kept)
-    return replace(result, best=best, candidates=kept, info={**result.info, "over_budget_dropped": dropped})
-
-
 __all__ = [
     "Budget",
     "Constraint",
@@ -367,7 +348,6 @@ __all__ = [
     "LatencyConfig",
     "cpu_model",
     "descend",
-    "keep_within",
     "measure_latency",
     "mutate",
     "within",

@@ -8,14 +8,15 @@ rating (SETN, BossNAS). Ground truth never enters a strategy; reports add it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from ssnas.errors import UserError
 from ssnas.spaces import Architecture, SearchSpace
-from ssnas.strategies.budget import Constraint
+from ssnas.spaces.budget import Constraint
 from ssnas.training.loop import TrainConfig
 
 
@@ -69,3 +70,17 @@ class SupportsRating(Protocol):
     """A strategy that can also rate a given list of architectures (for `ssnas rank`)."""
 
     def rate(self, task: SearchTask, archs: Sequence[Architecture]) -> list[ScoredArch]: ...
+
+
+def keep_within(result: SearchResult, constraint: Constraint | None) -> SearchResult:
+    """The result with over-budget candidates dropped and the best admitted one as `best`
+    (every strategy's last line of defence); UserError when none is left."""
+    if constraint is None:
+        return result
+    kept = [c for c in result.candidates if constraint.admits(c.arch)]
+    if not kept:
+        raise UserError(f"the search kept no architecture within the budget ({len(result.candidates)} candidates "
+                        "were over it); relax the budget or search longer")  # fmt: skip
+    best = result.best if constraint.admits(result.best.arch) else max(kept, key=lambda c: c.score)
+    dropped = len(result.candidates) - len(kept)
+    return replace(result, best=best, candidates=kept, info={**result.info, "over_budget_dropped": dropped})

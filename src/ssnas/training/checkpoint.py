@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -10,18 +9,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssnas.atomic import atomic_open
 from ssnas.errors import UserError
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """`torch.save` to `path.tmp`, fsync, then `os.replace`: a crash never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    """`torch.save` through `ssnas.atomic`: a crash never leaves a half-written file."""
+    with atomic_open(path) as handle:
         torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
