@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from _fake_worker import FakeEvaluate, fast_study_config, tiny_task  # noqa: E402
 
-from ssnas.strategies.tpe import OptunaSearch, open_storage, run_worker  # noqa: E402
+from ssnas.strategies.tpe import OptunaSearch, run_worker  # noqa: E402
+from ssnas.studies import open_storage  # noqa: E402
 
 MAX_RETRY = 50  # a trial may be killed many times in a row in a soak; each time it is re-queued
 

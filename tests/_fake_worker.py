@@ -19,7 +19,8 @@ import torch
 from ssnas.spaces import Architecture, SearchSpace, create_space
 from ssnas.strategies.base import SearchTask
 from ssnas.strategies.proxy import TrialOutcome
-from ssnas.strategies.tpe import StudyConfig, run_worker
+from ssnas.strategies.tpe import run_worker
+from ssnas.studies import StudyConfig
 
 
 def fake_loss(space: SearchSpace, arch: Architecture) -> float:

@@ -20,7 +20,8 @@ from ssnas.strategies.base import SearchTask, keep_within
 from ssnas.strategies.evolution import Evolution
 from ssnas.strategies.proxy import TrialOutcome
 from ssnas.strategies.raters import Columns
-from ssnas.strategies.tpe import OptunaSearch, StudyConfig
+from ssnas.strategies.tpe import OptunaSearch
+from ssnas.studies import StudyConfig
 
 NB201 = create_space("nb201")
 

@@ -19,7 +19,8 @@ import pytest
 from _fake_worker import FakeEvaluate, fake_loss, fast_study_config, tiny_task
 from _pg import postgres_server
 
-from ssnas.strategies.tpe import OptunaSearch, open_storage
+from ssnas.strategies.tpe import OptunaSearch
+from ssnas.studies import open_storage
 
 WORKER = Path(__file__).resolve().parent / "_fake_worker.py"
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
@@ -191,10 +192,10 @@ def test_a_journal_lock_left_by_a_killed_worker_is_broken(tmp_path: Path, monkey
     """A worker SIGKILLed inside a journal write leaves the lock symlink behind. With a relative
     `--storage` path (run from the project folder) the next writer must still break it after the
     grace period rather than wait forever (Optuna stats the lock through the symlink)."""
-    import ssnas.strategies.tpe as tpe
+    import ssnas.studies as studies
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tpe, "JOURNAL_LOCK_GRACE", 1)
+    monkeypatch.setattr(studies, "JOURNAL_LOCK_GRACE", 1)
     relative = "runs/study.journal"
     storage, _ = open_storage(relative, fast_study_config())
     storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "first")

@@ -16,7 +16,8 @@ from ssnas.errors import TrainingDiverged, UserError
 from ssnas.spaces import Architecture
 from ssnas.strategies import STRATEGIES, SearchResult, SearchTask, SupportsRating, create_strategy
 from ssnas.strategies.proxy import Evaluate, ProxyConfig, TrialOutcome
-from ssnas.strategies.tpe import HyperoptGamma, OptunaSearch, StudyConfig, make_sampler, open_storage
+from ssnas.strategies.tpe import HyperoptGamma, OptunaSearch, make_sampler
+from ssnas.studies import StudyConfig, open_storage
 from ssnas.training.loop import TrainConfig
 
 

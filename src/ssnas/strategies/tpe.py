@@ -3,8 +3,8 @@
 Nguyen & Chang, "CSNAS" (arXiv 2102.10557), methods.md §1.4: hyperopt's TPE over the
 cell encoding, every trial scored by a from-scratch self-supervised proxy
 (`ssnas.strategies.proxy`), the best cell = the trial with the lowest loss. Here the
-optimiser is Optuna (the only module of ssnas that imports it), configured to
-hyperopt's defaults, and the baseline `random` runs the same loop with
+optimiser is Optuna (its samplers here, its storages in `ssnas.studies`: the two
+modules that import it), configured to hyperopt's defaults, and the baseline `random` runs the same loop with
 `optuna.samplers.RandomSampler`. Both are space-agnostic: every decision of
 `space.choices()` is one categorical parameter, and `space.make(...)` builds the
 architecture.
@@ -25,47 +25,18 @@ Hyperopt defaults (`TPEConfig`), as far as Optuna allows:
   as bad observations, so parallel workers spread out; hyperopt's sequential
   `fmin` had no such case.
 
-Storage, parallel workers and resumption
----------------------------------------
+Storage, parallel workers and resumption: `ssnas.studies` (journal file, SQLite or
+PostgreSQL; heartbeats; exactly `n_trials` COMPLETE trials over any number of workers).
+This module adds what a trial means:
 
-`StudyConfig.storage` is a journal file path (default `<out_dir>/study.journal`), an
-SQLite URL (`sqlite:///runs/x/study.db`) or a PostgreSQL URL
-(`postgresql://user@host:5432/db`, needs `pip install psycopg2-binary`). Any number
-of processes, on any machines that reach the storage, can join one study with
-`run_worker` (`ssnas worker --study NAME --storage URL`).
-
-* `n_trials` is the total number of COMPLETE trials wanted across all workers.
-  Failed trials do not count (CSNAS re-ran failures until 120 succeeded). Exactly
-  `n_trials` complete: a worker starts a trial only when the completed trials plus
-  those running or queued with a lower trial number leave room (trial numbers are
-  assigned atomically by the storage). A trial that loses that race is closed at
-  once as FAIL with user attribute `ssnas:surplus`.
 * A trial that raises, or whose loss is NaN/Inf, is closed as FAIL with its reason
   in the user attribute `ssnas:fail_reason`; the search goes on (a UserError other
   than divergence stops it: it is a configuration mistake, not a bad architecture).
-  `max_consecutive_failures` failures in a row on one worker stop it.
-* Workers send a heartbeat while a trial runs. A trial whose worker died (SIGKILL,
-  lost machine) stops beating; after `grace_period` s any worker marks it FAIL and
-  re-queues its parameters as a WAITING trial (up to `max_retry` times), which the
-  next `ask` picks up. RDB storages use Optuna's own heartbeat
-  (`heartbeat_interval`, `grace_period`, `RetryHeartbeatStaleTrialCallback`, the
-  successor of `RetryFailedTrialCallback`); the journal file has no heartbeat in
-  Optuna, so the worker writes the time into the system attribute `ssnas:heartbeat`
-  and cleans up stale trials itself the same way. Heartbeats use each worker's
-  clock: keep the machines' clocks in sync (NTP).
-* Resume: run the same search again with `task.resume=True`; every completed trial
-  stays, a trial left RUNNING is failed and re-queued once its heartbeat is stale.
+* An architecture over the task's budget is closed as PRUNED without training.
 * An architecture already evaluated in the study is not trained again: its loss is
   reused (user attribute `ssnas:duplicate_of`), and the trial counts.
-
-Watch a study live with optuna-dashboard (`pip install optuna-dashboard`)::
-
-    optuna-dashboard sqlite:///runs/x/study.db
-    optuna-dashboard postgresql+psycopg2://user@host:5432/db   # name the driver (SQLAlchemy 2.1)
-    optuna-dashboard runs/x/study.journal    # any existing file is opened as a journal
-
-A bare `postgresql://` URL is given to SQLAlchemy as `postgresql+psycopg2://` when psycopg2
-is installed (SQLAlchemy 2.1 would otherwise ask for psycopg 3).
+* Resume: run the same search again with `task.resume=True`; a study may only be
+  continued with the same space, objective, sampler and proxy.
 
 Note: Optuna 4.9 deprecated the TPESampler arguments used here (removal planned for
 6.0), so this module silences that FutureWarning; pin `optuna<6`.
@@ -73,27 +44,16 @@ Note: Optuna 4.9 deprecated the TPESampler arguments used here (removal planned 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
-import os
-import socket
-import threading
-import time
 import traceback
 import warnings
-import zlib
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
-from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ssnas.errors import TrainingDiverged, UserError
@@ -101,17 +61,28 @@ from ssnas.spaces import Architecture
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.proxy import Evaluate, ProxyConfig, TrialOutcome, make_evaluator
+from ssnas.studies import (
+    DUPLICATE_ATTR,
+    OVER_BUDGET_ATTR,
+    STUDY_ATTR,
+    Liveness,
+    StudyConfig,
+    check_study,
+    close_failed,
+    existing_trials,
+    is_url,
+    open_storage,
+    storage_location,
+    study_id,
+    study_info,
+    work,
+    worker_label,
+    worker_seed,
+)
 
 log = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random")
-DEFAULT_JOURNAL = "study.journal"
-STUDY_ATTR = "ssnas"  # study user attribute holding the search settings
-HEARTBEAT_ATTR = "ssnas:heartbeat"
-FAIL_REASON_ATTR = "ssnas:fail_reason"
-SURPLUS_ATTR = "ssnas:surplus"
-DUPLICATE_ATTR = "ssnas:duplicate_of"
-OVER_BUDGET_ATTR = "ssnas:over_budget"
 
 
 # --- settings ---------------------------------------------------------------------------------------
@@ -155,40 +126,6 @@ class TPEConfig:
             )
 
 
-@dataclass(frozen=True)
-class StudyConfig:
-    """Where trials live and how workers share them (plain values, TOML-friendly).
-
-    storage: journal file path, `sqlite:///...` or `postgresql://...`; None = `<out_dir>/study.journal`
-        (in memory when the task has no out_dir).
-    n_trials: COMPLETE trials wanted in total, over all workers.
-    timeout: stop starting trials after this many seconds (None = no limit).
-    heartbeat_interval / grace_period: seconds; a running trial without a heartbeat for
-        `grace_period` (default 2 x interval) is failed and re-queued, at most `max_retry` times.
-    poll_interval: seconds a worker waits while the remaining budget is held by other workers.
-    """
-
-    n_trials: int = 120
-    storage: str | None = None
-    study_name: str = "ssnas"
-    timeout: float | None = None
-    heartbeat_interval: int = 60
-    grace_period: int | None = None
-    max_retry: int = 3
-    poll_interval: float = 5.0
-    max_consecutive_failures: int = 10
-
-    def __post_init__(self) -> None:
-        if self.n_trials < 1:
-            raise UserError(f"n_trials must be >= 1, got {self.n_trials}")
-        if self.heartbeat_interval < 1:
-            raise UserError(f"heartbeat_interval must be >= 1 s, got {self.heartbeat_interval}")
-
-    @property
-    def grace(self) -> int:
-        return self.grace_period if self.grace_period is not None else 2 * self.heartbeat_interval
-
-
 def make_sampler(kind: str, tpe: TPEConfig, seed: int) -> optuna.samplers.BaseSampler:
     """A seeded `TPESampler` with `tpe`'s settings, or a seeded `RandomSampler`."""
     if kind == "random":
@@ -211,190 +148,7 @@ def make_sampler(kind: str, tpe: TPEConfig, seed: int) -> optuna.samplers.BaseSa
         )
 
 
-# --- storage and liveness ---------------------------------------------------------------------------
-
-
-# Seconds after which a journal lock nobody refreshes (its holder was killed) is broken.
-JOURNAL_LOCK_GRACE = 30
-
-
-def storage_location(storage: str | None, out_dir: Path | None) -> str | None:
-    """The storage a search uses: the given one, else `<out_dir>/study.journal`, else None (memory)."""
-    if storage is not None:
-        return storage
-    return None if out_dir is None else str(Path(out_dir) / DEFAULT_JOURNAL)
-
-
-def _is_url(location: str) -> bool:
-    return "://" in location
-
-
-class _Liveness:
-    """No heartbeat (in-memory storage: one process, nothing can be left behind)."""
-
-    def beat(self, trial_id: int) -> None:
-        pass
-
-    def fail_stale(self, study: optuna.Study) -> None:
-        pass
-
-
-class _JournalLiveness(_Liveness):
-    """The same contract for the journal file, which has no heartbeat in Optuna: the time of the
-    last beat is a trial system attribute, and a trial that never beat counts from its start."""
-
-    def __init__(self, storage: BaseStorage, grace: int, max_retry: int) -> None:
-        self.storage, self.grace, self.max_retry = storage, grace, max_retry
-
-    def beat(self, trial_id: int) -> None:
-        self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
-
-    def fail_stale(self, study: optuna.Study) -> None:
-        now = time.time()
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            start = trial.datetime_start.timestamp() if trial.datetime_start else now
-            last = float(trial.system_attrs.get(HEARTBEAT_ATTR, start))
-            if now - last <= self.grace:
-                continue
-            try:
-                reason = f"no heartbeat for {now - last:.0f} s"
-                self.storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-                if not self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                    continue
-            except UpdateFinishedTrialError:  # another worker got there first
-                continue
-            log.warning("trial %d: worker lost (%s); failed and re-queued", trial.number, reason)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)
-                RetryHeartbeatStaleTrialCallback(self.max_retry)(study, self.storage.get_trial(trial._trial_id))
-
-
-class _RDBLiveness(_JournalLiveness):
-    """Optuna's own heartbeat of RDB storages (stale trials failed and re-queued by its callback),
-    plus the journal's rule for a trial that never got a heartbeat: Optuna ignores those, so a
-    worker killed between `ask` and its first beat would leave a RUNNING trial forever (found by
-    benchmarks/bench_soak.py: a study stuck at 199 of 200)."""
-
-    def __init__(self, storage: RDBStorage, grace: int, max_retry: int) -> None:
-        super().__init__(storage, grace, max_retry)
-        self.rdb = storage
-
-    def beat(self, trial_id: int) -> None:
-        self.rdb.record_heartbeat(trial_id)
-        super().beat(trial_id)
-
-    def fail_stale(self, study: optuna.Study) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        super().fail_stale(study)
-
-
-def _with_postgres_driver(url: str) -> str:
-    """A bare `postgresql://` URL with the driver that is installed: SQLAlchemy 2.1 takes it as
-    psycopg 3, 2.0 as psycopg2; ssnas depends on psycopg2-binary. Other URLs are returned as given."""
-    scheme, sep, rest = url.partition("://")
-    if scheme not in ("postgresql", "postgres"):
-        return url
-    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
-        if importlib.util.find_spec(module) is not None:
-            return f"postgresql+{driver}{sep}{rest}"
-    raise UserError(f"storage {url} needs a PostgreSQL driver: pip install psycopg2-binary")
-
-
-def _without_password(url: str) -> str:
-    """`scheme://user:***@host/db` for messages."""
-    scheme, sep, rest = url.partition("://")
-    login, at, host = rest.rpartition("@")
-    return url if not at or ":" not in login else f"{scheme}{sep}{login.split(':')[0]}:***@{host}"
-
-
-def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage, _Liveness]:
-    """Open a journal file, SQLite or PostgreSQL storage (or memory for None), with its heartbeat."""
-    if location is None:
-        return optuna.storages.InMemoryStorage(), _Liveness()
-    if _is_url(location):
-        url = _with_postgres_driver(location)
-        engine_kwargs = {"connect_args": {"timeout": 60}} if location.startswith("sqlite") else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            try:
-                storage = RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=config.heartbeat_interval,
-                    grace_period=config.grace,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(config.max_retry),
-                )
-            except Exception as error:  # SQLAlchemy: bad URL, unreachable server, wrong password
-                raise UserError(f"cannot open storage {_without_password(location)}: {error}".splitlines()[0]) from error
-        return storage, _RDBLiveness(storage, config.grace, config.max_retry)
-    # Absolute: the lock is a symlink to the journal, and Optuna breaks a lock left by a killed
-    # holder by stat-ing through it; a relative target dangles, and the study would hang forever.
-    path = Path(location).expanduser().resolve()
-    if path.is_dir():
-        raise UserError(f"storage {path} is a folder; give a journal file path such as {path / DEFAULT_JOURNAL}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
-    storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-    return storage, _JournalLiveness(storage, config.grace, config.max_retry)
-
-
-class _Heartbeat:
-    """Calls `beat()` now and then every `interval` s in a daemon thread, until the block ends."""
-
-    def __init__(self, beat: Callable[[], None], interval: float) -> None:
-        self.beat, self.interval = beat, interval
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stop.wait(self.interval):
-            try:
-                self.beat()
-            except Exception:  # a missed beat is retried; the trial itself must not die of it
-                log.debug("heartbeat failed", exc_info=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self.beat()
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
-# --- the worker loop --------------------------------------------------------------------------------
-
-
-def worker_label() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _worker_seed(seed: int, existing: int, label: str | None) -> int:
-    """A fresh search with no trials uses `seed` itself; a resumed search or an extra worker
-    gets a different stream (otherwise it would repeat the start-up trials already run)."""
-    if existing == 0 and label is None:
-        return seed
-    entropy = [seed, existing] + ([zlib.crc32(label.encode())] if label else [])
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
-
-
-def _count(trials: Sequence[FrozenTrial], *states: TrialState) -> int:
-    return sum(t.state in states for t in trials)
-
-
-def _is_surplus(study: optuna.Study, trial: Trial, n_trials: int) -> bool:
-    """True when COMPLETE trials plus running/queued trials numbered below `trial` fill the budget.
-
-    Storages number trials atomically, so of any set of trials that all complete, the
-    highest-numbered one saw all the others here: never more than `n_trials` complete.
-    """
-    trials = study.get_trials(deepcopy=False)
-    complete = _count(trials, TrialState.COMPLETE)
-    ahead = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < trial.number for t in trials)
-    return complete + ahead >= n_trials
+# --- one trial ------------------------------------------------------------------------------------
 
 
 def _find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
@@ -407,11 +161,6 @@ def _find_duplicate(study: optuna.Study, key: str) -> FrozenTrial | None:
 def _suggest(trial: Trial, task: SearchTask) -> Architecture:
     choices = task.space.choices()
     return task.space.make([trial.suggest_categorical(name, list(options)) for name, options in choices.items()])
-
-
-def _close_failed(study: optuna.Study, trial: Trial, reason: str) -> None:
-    trial.set_user_attr(FAIL_REASON_ATTR, reason[:2000])
-    study.tell(trial, state=TrialState.FAIL)
 
 
 def evaluate_safely(evaluate: Evaluate, arch: Architecture) -> tuple[TrialOutcome | None, str]:
@@ -456,10 +205,10 @@ def _run_one(study: optuna.Study, trial: Trial, task: SearchTask, evaluate: Eval
     try:
         outcome, reason = evaluate_safely(evaluate, arch)
     except UserError as error:
-        _close_failed(study, trial, f"{type(error).__name__}: {error}")
+        close_failed(study, trial, f"{type(error).__name__}: {error}")
         raise
     if outcome is None:
-        _close_failed(study, trial, reason)
+        close_failed(study, trial, reason)
         log.warning("trial %d failed: %s (%s)", trial.number, reason.splitlines()[0], arch.key)
         return False
     trial.set_user_attr("details", {k: float(v) for k, v in outcome.details.items()})
@@ -469,47 +218,6 @@ def _run_one(study: optuna.Study, trial: Trial, task: SearchTask, evaluate: Eval
         outcome.details.get("seconds", float("nan")), outcome.details.get("images_per_second", float("nan")), arch.key,
     )  # fmt: skip
     return True
-
-
-def _work(
-    study: optuna.Study,
-    liveness: _Liveness,
-    task: SearchTask,
-    evaluate: Evaluate,
-    config: StudyConfig,
-) -> None:
-    """Ask, evaluate, tell until the study holds `config.n_trials` COMPLETE trials (or time is up)."""
-    started = time.monotonic()
-    failures_in_row = 0
-    while True:
-        liveness.fail_stale(study)
-        trials = study.get_trials(deepcopy=False)
-        complete = _count(trials, TrialState.COMPLETE)
-        if complete >= config.n_trials:
-            return
-        if config.timeout is not None and time.monotonic() - started > config.timeout:
-            log.info("timeout of %.0f s reached with %d complete trials", config.timeout, complete)
-            return
-        if complete + _count(trials, TrialState.RUNNING) >= config.n_trials:
-            time.sleep(config.poll_interval)  # the rest of the budget is running on other workers
-            continue
-        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize"
-            warnings.simplefilter("ignore")
-            trial = study.ask()
-        with _Heartbeat(lambda: liveness.beat(trial._trial_id), config.heartbeat_interval):
-            if _is_surplus(study, trial, config.n_trials):
-                trial.set_user_attr(SURPLUS_ATTR, True)
-                _close_failed(study, trial, "surplus: another worker took the last slot of the budget")
-                continue
-            try:
-                completed = _run_one(study, trial, task, evaluate)
-            except UpdateFinishedTrialError:  # declared dead by another worker (heartbeat too late)
-                log.warning("trial %d was failed by another worker while it ran; its result is dropped", trial.number)
-                completed = False
-        failures_in_row = 0 if completed else failures_in_row + 1
-        if failures_in_row >= config.max_consecutive_failures:
-            reason = study._storage.get_trial(trial._trial_id).user_attrs.get(FAIL_REASON_ATTR, "?")
-            raise UserError(f"{failures_in_row} trials in a row failed; the last: {reason.splitlines()[0]}")
 
 
 # --- results ----------------------------------------------------------------------------------------
@@ -522,37 +230,16 @@ def _scored(trial: FrozenTrial, task: SearchTask) -> ScoredArch:
 
 
 def summarize(study: optuna.Study, task: SearchTask, location: str | None) -> SearchResult:
-    """Best = the COMPLETE trial with the lowest loss; candidates = one per distinct architecture."""
-    trials = study.get_trials(deepcopy=False)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    reasons = Counter(
-        str(t.user_attrs.get(FAIL_REASON_ATTR, "worker lost (no heartbeat)")).split(":")[0] for t in failed
-    )
-    if not complete:
-        raise UserError(f"no trial of study {study.study_name!r} completed; failures: {dict(reasons) or 'none'}")
+    """Best = the COMPLETE trial with the lowest loss; candidates = one per distinct architecture;
+    info = `ssnas.studies.study_info` (UserError when no trial completed)."""
+    info = study_info(study, location)
     candidates, seen = [], set()
-    for trial in sorted(complete, key=lambda t: t.number):
+    for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
         scored = _scored(trial, task)
         if scored.arch not in seen:
             seen.add(scored.arch)
             candidates.append(scored)
     best = max(candidates, key=lambda c: c.score)
-    seconds = [t.user_attrs.get("details", {}).get("seconds") for t in complete]
-    mean_seconds = float(np.mean([s for s in seconds if s is not None] or [math.nan]))
-    info: dict[str, Any] = {
-        "study_name": study.study_name,
-        "storage": location or "memory",
-        "complete": len(complete),
-        "failed": sum(SURPLUS_ATTR not in t.user_attrs for t in failed),
-        "surplus": sum(SURPLUS_ATTR in t.user_attrs for t in failed),
-        "duplicates": sum(DUPLICATE_ATTR in t.user_attrs for t in complete),
-        "over_budget": sum(OVER_BUDGET_ATTR in t.user_attrs for t in trials),
-        "fail_reasons": dict(reasons),
-        "trial_seconds_mean": mean_seconds,
-        "trials_per_hour": 3600.0 / mean_seconds if mean_seconds > 0 else math.nan,  # one worker
-        "settings": study.user_attrs.get(STUDY_ATTR, {}),
-    }
     return SearchResult(best=best, candidates=candidates, info=info)
 
 
@@ -607,13 +294,13 @@ class OptunaSearch:
     def check_storage(self) -> None:
         """Open a storage given as a URL now (UserError when unreachable or the password is wrong),
         so a bad URL fails before any run folder is made; journal files are opened by `search`."""
-        if self.study.storage is not None and _is_url(self.study.storage):
+        if self.study.storage is not None and is_url(self.study.storage):
             open_storage(self.study.storage, self.study)
 
-    def _open(self, task: SearchTask) -> tuple[optuna.Study, _Liveness, str | None]:
+    def _open(self, task: SearchTask) -> tuple[optuna.Study, Liveness, str | None]:
         location = storage_location(self.study.storage, task.out_dir)
         storage, liveness = open_storage(location, self.study)
-        existing = _existing_trials(storage, self.study.study_name)
+        existing = existing_trials(storage, self.study.study_name)
         if existing and not task.resume:
             raise UserError(
                 f"study {self.study.study_name!r} in {location} already has {existing} trials; "
@@ -622,7 +309,7 @@ class OptunaSearch:
         study = optuna.create_study(
             storage=storage,
             study_name=self.study.study_name,
-            sampler=make_sampler(self.sampler, self.tpe, _worker_seed(task.seed, existing, None)),
+            sampler=make_sampler(self.sampler, self.tpe, worker_seed(task.seed, existing, None)),
             direction="minimize",
             load_if_exists=True,
         )
@@ -633,7 +320,7 @@ class OptunaSearch:
     def search(self, task: SearchTask) -> SearchResult:
         study, liveness, location = self._open(task)
         evaluate = self.evaluate or make_evaluator(task, self.proxy)
-        _work(study, liveness, task, evaluate, self.study)
+        work(study, liveness, lambda study, trial: _run_one(study, trial, task, evaluate), self.study)
         return summarize(study, task, location)
 
     def rate(self, task: SearchTask, archs: Sequence[Architecture]) -> list[ScoredArch]:
@@ -650,14 +337,6 @@ class OptunaSearch:
         return rated
 
 
-def _existing_trials(storage: BaseStorage, study_name: str) -> int:
-    try:
-        study_id = storage.get_study_id_from_name(study_name)
-    except KeyError:
-        return 0
-    return len(storage.get_all_trials(study_id, deepcopy=False))
-
-
 def _check_settings(study: optuna.Study, settings: dict[str, Any], location: str | None) -> None:
     """A study may only be continued by the same kind of search on the same space."""
     stored = study.user_attrs.get(STUDY_ATTR)
@@ -669,27 +348,6 @@ def _check_settings(study: optuna.Study, settings: dict[str, Any], location: str
                 f"study {study.study_name!r} in {location} was started with {key}={stored.get(key)!r}, "
                 f"not {settings.get(key)!r}"
             )
-
-
-def _study_id(storage: BaseStorage, study_name: str, storage_url: str) -> int:
-    try:
-        return storage.get_study_id_from_name(study_name)
-    except KeyError:
-        raise UserError(f"no study {study_name!r} in {storage_url}; start it with `ssnas search` first") from None
-
-
-def check_study(study_name: str, storage_url: str) -> None:
-    """UserError unless `storage_url` opens and holds `study_name` (a worker checks this before
-    it writes anything; a journal path that does not exist is refused, not created)."""
-    if not _is_url(storage_url) and not Path(storage_url).expanduser().is_file():
-        raise UserError(f"no study journal at {storage_url}; give the --storage of the running search")
-    storage, _ = open_storage(storage_url, StudyConfig())
-    try:
-        _study_id(storage, study_name, storage_url)
-    finally:
-        if isinstance(storage, RDBStorage):
-            storage.remove_session()
-            storage.engine.dispose()
 
 
 def run_worker(
@@ -709,8 +367,7 @@ def run_worker(
     """
     base = study_config or StudyConfig()
     storage, liveness = open_storage(storage_url, base)
-    study_id = _study_id(storage, study_name, storage_url)
-    settings = storage.get_study_user_attrs(study_id).get(STUDY_ATTR)
+    settings = storage.get_study_user_attrs(study_id(storage, study_name, storage_url)).get(STUDY_ATTR)
     if not settings:
         raise UserError(f"study {study_name!r} in {storage_url} was not started by ssnas (no settings stored)")
     if settings["space"] != task.space.name or settings["objective"] != task.objective:
@@ -720,13 +377,14 @@ def run_worker(
         )
     total = n_trials if n_trials is not None else int(settings["n_trials"])
     config = StudyConfig(**{**asdict(base), "storage": storage_url, "study_name": study_name, "n_trials": total})
-    existing = len(storage.get_all_trials(study_id, deepcopy=False))
+    existing = existing_trials(storage, study_name)
     sampler = make_sampler(
-        settings["sampler"], TPEConfig(**settings["tpe"]), _worker_seed(task.seed, existing, worker_label())
+        settings["sampler"], TPEConfig(**settings["tpe"]), worker_seed(task.seed, existing, worker_label())
     )
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     proxy = ProxyConfig(**settings["proxy"])
-    _work(study, liveness, task, evaluate or make_evaluator(task, proxy), config)
+    evaluate = evaluate or make_evaluator(task, proxy)
+    work(study, liveness, lambda study, trial: _run_one(study, trial, task, evaluate), config)
     return summarize(study, task, storage_url)
 
 
@@ -776,13 +434,12 @@ __all__ = [
     "SAMPLERS",
     "HyperoptGamma",
     "OptunaSearch",
-    "StudyConfig",
+    "StudyConfig",  # from ssnas.studies: OptunaSearch's `study` settings
     "TPEConfig",
+    "check_study",  # from ssnas.studies, for ssnas.run until it imports it from there
     "make_sampler",
-    "open_storage",
     "random_search",
     "run_worker",
-    "storage_location",
     "summarize",
     "tpe_search",
 ]
