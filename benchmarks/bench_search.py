@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from ssnas.run import SearchConfig, run_search
+from ssnas.run import run_search, search_config
 from ssnas.spaces import create_space
 from ssnas.spaces.budget import Budget, Constraint
 
@@ -62,7 +62,7 @@ def search(args: argparse.Namespace, work: Path, **settings: Any) -> dict[str, A
     out = work / "_".join(f"{k}-{v}" for k, v in settings.items() if k not in ("space",)).replace("/", "")
     shutil.rmtree(out, ignore_errors=True)
     table = {"nb201": "nb201.csv", "nats-size": "nats_sss.csv"}[settings.get("space", "nb201")]
-    config = SearchConfig(data=args.data, out=str(out), progress=False, precision="fp32", holdout_images=256,
+    config = search_config(data=args.data, out=str(out), progress=False, precision="fp32", holdout_images=256,
                           ranker=args.ranker, table=str(SHARED / "benchmarks" / table), **settings)  # fmt: skip
     started = time.perf_counter()
     payload = run_search(config)

@@ -21,7 +21,7 @@ from pathlib import Path
 from ssnas.groundtruth.tables import TABLES
 from ssnas.ranking.metrics import kendall_tau, spearman_rho
 from ssnas.ranking.selection import sample_architectures
-from ssnas.run import SearchConfig, build_task, resolve, run_search
+from ssnas.run import SearchConfig, SetnSettings, build_task, resolve, run_search, search_config
 from ssnas.spaces import create_space
 from ssnas.strategies.supernet_rating import RatingConfig, combine_by_rank, rate_architectures
 from ssnas.strategies.setn import SETN
@@ -32,9 +32,11 @@ LABEL_FREE_SIGNALS = ("meco", "naswot", "ssl-loss", "effective-rank")
 
 def ranking(config: SearchConfig, sample: int, sample_seed: int, signals: tuple[str, ...], work: Path) -> dict:
     config = resolve(config)
+    run, settings = config.run, config.strategy
+    assert isinstance(settings, SetnSettings)
     space = create_space("nb201")
-    table = TABLES.create("nb201", path=Path(config.table) if config.table else None)
-    setn = SETN(supernet={"C": config.channels, "N": config.cells}, evaluator_every=config.evaluator_every)
+    table = TABLES.create("nb201", path=Path(run.table) if run.table else None)
+    setn = SETN(supernet={"C": settings.channels, "N": settings.cells}, evaluator_every=settings.evaluator_every)
     task = build_task(config, space, work)
     started = time.perf_counter()
     template = setn.train_template(task)
@@ -47,18 +49,18 @@ def ranking(config: SearchConfig, sample: int, sample_seed: int, signals: tuple[
     for name in (*signals, "params"):
         started = time.perf_counter()
         scored = rate_architectures(space, template.supernet, template.objective, archs, task.holdout_images,
-                                    RatingConfig(signals=(name,)), task.train, seed=config.seed,
+                                    RatingConfig(signals=(name,)), task.train, seed=run.seed,
                                     holdout_labels=task.holdout_labels)
         columns[name] = [s.score for s in scored]
         out["seconds"][name] = time.perf_counter() - started
     combos = [(n,) for n in columns]
-    if config.rating and all(name in columns for name in config.rating):
-        combos.append(tuple(config.rating))  # the search's default rating, when all its parts were rated
+    if settings.rating and all(name in columns for name in settings.rating):
+        combos.append(tuple(settings.rating))  # the search's default rating, when all its parts were rated
     for combo in dict.fromkeys(combos):
         values = columns[combo[0]] if len(combo) == 1 else combine_by_rank({c: columns[c] for c in combo})
         out["signals"]["+".join(combo)] = {"spearman": spearman_rho(values, truth), "kendall": kendall_tau(values, truth),
                                            "top1_cifar10_test": table.query(archs[max(range(len(archs)), key=values.__getitem__)].key, "cifar10_test")}
-        print(config.objective, "+".join(combo), {k: round(v, 3) for k, v in out["signals"]["+".join(combo)].items()}, flush=True)
+        print(settings.objective, "+".join(combo), {k: round(v, 3) for k, v in out["signals"]["+".join(combo)].items()}, flush=True)
     out["total_seconds"] = train_seconds + sum(out["seconds"].values())
     return out
 
@@ -86,7 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)  # a benchmark always starts from scratch
 
-    base = SearchConfig(strategy="setn", data=args.data, table=args.table, device=args.device, precision=args.precision,
+    base = search_config(strategy="setn", data=args.data, table=args.table, device=args.device, precision=args.precision,
                         num_images=args.num_images, holdout_images=args.holdout_images, epochs=args.epochs,
                         cells=args.cells, evaluator_every=args.evaluator_every, progress=False)
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}}
@@ -94,14 +96,14 @@ def main() -> None:
         results["ranking"] = {}
         for objective in args.objectives:
             signals = LABEL_FREE_SIGNALS if objective != "supervised" else ("accuracy", "meco", "ssl-loss")
-            results["ranking"][objective] = ranking(replace(base, objective=objective), args.sample,
+            results["ranking"][objective] = ranking(replace(base, strategy=replace(base.strategy, objective=objective)), args.sample,
                                                     args.sample_seed, signals, args.work / f"rank_{objective}")
             write(args.out, results)
     if "search" in args.parts:
         runs = []
         for objective in args.search_objectives:
             for seed in args.search_seeds:
-                config = SearchConfig(strategy="setn", data=args.data, table=args.table, device=args.device, precision=args.precision,
+                config = search_config(strategy="setn", data=args.data, table=args.table, device=args.device, precision=args.precision,
                                       preset=args.search_preset, seed=seed, objective=objective, progress=False,
                                       rating=("accuracy",) if objective == "supervised" else None,
                                       out=str(args.work / f"search_{objective}_{seed}"))

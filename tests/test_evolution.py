@@ -83,7 +83,7 @@ def test_resume_reuses_saved_ratings_and_ends_the_same(tmp_path: Path) -> None:
 
 # --- the real command, killed and resumed -----------------------------------------------------------
 
-ARGS = ["--strategy", "evolution", "--ranker", "init-meco", "--ratings", "40", "--population", "8",
+ARGS = ["--strategy", "evolution", "--ranker", "meco", "--ratings", "40", "--population", "8",
         "--num-images", "64", "--holdout-images", "64", "--channels", "8", "--cells", "1", "--no-progress"]
 
 
@@ -118,14 +118,14 @@ def test_killed_evolution_resumes_to_the_same_result(cifar_subset: Path, tmp_pat
 
 
 def test_each_space_has_its_default_strategy_and_a_given_one_is_kept() -> None:
-    from ssnas.run import SPACE_STRATEGIES, SearchConfig, resolve
+    from ssnas.run import SPACE_STRATEGIES, search_config
     from ssnas.spaces import SPACES
 
     assert set(SPACE_STRATEGIES) == set(SPACES.names())  # no space falls back unnoticed
-    assert resolve(SearchConfig(space="nb201")).strategy == "evolution"  # measured best on NB201 (README)
-    assert resolve(SearchConfig(space="nats-size")).strategy == "evolution"  # SETN has no NATS supernet
-    assert resolve(SearchConfig(space="hytra")).strategy == "bossnas"
-    assert resolve(SearchConfig(space="nb201", strategy="setn")).strategy == "setn"
+    assert search_config(space="nb201").run.strategy == "evolution"  # measured best on NB201 (README)
+    assert search_config(space="nats-size").run.strategy == "evolution"  # SETN has no NATS supernet
+    assert search_config(space="hytra").run.strategy == "bossnas"
+    assert search_config(space="nb201", strategy="setn").run.strategy == "setn"
 
 
 def test_nats_search_on_its_defaults_rates_with_the_nats_ranker_and_reports_the_table(

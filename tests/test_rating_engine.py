@@ -93,3 +93,15 @@ def test_every_signal_is_finite_on_the_extreme_cells(size: dict[str, int]) -> No
     synflow = dict(zip([a.key for a in archs], fp32.columns["synflow"]))
     if size["N"] == 5:
         assert synflow[LARGEST] > 38.6  # beyond float32's range: the value float32 used to turn into inf
+
+
+def test_a_signal_does_not_depend_on_the_signals_asked_with_it() -> None:
+    """SynFlow reads BN running statistics; a train-mode pass of another family before it must not
+    move them (its value alone equals its value after meco, NASWOT and AZ-NAS on the same network)."""
+    space = create_space("nb201", C=4, N=1)
+    archs = [space.parse(cell) for cell in (LARGEST, MIXED)]
+    images = torch.randint(0, 256, (8, 3, 32, 32), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    config = EngineConfig(batch_size=8, seed=3)
+    alone = score_architectures(space, archs, "synflow", images, config).columns["synflow"]
+    after = score_architectures(space, archs, "meco+naswot+az-nas+synflow", images, config).columns["synflow"]
+    assert alone == after

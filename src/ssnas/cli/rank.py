@@ -11,7 +11,7 @@ import torch
 
 from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help
 from ssnas.cli.bench import metric_option, render_rank_report, table_option
-from ssnas.groundtruth.tables import SPACE_TABLES, TABLES, BenchmarkTable
+from ssnas.groundtruth import load_space_table
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
@@ -22,7 +22,7 @@ from ssnas.rating.defaults import FALLBACK_RANK, RANK_DEFAULTS, network_options,
 from ssnas.ranking.report import correlate
 from ssnas.reporting import write_rank_report
 from ssnas.ranking.selection import all_architectures, read_architectures, sample_architectures, write_scores
-from ssnas.run import SearchConfig, run_rank
+from ssnas.run import run_rank, search_config
 from ssnas.training.distributed import is_main_process
 from ssnas.training.progress import StageProgress, mirror_log_to_stderr
 from ssnas.spaces import Architecture, SearchSpace, create_space
@@ -46,7 +46,7 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder (strategies) or where scores.csv goes [runs/rank for strategies].")
 @click.option("--resume", is_flag=True, help="Strategies: reuse the trained checkpoint in --out.")
-@click.option("--objective", default="simclr", show_default=True, help="Strategies: training objective.")
+@click.option("--objective", default=None, help="Strategies that train with one (setn, tpe/random): training objective [simclr].")
 @click.option("--data", default=None, help="Unlabeled images for rankers and strategies: image folder or cifar10 [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True, help="Strategies: quick | paper.")
 @click.option("--epochs", type=int, default=None, help="Strategies: training epochs [preset].")
@@ -69,7 +69,7 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @json_option
 def rank_command(
     ranker: str | None, aggregate: str, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
-    rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str, data: str | None, preset: str,
+    rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str | None, data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
     channels: int | None, cells: int | None, workers: int, rating: tuple[str, ...], device: str, precision: str,
     no_progress: bool, table_path: Path | None, metric: str, as_json: bool,
@@ -82,7 +82,7 @@ def rank_command(
     if sum(x is not None and x is not False for x in (archs, sample, rank_all or None)) != 1:
         raise UserError("give exactly one of --archs FILE, --sample N or --all")
     space = create_space(space_name)
-    table = space_table(space_name, table_path)  # before any work: a space without a table is refused
+    table = load_space_table(space_name, table_path)  # before any work: a space without a table is refused
     if strategy is None:
         if archs is not None:
             selection = read_architectures(space, archs)
@@ -111,7 +111,7 @@ def rank_command(
     else:
         if rank_all:
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")
-        config = SearchConfig(
+        config = search_config(
             space=space_name, strategy=strategy, objective=objective, data=data, preset=preset, seed=seed,
             device=device, precision=precision, out=str(out or Path("runs/rank")), resume=resume, epochs=epochs, num_images=num_images,
             holdout_images=holdout_images, batch_size=batch_size, channels=channels, cells=cells, rating=rating or None, progress=not no_progress and not as_json,
@@ -122,7 +122,7 @@ def rank_command(
         keys = [s.arch.key for s in scored]
         scores = [s.score for s in scored]
         selection = [s.arch for s in scored]
-        out = Path(config.out)
+        out = Path(config.run.out)
         name = strategy
         extra = {}
         columns = {}
@@ -145,15 +145,6 @@ def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:
     if not spec:
         raise UserError(f"ranker {ranker!r} scores networks on images: give --data FOLDER (or set ${DATA_ENV})")
     return load_dataset(spec).images
-
-
-def space_table(space_name: str, path: Path | None) -> BenchmarkTable:
-    """The ground-truth table of a space: --table, else the space's own (UserError if it has none)."""
-    names = SPACE_TABLES.get(space_name)
-    if path is None and not names:
-        raise UserError(f"space {space_name!r} has no benchmark table to rank against; pass --table CSV "
-                        f"(spaces with one: {', '.join(SPACE_TABLES)})")  # fmt: skip
-    return TABLES.create(names[0] if names else "nb201", path=path)
 
 
 def _size_baseline(space: SearchSpace, archs: list[Architecture]) -> list[float]:

@@ -101,15 +101,17 @@ def network_signals(
     Autocast is switched off inside, so a caller's bf16 / fp16 region never reaches a signal."""
     values: dict[str, tuple[float, float]] = {}
     no_autocast = torch.autocast(device_type=batch.device.type, enabled=False)  # signals never run in bf16 / fp16
-    with no_autocast, frozen_batch_norm(network) if batch_statistics else nullcontext():
-        for name in names:
-            if name in values:
-                continue
-            family = SIGNALS.of(name)
-            started = time.perf_counter()
+    for name in names:
+        if name in values:
+            continue
+        family = SIGNALS.of(name)
+        started = time.perf_counter()
+        # BN statistics put back after every family: SynFlow reads the running statistics, which an
+        # earlier family's train-mode pass would otherwise have moved (order-dependent values)
+        with no_autocast, frozen_batch_norm(network) if batch_statistics else nullcontext():
             result = family.compute(network, batch.float(), seed=seed, **forward_kwargs)
-            spent = time.perf_counter() - started
-            values.update({key: (float(value), spent) for key, value in result.items()})
+        spent = time.perf_counter() - started
+        values.update({key: (float(value), spent) for key, value in result.items()})
     return {name: values[name] for name in names}
 
 

@@ -38,7 +38,8 @@ def _image(png: bytes | None, alt: str) -> str:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        text = "n/a" if not math.isfinite(value) else f"{value:.4g}"
+        # a non-finite signal value is shown as what it is; the rating ranked it last
+        text = f"{value:.4g}" if math.isfinite(value) else f"{value} (rated last)"
         return f'<td class="num">{text}</td>'
     if isinstance(value, int):
         return f'<td class="num">{value}</td>'
@@ -68,7 +69,8 @@ def write_search_report(out_dir: Path, settings: Mapping[str, Any], result: Sear
     """
     best = result.best
     shown = ("strategy", "space", "objective", "data", "preset", "seed", "precision", "num_images", "holdout_images",
-             "epochs", "batch_size", "channels", "cells", "select_num", "rating")  # fmt: skip
+             "epochs", "batch_size", "channels", "cells", "select_num", "rating", "ranker", "ratings", "population",
+             "rating_batch_size", "trials", "trial_objective", "proxy_loss")  # what each strategy uses  # fmt: skip
     overview = _table(["setting", "value"], [[k, " + ".join(map(str, v)) if isinstance(v, (list, tuple)) else v]
                                              for k in shown if (v := settings.get(k)) is not None])  # fmt: skip
     summary = (f"<p>Best architecture <code>{html.escape(best.arch.key)}</code>, score {best.score:.4f}, "

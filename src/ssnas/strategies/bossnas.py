@@ -38,13 +38,13 @@ import torch
 from torch import nn
 
 from ssnas.data.views import VIEWS, MultiView, ViewMaker
+from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch
 from ssnas.objectives.ensemble import EnsembleBootstrap, cosine_head
-from ssnas.ranking.selection import is_degenerate
-from ssnas.spaces import Architecture, SearchSpace, SupportsBlocks, SupportsEnumerate, SupportsSupernet
+from ssnas.spaces import Architecture, SearchSpace, SupportsBlocks, SupportsEnumerate, SupportsSupernet, is_degenerate
 from ssnas.spaces.base import Block
 from ssnas.spaces.bn import batch_norms, recalibrate_bn
 from ssnas.strategies import STRATEGIES
@@ -595,9 +595,7 @@ class BossNAS:
         ratings = rate_paths(stage, objective, population, data, self.config.signals, precision)
         if saved is not None and is_main_process():
             saved.parent.mkdir(parents=True, exist_ok=True)
-            tmp = saved.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"settings": settings, "values": [ratings[p] for p in population]}))
-            tmp.replace(saved)
+            write_atomic(saved, json.dumps({"settings": settings, "values": [ratings[p] for p in population]}))
         return ratings
 
     # -- Strategy / SupportsRating

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections import deque
@@ -37,10 +36,11 @@ from typing import Any
 
 from ssnas.errors import UserError
 from ssnas.rating.defaults import search_defaults
-from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate
+from ssnas.atomic import write_atomic
+from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, is_degenerate
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.budget import Constraint, mutate
+from ssnas.spaces.budget import Constraint, mutate
 from ssnas.strategies.raters import Columns, Rater, create_rater
 from ssnas.training.progress import StageProgress
 
@@ -144,9 +144,7 @@ class RatingLog:
         if self.path is None:
             return
         payload = {"settings": self.settings, "ratings": [[a.key, self.values[a]] for a in self.order]}
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(payload))
-        os.replace(temporary, self.path)
+        write_atomic(self.path, json.dumps(payload))
 
 
 @STRATEGIES.register("evolution")
@@ -198,10 +196,9 @@ class Evolution:
         return SearchResult(best=candidates[0], candidates=candidates, info=info)
 
     def _accept(self, space: SearchSpace) -> Any:
-        degenerate = getattr(space, "is_degenerate", None)
-        if not self.config.skip_degenerate or degenerate is None:
+        if not self.config.skip_degenerate:
             return lambda arch: True
-        return lambda arch: not degenerate(arch)
+        return lambda arch: not is_degenerate(space, arch)
 
     def _small_pool(self, space: SearchSpace, budget: Constraint | None) -> list[Architecture] | None:
         """Every admissible architecture, when there are no more than `ratings` of them; else None."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from ssnas.rating import EngineConfig, Ranker, parse_ranker, score_architectures
 from ssnas.rating.aggregate import rated_last
-from ssnas.spaces import Architecture, SearchSpace
+from ssnas.spaces import Architecture, SearchSpace, is_degenerate
 from ssnas.strategies.base import SearchTask
 from ssnas.training.precision import resolve_device
 
@@ -107,11 +107,10 @@ class ReferenceScale:
 def reference_sample(space: SearchSpace, count: int, seed: int) -> list[Architecture]:
     """`count` distinct seeded random architectures, cells whose input reaches the output only."""
     rng = random.Random(f"reference:{seed}")
-    degenerate = getattr(space, "is_degenerate", lambda arch: False)
     found: dict[Architecture, None] = {}
     for _ in range(100 * count):
         arch = space.sample(rng)
-        if not degenerate(arch):
+        if not is_degenerate(space, arch):
             found.setdefault(arch, None)
         if len(found) == count:
             break

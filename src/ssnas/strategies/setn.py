@@ -30,7 +30,7 @@ from ssnas.objectives import Batch, Objective, create_objective
 from ssnas.spaces import Architecture, SearchSpace, SupportsSupernet
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.budget import Constraint
+from ssnas.spaces.budget import Constraint
 from ssnas.strategies.evaluator import ArchitectureDistribution
 from ssnas.strategies.supernet_rating import RatingConfig, rate_architectures
 from ssnas.training.distributed import process_group
