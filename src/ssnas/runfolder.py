@@ -30,9 +30,9 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
         raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
     previous = yaml.safe_load(saved.read_text()) or {}
     free = set(resumable)
-    changed = sorted(k for k in settings if k not in free and previous.get(k) != settings[k])
+    changed = sorted(k for k in {*settings, *previous} if k not in free and previous.get(k) != settings.get(k))
     if changed:
-        details = ", ".join(f"{k} ({previous.get(k)!r} -> {settings[k]!r})" for k in changed)
+        details = ", ".join(f"{k} ({previous.get(k)!r} -> {settings.get(k)!r})" for k in changed)
         raise UserError(f"cannot resume {out_dir} with different settings: {details}")
 
 

@@ -1,4 +1,5 @@
-"""`ssnas search`: the main job. Options map one-to-one onto `ssnas.run.SearchConfig`."""
+"""`ssnas search`: the main job. Options map onto `ssnas.run.search_config`: run settings shared by
+every strategy, and each strategy's own (an option the chosen strategy does not use is refused)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,28 @@ from ssnas.cli._common import (
     BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
 )
 from ssnas.objectives import OBJECTIVES
-from ssnas.run import PRESETS, SPACE_STRATEGIES, SearchConfig, run_search
+from ssnas.run import PRESETS, SPACE_STRATEGIES, run_search, search_config
 from ssnas.spaces import SPACES
 from ssnas.strategies import STRATEGIES
-from ssnas.strategies.proxy import TRIAL_OBJECTIVES
-from ssnas.strategies.rating import ALL_SIGNALS
+from ssnas.strategies.proxy import LOSSES, TRIAL_OBJECTIVES
+from ssnas.strategies.supernet_rating import ALL_SIGNALS
 from ssnas.training.distributed import is_main_process
 from ssnas.training.loop import OPTIMIZERS
 from ssnas.training.progress import mirror_log_to_stderr
+
+TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking the training options
 
 
 @click.command("search")
 @click.option("--space", type=click.Choice(SPACES.names()), default="nb201", show_default=True,
               help="Search space (see `ssnas spaces`).")
 @click.option("--strategy", type=click.Choice(STRATEGIES.names()), default=None,
-              help="How candidates are proposed [per space: " + ", ".join(f"{space} {name}" for space, name in SPACE_STRATEGIES.items()) + "].")
-@click.option("--objective", type=click.Choice(OBJECTIVES.names()), default="simclr", show_default=True)
+              help="How candidates are proposed [per space: " + ", ".join(f"{space} {name}" for space, name in SPACE_STRATEGIES.items())
+                   + "]. Each takes its own options (below); one it does not use is refused.")
+@click.option("--objective", type=click.Choice(OBJECTIVES.names()), default=None,
+              help="setn, tpe/random ssl-proxy trials: training objective [simclr]; supervised needs labelled data "
+                   "(one subfolder per class). evolution rates at initialisation and bossnas trains ensemble-byol: "
+                   "neither takes one.")
 @click.option("--data", type=TEXT, default=None,
               help="Image folder (flat or class subfolders) or cifar10/cifar100 [default: $SSNAS_DATA, else cifar10].")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="quick", show_default=True,
@@ -41,20 +48,34 @@ from ssnas.training.progress import mirror_log_to_stderr
               help="Unlabeled training images [quick: 80% of the folder, 512..5,000; tpe/random: 1% of it].")
 @click.option("--holdout-images", type=POSITIVE, default=None,
               help="Held-out unlabeled images [quick: 20% of the folder, 256..1,024; tpe/random: 256].")
-@click.option("--epochs", type=POSITIVE, default=None, help="Training epochs [preset].")
-@click.option("--batch-size", type=BATCH, default=None, help="[preset]")
-@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[preset]")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="[preset: sgd]")
-@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, help="[preset]")
-@click.option("--channels", type=POSITIVE, default=None, help="Network width C [preset; darts 32].")
-@click.option("--cells", type=POSITIVE, default=None, help="Cells per stage N (nb201), cells in all (darts) [preset; darts 8].")
-@click.option("--select-num", type=POSITIVE, default=None, help="SETN: candidates rated; BossNAS on nb201: cells in the population [preset].")
-@click.option("--evaluator-every", type=POSITIVE, default=None, help="SETN: evaluator step every n weight steps [preset].")
+@click.option("--epochs", type=POSITIVE, default=None, help=f"{TRAINS}: training epochs [preset; tpe/random 10].")
+@click.option("--batch-size", type=BATCH, default=None, help=f"{TRAINS}: [preset]")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help=f"{TRAINS}: [preset]")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help=f"{TRAINS}: [preset: sgd]")
+@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, help=f"{TRAINS}: [preset]")
+@click.option("--channels", type=POSITIVE, default=None,
+              help="Network width C on nb201 (evolution, tpe/random: each network; setn, bossnas: the supernet) and "
+                   "darts (evolution, tpe/random) [preset; evolution on nb201 16; darts 32].")
+@click.option("--cells", type=POSITIVE, default=None,
+              help="Cells per stage N (nb201), cells in all (darts); where --channels applies [preset; evolution on nb201 5; darts 8].")
+@click.option("--select-num", type=POSITIVE, default=None, help="setn: candidates rated; bossnas on nb201: cells in the population [preset].")
+@click.option("--evaluator-every", type=POSITIVE, default=None, help="setn: evaluator step every n weight steps [preset].")
 @click.option("--rating", type=click.Choice(ALL_SIGNALS), multiple=True,
-              help=f"SETN: label-free rating signal(s), repeatable [preset: {' + '.join(PRESETS['quick']['rating'])}].")
-@click.option("--trials", type=POSITIVE, default=None, help="TPE/random: completed trials wanted [preset].")
-@click.option("--storage", type=TEXT, default=None, help="TPE/random: journal file, sqlite:///x.db or postgresql://... [run folder journal].")
-@click.option("--study", type=TEXT, default=None, help="TPE/random: study name.")
+              help=f"setn: label-free rating signal(s), repeatable [preset: {' + '.join(PRESETS['quick']['rating'])}].")
+@click.option("--trials", type=POSITIVE, default=None, help="tpe/random: completed trials wanted [preset].")
+@click.option("--storage", type=TEXT, default=None, help="tpe/random: journal file, sqlite:///x.db or postgresql://... [run folder journal].")
+@click.option("--study", type=TEXT, default=None, help="tpe/random: study name [ssnas].")
+@click.option("--trial-objective", type=click.Choice(TRIAL_OBJECTIVES), default=None,
+              help="tpe/random: ssl-proxy (CSNAS: train each trial, the paper's setting) or rating (label-free, no training) [ssl-proxy].")
+@click.option("--proxy-loss", type=click.Choice(LOSSES), default=None,
+              help="tpe/random ssl-proxy trials: holdout (the objective's loss on held-out images) or train "
+                   "(the final epoch's training loss, as the CSNAS code reports) [holdout].")
+@click.option("--ranker", type=TEXT, default=None,
+              help="evolution, tpe/random rating trials: a ranker expression, e.g. az-nas-ssl or meco+synflow "
+                   "(see `ssnas rank --help`) [the space's search default].")
+@click.option("--ratings", type=POSITIVE, default=None, help="evolution: architectures rated [100].")
+@click.option("--population", type=POSITIVE, default=None, help="evolution: REA population size [20].")
+@click.option("--rating-batch-size", type=BATCH, default=None, help="evolution: held-out images per rated network [the space's search default].")
 @click.option("--table", type=TEXT, default=None,
               help="Benchmark CSV: look the found cells up in it even when the data is not CIFAR-10 [found automatically for CIFAR-10].")
 @click.option("--max-flops", type=float, default=None,
@@ -62,26 +83,21 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--max-params", type=float, default=None, help="Budget: millions of parameters (10-class network).")
 @click.option("--max-latency-ms", type=float, default=None,
               help="Budget: ms per image, batch 1, fp32, this machine's CPU and torch threads (measured, cached per arch).")
-@click.option("--ranker", type=TEXT, default=None,
-              help="evolution / tpe|random rating trials: init-* signals joined by + (e.g. init-meco+init-synflow) or a ranker name.")
-@click.option("--ratings", type=POSITIVE, default=None, help="evolution: architectures rated [100].")
-@click.option("--population", type=POSITIVE, default=None, help="evolution: REA population size [20].")
-@click.option("--trial-objective", type=click.Choice(TRIAL_OBJECTIVES), default=None,
-              help="tpe/random: ssl-proxy (CSNAS: train each trial, the paper's setting) or rating (label-free, no training) [ssl-proxy].")
 @config_option
 @json_option
 def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], **options: Any) -> None:
     """Search an architecture without labels and write a run folder.
 
-    The run folder gets config.yaml, search.log, checkpoint.pt, result.json,
-    candidates.csv, report.html and (SETN) op_distribution.png. Progress goes to
+    The run folder gets config.yaml (every setting the run used, resolved: `--config` takes it
+    back), search.log, result.json, candidates.csv, report.html and what the strategy keeps
+    (evolution.json; SETN checkpoint.pt and op_distribution.png; study.journal). Progress goes to
     search.log, and to stderr when stderr is not a terminal (a bar when it is).
     """
+    config = search_config(**options, rating=rating or None, progress=not no_progress and not as_json)
     mirror_log_to_stderr(not no_progress and is_main_process())
-    config = SearchConfig(**options, rating=rating or None, progress=not no_progress and not as_json)
     payload = run_search(config)
     if is_main_process():  # under torchrun, one report
-        emit(payload, as_json, lambda p: _render(p, config.out))
+        emit(payload, as_json, lambda p: _render(p, config.run.out))
 
 
 def _render(payload: dict[str, Any], out: str) -> None:

@@ -9,7 +9,7 @@ import click
 from ssnas.cli._common import (
     TEXT, config_option, emit, json_option, precision_option,
 )
-from ssnas.run import SearchConfig, run_worker
+from ssnas.run import run_worker, search_config
 from ssnas.training.progress import mirror_log_to_stderr
 
 
@@ -29,5 +29,5 @@ from ssnas.training.progress import mirror_log_to_stderr
 def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> None:
     """Work on the trials of STUDY until the study has its requested number of completed trials."""
     mirror_log_to_stderr(True)
-    payload = run_worker(SearchConfig(strategy="tpe", progress=False, **options), study, storage)
+    payload = run_worker(search_config(strategy="tpe", progress=False, **options), study, storage)
     emit(payload, as_json, lambda p: click.echo(f"study {study}: best so far {p['best']['arch']} ({p['best']['score']:.4f})"))

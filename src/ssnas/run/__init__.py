@@ -1,0 +1,30 @@
+"""One search, end to end: settings -> data -> task -> strategy -> run folder.
+
+Read top-down:
+
+* `presets`: the values settings take when none is given (presets, each space's strategy);
+* `strategies`: each strategy's own settings (what it takes, its defaults, the strategy it builds);
+* `settings`: the shared run settings, `search_config` (refusing an option the strategy does not
+  use), `resolve` and `config_dict` (config.yaml);
+* `task`: images, counts, space size, budget -> `SearchTask`;
+* `results`: result.json, candidates.csv, ground truth, report.html;
+* `jobs`: `run_search`, `run_rank`, `run_worker`.
+
+>>> payload = run_search(search_config(strategy="evolution", ratings=20, data="cifar10"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from ssnas.run.jobs import run_rank, run_search, run_worker
+from ssnas.run.presets import PRESET_SPLITS, PRESETS, SPACE_STRATEGIES, default_strategy
+from ssnas.run.settings import RunSettings, SearchConfig, config_dict, resolve, search_config
+from ssnas.run.strategies import (
+    STRATEGY_SETTINGS, BossnasSettings, EvolutionSettings, OptunaSettings, SetnSettings, StrategySettings,
+)  # fmt: skip
+from ssnas.run.task import build_task
+
+__all__ = [
+    "PRESETS", "PRESET_SPLITS", "SPACE_STRATEGIES", "STRATEGY_SETTINGS", "BossnasSettings", "EvolutionSettings",
+    "OptunaSettings", "RunSettings", "SearchConfig", "SetnSettings", "StrategySettings", "build_task",
+    "config_dict", "default_strategy", "resolve", "run_rank", "run_search", "run_worker", "search_config",
+]

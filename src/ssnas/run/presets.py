@@ -1,0 +1,72 @@
+"""Defaults of `ssnas search`: presets, each space's strategy, each method's own scale.
+
+Everything here is a value a setting takes when the user gives none; `ssnas.run.strategies`
+says which of them each strategy uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ssnas.data.split import Share
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # About 10-15 minutes on a 2-core CPU.
+    "quick": dict(epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
+                  weight_decay=5e-4, channels=16, cells=2, select_num=100, evaluator_every=2,
+                  rating=("meco", "naswot"), trials=20),
+    # The papers' settings, for a GPU: SETN's NB201 script (methods.md §2.2), CSNAS's trial count.
+    "paper": dict(epochs=250, batch_size=64, lr=0.025,
+                  optimizer="sgd", weight_decay=5e-4, channels=16, cells=5, select_num=100,
+                  evaluator_every=1, rating=("meco", "naswot"), trials=120),
+}  # fmt: skip
+
+# The objective of strategies that train with one (setn, tpe / random proxy trials).
+DEFAULT_OBJECTIVE = "simclr"
+
+# tpe / random trials train from scratch, as CSNAS does, unless --trial-objective rating.
+DEFAULT_TRIAL_OBJECTIVE = "ssl-proxy"
+
+# CSNAS (methods.md §1.4) trains every trial from scratch for 10 epochs, whatever the preset, on
+# 1 % of the training images (at least one batch), scored on 256 held-out images.
+CSNAS_EPOCHS = 10
+CSNAS_TRAIN_FRACTION = 0.01
+CSNAS_HOLDOUT = Share(0.0, 256, 256)
+
+# Networks a strategy builds per architecture (evolution's rating, tpe / random trials), by
+# default the space's full size: NB201's benchmark network (C=16, N=5) and CSNAS's DARTS proxy
+# network (C=32, 8 cells in all, methods.md §1.2). `cells` counts cells per stage on nb201 and
+# all cells on darts. Where the full size replaces the preset's: darts always; nb201 for evolution.
+FULL_NETWORK: dict[str, dict[str, int]] = {"nb201": dict(channels=16, cells=5), "darts": dict(channels=32, cells=8)}
+
+# `ssnas search` without --strategy. Where a ground-truth table exists the measured best
+# (benchmarks/bench_search.py: NB201 evolution mean 93.65 vs SETN 92.05; NATS size has no
+# supernet for SETN); elsewhere the paper method made for that space: CSNAS on DARTS, BossNAS
+# on HyTra, SETN's weight sharing on MBConv.
+SPACE_STRATEGIES: dict[str, str] = {
+    "nb201": "evolution", "nats-size": "evolution", "darts": "tpe", "hytra": "bossnas", "mbconv": "setn",
+}  # fmt: skip
+FALLBACK_STRATEGY = "evolution"
+
+# Training and held-out image counts as shares of the folder (`ssnas.data.split`), unless given:
+# quick = CIFAR-10's 5,000 + 1,024, and 80 % / 20 % of a smaller folder (at least 512 + 256);
+# paper = SETN's halves of the training set. tpe / random use CSNAS's shares (above).
+PRESET_SPLITS: dict[str, tuple[Share, Share]] = {
+    "quick": (Share(0.8, 512, 5000), Share(0.2, 256, 1024)),
+    "paper": (Share(0.5, 512, 25000), Share(0.5, 256, 25000)),
+}
+
+# BossNAS's heads on the quick preset (the paper's 2048 / 4096 / 4096 are for a GPU).
+BOSSNAS_QUICK_HEADS = dict(neck_width=512, hidden_dim=1024, pred_hidden_dim=1024)
+
+
+def default_strategy(space: str) -> str:
+    """The strategy `ssnas search` runs on `space` when none is given."""
+    return SPACE_STRATEGIES.get(space, FALLBACK_STRATEGY)
+
+
+__all__ = [
+    "BOSSNAS_QUICK_HEADS", "CSNAS_EPOCHS", "CSNAS_HOLDOUT", "CSNAS_TRAIN_FRACTION", "DEFAULT_OBJECTIVE",
+    "DEFAULT_TRIAL_OBJECTIVE",
+    "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SPACE_STRATEGIES", "default_strategy",
+]

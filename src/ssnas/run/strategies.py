@@ -1,0 +1,282 @@
+"""Each strategy's own settings: what it takes, what it defaults to, and the strategy it builds.
+
+One small frozen dataclass per strategy (tpe and random share one). Field names are option
+names (`--rating-batch-size` is `rating_batch_size`); None = not given. Every class answers:
+
+* `options(space)`: the options it uses on `space` (the refusal of any other is `ssnas.run.settings`);
+* `resolve(space, preset)`: every used option filled (preset, then the method's own scale, then
+  the space's), unused ones left None;
+* `network(space)`: the size of the networks built per architecture (`create_space` arguments);
+* `create(name, space, preset)`: the strategy, built with its own config class (EvolutionConfig,
+  SetnConfig, StudyConfig + ProxyConfig, BossConfig);
+* `scored_by()`: what scores a candidate, in words, for `search.log`.
+
+Training settings belong to the strategies that train (setn, tpe / random proxy trials,
+bossnas); channels / cells to the spaces where the strategy sizes networks (nb201 and darts
+for standalone networks, nb201's supernet for setn and bossnas).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol, TypeVar
+
+from ssnas.rating.defaults import search_defaults
+from ssnas.run.presets import (
+    BOSSNAS_QUICK_HEADS, CSNAS_EPOCHS, DEFAULT_OBJECTIVE, DEFAULT_TRIAL_OBJECTIVE, FULL_NETWORK, PRESETS,
+)  # fmt: skip
+from ssnas.strategies import Strategy
+from ssnas.strategies.bossnas import BossConfig, BossNAS
+from ssnas.strategies.evolution import Evolution, EvolutionConfig
+from ssnas.strategies.proxy import ProxyConfig
+from ssnas.strategies.setn import SETN, SetnConfig
+from ssnas.strategies.supernet_rating import RatingConfig
+from ssnas.strategies.tpe import OptunaSearch
+from ssnas.studies import StudyConfig
+
+TRAINING = ("epochs", "batch_size", "lr", "optimizer", "weight_decay")
+NETWORK = ("channels", "cells")
+STANDALONE_SIZED = ("nb201", "darts")  # spaces whose per-architecture networks take channels / cells
+SUPERNET_SIZED = ("nb201",)  # spaces whose supernet takes them (setn, bossnas)
+SIZED_SPACES = STANDALONE_SIZED  # every space where some strategy takes channels / cells
+
+S = TypeVar("S")
+
+
+class StrategySettings(Protocol):
+    def options(self, space: str) -> tuple[str, ...]: ...
+
+    def resolve(self, space: str, preset: str) -> StrategySettings: ...
+
+    def network(self, space: str) -> dict[str, int]: ...
+
+    def create(self, name: str, space: str, preset: str) -> Strategy: ...
+
+    def scored_by(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Training:
+    """Training settings of the strategies that train; None = the preset's."""
+
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """Aging evolution over a label-free rating at initialisation (`EvolutionConfig`); trains nothing.
+
+    ranker: ranker expression ("az-nas-ssl", "meco+synflow", ...) [the space's search default].
+    rating_batch_size: held-out images per rated network [the space's search default].
+    channels / cells: the rated network's size [nb201: C=16, N=5; darts: 32, 8].
+    """
+
+    ranker: str | None = None
+    ratings: int | None = None
+    population: int | None = None
+    rating_batch_size: int | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    def options(self, space: str) -> tuple[str, ...]:
+        return ("ranker", "ratings", "population", "rating_batch_size", *_sized(space, STANDALONE_SIZED))
+
+    def resolve(self, space: str, preset: str) -> EvolutionSettings:
+        rating, base = search_defaults(space), EvolutionConfig()
+        network = {**FULL_NETWORK.get(space, {}), **_named_network(rating.network)}
+        defaults = dict(ranker=rating.ranker, rating_batch_size=rating.batch_size, ratings=base.ratings,
+                        population=base.population, **network)  # fmt: skip
+        return _fill(self, self.options(space), defaults)
+
+    def network(self, space: str) -> dict[str, int]:
+        return _standalone_network(space, self.channels, self.cells)
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        return Evolution(EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population),
+                                         rating=self.ranker, rating_batch_size=self.rating_batch_size))  # fmt: skip
+
+    def scored_by(self) -> str:
+        return f"the label-free rating {self.ranker} at initialisation"
+
+
+@dataclass(frozen=True)
+class SetnSettings(Training):
+    """SETN: an SSL-trained supernet and a learned evaluator (`SetnConfig`).
+
+    rating: SETN's signals on the shared weights (`ssnas.strategies.supernet_rating.ALL_SIGNALS`).
+    channels / cells: the nb201 supernet's C and N.
+    """
+
+    objective: str | None = None
+    select_num: int | None = None
+    evaluator_every: int | None = None
+    rating: tuple[str, ...] | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rating is not None:
+            object.__setattr__(self, "rating", tuple(self.rating))
+
+    def options(self, space: str) -> tuple[str, ...]:
+        return ("objective", *TRAINING, "select_num", "evaluator_every", "rating", *_sized(space, SUPERNET_SIZED))
+
+    def resolve(self, space: str, preset: str) -> SetnSettings:
+        return _fill(self, self.options(space), {**PRESETS[preset], "objective": DEFAULT_OBJECTIVE})
+
+    def network(self, space: str) -> dict[str, int]:
+        return {}  # the space's own; the supernet takes channels / cells
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        return SETN(SetnConfig(select_num=_set(self.select_num), evaluator_every=_set(self.evaluator_every),
+                               supernet=_supernet(self.channels, self.cells),
+                               rating=RatingConfig(signals=_set(self.rating))))  # fmt: skip
+
+    def scored_by(self) -> str:
+        return f"{self.objective} on a shared supernet, candidates rated by {' + '.join(self.rating or ())}"
+
+
+@dataclass(frozen=True)
+class OptunaSettings(Training):
+    """tpe (CSNAS) and random search: Optuna trials (`StudyConfig`) scored by `ProxyConfig`.
+
+    trial_objective: "ssl-proxy" (train each trial: the objective, training settings and
+        proxy_loss apply) or "rating" (a label-free rating at initialisation: ranker applies).
+    proxy_loss: "holdout" (the SSL loss on held-out images) or "train" (the final epoch's
+        training loss, as the CSNAS code reports).
+    storage: journal file, sqlite:/// or postgresql:// URL; None = `study.journal` in the run folder.
+    channels / cells: the trial network's size [nb201: the preset's; darts: 32, 8].
+    """
+
+    trials: int | None = None
+    storage: str | None = None
+    study: str | None = None
+    trial_objective: str | None = None
+    objective: str | None = None
+    proxy_loss: str | None = None
+    ranker: str | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    @property
+    def trial_mode(self) -> str:
+        """The trial objective, given or default: what decides the options that apply."""
+        return self.trial_objective or DEFAULT_TRIAL_OBJECTIVE
+
+    def options(self, space: str) -> tuple[str, ...]:
+        shared, network = ("trials", "storage", "study", "trial_objective"), _sized(space, STANDALONE_SIZED)
+        if self.trial_mode == "rating":
+            return (*shared, "ranker", *network)
+        return (*shared, "objective", *TRAINING, "proxy_loss", *network)
+
+    def resolve(self, space: str, preset: str) -> OptunaSettings:
+        network = FULL_NETWORK["darts"] if space == "darts" else {}  # CSNAS's proxy network; nb201: the preset's
+        defaults = {**PRESETS[preset], **network, "epochs": CSNAS_EPOCHS, "objective": DEFAULT_OBJECTIVE,
+                    "trial_objective": DEFAULT_TRIAL_OBJECTIVE, "proxy_loss": "holdout", "study": "ssnas",
+                    "ranker": search_defaults(space).ranker}  # fmt: skip
+        return _fill(self, self.options(space), defaults)
+
+    def network(self, space: str) -> dict[str, int]:
+        return _standalone_network(space, self.channels, self.cells)
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        study = StudyConfig(n_trials=_set(self.trials), storage=self.storage, study_name=_set(self.study))
+        proxy = ProxyConfig(loss=self.proxy_loss or "holdout", trial_objective=_set(self.trial_objective),
+                            rating=self.ranker)  # fmt: skip
+        return OptunaSearch(name, study=study, proxy=proxy)
+
+    def scored_by(self) -> str:
+        if self.trial_mode == "rating":
+            return f"the label-free rating {self.ranker} at initialisation"
+        return f"the {self.objective} loss ({self.proxy_loss}) of each trial trained from scratch"
+
+
+@dataclass(frozen=True)
+class BossnasSettings(Training):
+    """BossNAS: block-wise ensemble bootstrapping (`BossConfig`); always trains "ensemble-byol".
+
+    select_num: on nb201 (one block of 15,284 cells), the seeded sample of cells rated.
+    channels / cells: the nb201 supernet's C and N.
+    """
+
+    select_num: int | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    def options(self, space: str) -> tuple[str, ...]:
+        return (*TRAINING, *(("select_num", *NETWORK) if space in SUPERNET_SIZED else ()))
+
+    def resolve(self, space: str, preset: str) -> BossnasSettings:
+        return _fill(self, self.options(space), PRESETS[preset])
+
+    def network(self, space: str) -> dict[str, int]:
+        return {}
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        settings: dict[str, Any] = dict(BOSSNAS_QUICK_HEADS) if preset == "quick" else {}
+        if space in ("nb201", "nats-size"):  # BossNAS on NATS: one view pair shared by the p paths
+            settings["shared_views"] = True
+        if space in SUPERNET_SIZED:  # one block of 15,284 cells: rate a seeded sample of them
+            settings.update(population=self.select_num, supernet=_supernet(self.channels, self.cells))
+        return BossNAS(BossConfig(**settings))
+
+    def scored_by(self) -> str:
+        return "ensemble bootstrapping (BossNAS's population-centre rating)"
+
+
+STRATEGY_SETTINGS: dict[str, type[StrategySettings]] = {
+    "evolution": EvolutionSettings, "setn": SetnSettings, "tpe": OptunaSettings, "random": OptunaSettings,
+    "bossnas": BossnasSettings,
+}  # fmt: skip
+
+
+def flag(option: str) -> str:
+    """The command-line spelling of an option name: rating_batch_size -> --rating-batch-size."""
+    return "--" + option.replace("_", "-")
+
+
+def _sized(space: str, sized: Iterable[str]) -> tuple[str, ...]:
+    return NETWORK if space in sized else ()
+
+
+def _fill(settings: S, used: Iterable[str], defaults: Mapping[str, Any]) -> S:
+    """`settings` with every used option that was not given taken from `defaults` (where it has one)."""
+    missing = {name: defaults[name] for name in used if getattr(settings, name) is None and name in defaults}
+    return replace(settings, **missing)  # type: ignore[type-var]
+
+
+def _set(value: S | None) -> S:
+    """A resolved setting (never None once `resolve` ran)."""
+    assert value is not None, "settings are resolved before a strategy is built"
+    return value
+
+
+def _named_network(network: Mapping[str, int]) -> dict[str, int]:
+    """`ssnas.rating` network overrides ({"C": .., "N": ..}) under option names."""
+    names = {"C": "channels", "N": "cells"}
+    return {names[k]: v for k, v in network.items() if k in names}
+
+
+def _standalone_network(space: str, channels: int | None, cells: int | None) -> dict[str, int]:
+    """`create_space` arguments sizing the networks built per architecture."""
+    if space == "nb201":
+        return {"C": _set(channels), "N": _set(cells)}
+    if space == "darts":
+        return {"C": _set(channels), "layers": _set(cells)}
+    return {}
+
+
+def _supernet(channels: int | None, cells: int | None) -> dict[str, int]:
+    """NB201 supernet width C and cells per stage N, where set."""
+    return {k: v for k, v in (("C", channels), ("N", cells)) if v is not None}
+
+
+__all__ = [
+    "NETWORK", "SIZED_SPACES", "STRATEGY_SETTINGS", "TRAINING", "BossnasSettings", "EvolutionSettings",
+    "OptunaSettings", "SetnSettings", "StrategySettings", "Training", "flag",
+]

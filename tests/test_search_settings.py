@@ -1,0 +1,130 @@
+"""`ssnas search` settings per strategy: an option the strategy does not use is refused, config.yaml
+says exactly what ran, and a run's config.yaml fed back with --config reproduces it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli_helpers import copy_cifar_subset, run_ssnas
+from ssnas.errors import UserError
+from ssnas.run import STRATEGY_SETTINGS, config_dict, resolve, search_config
+from ssnas.run.settings import RUN_OPTIONS
+from ssnas.run.strategies import TRAINING
+
+# A search of seconds: 4 architectures rated at initialisation on a C=4, N=1 network, 8 images each.
+TINY_EVOLUTION = ["--strategy", "evolution", "--ranker", "meco+synflow", "--ratings", "4", "--population", "2",
+                  "--channels", "4", "--cells", "1", "--rating-batch-size", "8", "--num-images", "32",
+                  "--holdout-images", "32", "--no-progress", "--json"]  # fmt: skip
+SETN_ONLY = ("objective", *TRAINING, "select_num", "evaluator_every", "rating", "trials", "storage", "study")
+
+
+def one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ssnas: error: "), result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cifar_subset(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_cifar_subset(shared_data, tmp_path_factory.mktemp("cifar"), per_class=10) / "train"
+
+
+@pytest.fixture(scope="module")
+def flat_folder(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same images in one folder, no class subfolders: no labels."""
+    folder = tmp_path_factory.mktemp("flat")
+    for image in sorted(cifar_subset.glob("*/*")):
+        shutil.copy(image, folder / f"{image.parent.name}_{image.name}")
+    return folder
+
+
+def test_an_option_the_strategy_does_not_use_is_refused_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    line = one_line(run_ssnas("search", "--strategy", "evolution", "--epochs", "3", "--out", str(out)))
+    assert line == ("ssnas: error: strategy 'evolution' does not use --epochs; it takes: --ranker, --ratings, "
+                    "--population, --rating-batch-size, --channels, --cells")  # fmt: skip
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("options", "fragments"), [
+    (dict(strategy="evolution", objective="simclr"), ["'evolution' does not use --objective", "--ranker"]),
+    (dict(strategy="setn", ranker="meco"), ["'setn' does not use --ranker", "--select-num", "--rating"]),
+    (dict(strategy="setn", space="mbconv", channels=8), ["--channels on space 'mbconv'"]),
+    (dict(strategy="tpe", trial_objective="rating", epochs=2), ["'tpe' with --trial-objective rating", "--epochs"]),
+    (dict(strategy="random", ranker="meco"), ["--trial-objective ssl-proxy does not use --ranker", "--proxy-loss"]),
+    (dict(strategy="bossnas", objective="byol", rating=("meco",)), ["--objective, --rating", "--epochs"]),
+    (dict(space="nats-size", channels=8), ["'evolution' does not use --channels on space 'nats-size'"]),
+])  # fmt: skip
+def test_each_strategy_refuses_what_it_does_not_use(options: dict[str, object], fragments: list[str]) -> None:
+    with pytest.raises(UserError) as refused:
+        search_config(**options)
+    for fragment in fragments:
+        assert fragment in str(refused.value), str(refused.value)
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGY_SETTINGS))
+@pytest.mark.parametrize("space", ["nb201", "darts", "nats-size"])
+def test_resolved_settings_hold_every_used_option_and_no_other(strategy: str, space: str) -> None:
+    config = resolve(search_config(space=space, strategy=strategy))
+    saved = config_dict(config)
+    used = config.strategy.options(space)
+    assert [k for k, v in saved.items() if v is None] == ["num_images", "holdout_images"]  # fixed with the data
+    assert set(used) - {"storage"} <= set(saved)  # no storage given: the run folder's journal
+    assert set(saved) - set(RUN_OPTIONS) <= set(used)
+    assert not {"resume", "progress", "extra"} & set(saved)
+
+
+def test_proxy_loss_train_is_settable() -> None:
+    config = resolve(search_config(strategy="tpe", proxy_loss="train"))
+    assert config.create_strategy().proxy.loss == "train"  # type: ignore[attr-defined]
+
+
+def test_supervised_objective_on_a_flat_folder_is_refused(flat_folder: Path, tmp_path: Path) -> None:
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    for strategy, fragment in (("setn", "needs labels"), ("tpe", "needs labels"), ("evolution", "does not use")):
+        out = tmp_path / strategy
+        done = run_ssnas("search", "--strategy", strategy, "--objective", "supervised", "--data", str(flat_folder),
+                         "--out", str(out), env=env)  # fmt: skip
+        one_line(done, "--objective", fragment)
+        assert not out.exists()
+
+
+def test_config_yaml_holds_what_evolution_used_and_reproduces_the_run(cifar_subset: Path, tmp_path: Path) -> None:
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    first = run_ssnas("search", "--data", str(cifar_subset), "--out", str(tmp_path / "run"), *TINY_EVOLUTION, env=env)
+    assert first.returncode == 0, first.stderr
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert {k: saved[k] for k in ("strategy", "ranker", "ratings", "population", "rating_batch_size", "channels",
+                                  "cells", "num_images", "holdout_images")} == {
+        "strategy": "evolution", "ranker": "meco+synflow", "ratings": 4, "population": 2, "rating_batch_size": 8,
+        "channels": 4, "cells": 1, "num_images": 32, "holdout_images": 32}  # fmt: skip
+    assert None not in saved.values() and not set(SETN_ONLY) & set(saved)
+    assert saved["precision"] != "auto"  # resolved
+
+    again = run_ssnas("search", "--config", str(tmp_path / "run" / "config.yaml"), "--out", str(tmp_path / "again"),
+                      "--json", "--no-progress", env=env)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["best"] == json.loads(first.stdout)["best"]
+    assert (tmp_path / "again" / "candidates.csv").read_text() == (tmp_path / "run" / "candidates.csv").read_text()
+    resaved = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
+    assert {**resaved, "out": saved["out"]} == saved
+
+
+def test_resume_compares_only_what_the_search_computes_with(cifar_subset: Path, tmp_path: Path) -> None:
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "run"
+    assert run_ssnas("search", "--data", str(cifar_subset), "--out", str(out), *TINY_EVOLUTION, env=env).returncode == 0
+    elsewhere = run_ssnas("search", "--data", str(cifar_subset), "--out", str(out), *TINY_EVOLUTION, "--resume",
+                          "--device", "cpu", env=env)  # fmt: skip
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    one_line(run_ssnas("search", "--data", str(cifar_subset), "--out", str(out), *TINY_EVOLUTION, "--resume",
+                       "--max-flops", "100", env=env), "different settings", "max_flops")  # fmt: skip
