@@ -16,6 +16,10 @@ from cli_helpers import copy_cifar_subset
 TESTS = Path(__file__).resolve().parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# tests/_ddp_train.py, one vs two processes, measured (issue 19) on a Xeon with avx512f + avx512_bf16 + amx_bf16
+# (torch 2.13 CPU, 3 runs) and on it with kernels capped at AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2,
+# 2 runs): weights 2.3e-7, loss 1.2e-7 apart at most, reruns bit-identical; 1e-5 is a 40x margin.
+WEIGHT_ATOL = LOSS_TOL = 1e-5
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -34,7 +38,7 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path: Path) -> None:
     assert a["steps"] == b["steps"] == 8
     for part in ("model", "objective"):
         for name, value in a[part].items():
-            assert torch.allclose(value, b[part][name], atol=1e-5), (part, name)
+            assert torch.allclose(value, b[part][name], atol=WEIGHT_ATOL), (part, name)
     sys.path.insert(0, str(TESTS))
     from _ddp_train import Tiny
 
@@ -43,7 +47,7 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path: Path) -> None:
     with seeded(0):
         initial = Tiny().state_dict()
     assert not torch.allclose(initial["conv.weight"], b["model"]["conv.weight"], atol=1e-3)  # it did train
-    assert b["loss"] == pytest.approx(a["loss"], abs=1e-5)
+    assert b["loss"] == pytest.approx(a["loss"], abs=LOSS_TOL)
 
 
 def test_pretrain_under_torchrun_writes_one_run_folder(shared_data: Path, tmp_path: Path) -> None:

@@ -14,8 +14,12 @@ import torch
 
 TESTS = Path(__file__).resolve().parent
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-# fp32 throughout; the float64 all-reduced moments leave only summation-order rounding.
-LOSS_TOL, GRAD_ATOL, GRAD_RTOL = 1e-5, 2e-5, 1e-4
+# fp32 throughout; the float64 all-reduced moments leave only summation-order rounding. Measured (issue 19) on a
+# Xeon with avx512f + avx512_bf16 + amx_bf16 (torch 2.13 CPU, 3 runs) and on the same CPU with its kernels capped at
+# AVX2 (ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2, 2 runs): reruns bit-identical; one vs two processes at most
+# loss 1.3e-6, gradients 4.6e-6 (within GRAD_ATOL alone), running buffers 6.0e-8, trained weights 4.3e-7.
+LOSS_TOL, GRAD_ATOL, GRAD_RTOL = 1e-5, 2e-5, 1e-4  # >= 4x the measured bound
+BUFFER_ATOL, WEIGHT_ATOL = 1e-6, 1e-5  # 17x and 23x
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def test_loss_and_gradients_equal_one_process(runs: tuple[dict, dict], objective
         assert torch.allclose(two["grads"][name], grad, atol=GRAD_ATOL, rtol=GRAD_RTOL), name
     assert set(two["buffers"]) == set(one["buffers"]) and (not batchnorm or "model.norm.running_var" in one["buffers"])
     for name, buffer in one["buffers"].items():
-        assert torch.allclose(two["buffers"][name], buffer, atol=1e-6), name
+        assert torch.allclose(two["buffers"][name], buffer, atol=BUFFER_ATOL), name
 
 
 def test_training_steps_end_with_the_same_weights(runs: tuple[dict, dict]) -> None:
@@ -48,4 +52,4 @@ def test_training_steps_end_with_the_same_weights(runs: tuple[dict, dict]) -> No
     one, two = runs[0]["trained"], runs[1]["trained"]
     assert set(one) == set(two)
     for name, value in one.items():
-        assert torch.allclose(two[name].float(), value.float(), atol=1e-5), name
+        assert torch.allclose(two[name].float(), value.float(), atol=WEIGHT_ATOL), name
