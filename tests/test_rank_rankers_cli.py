@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
+from scipy.stats import rankdata
 
 from cli_helpers import run_ssnas
-from ssnas.ranking.zero_cost import ranker_names
+from ssnas.rating import ranker_names
 from test_cli import assert_one_line_error
 
 
@@ -48,14 +51,40 @@ def test_every_network_ranker_runs(ranker: str, cifar: str, nb201_csv: Path, tmp
     assert rows[0] == "arch,score" and len(rows) == 5
 
 
-def test_log_rank_aggregation_changes_the_ensemble(cifar: str, nb201_csv: Path) -> None:
-    scores = {}
+ENSEMBLE = ["meco", "naswot", "synflow", "effective-rank", "params"]
+
+
+def test_log_rank_aggregation_changes_the_ensemble(cifar: str, nb201_csv: Path, tmp_path: Path) -> None:
+    """Both rules on the same 12 cells: each score equals its rule applied by hand to the per-signal
+    columns the CLI writes (mean over parts of rank/N; sum over parts of log(rank/N); ties share the mean
+    rank), and the two rules order the cells differently, so the correlation with the table differs too."""
+    tables, reports = {}, {}
     for rule in ("mean-rank", "log-rank"):
-        result = run_ssnas("rank", "--ranker", "meco+naswot+synflow+effective-rank+params", "--aggregate", rule, "--sample", "12", "--seed",
-                           "2", "--data", cifar, "--json", "--batch-size", "8", "--table", str(nb201_csv))  # fmt: skip
+        out = tmp_path / f"{rule}.csv"
+        result = run_ssnas("rank", "--ranker", "+".join(ENSEMBLE), "--aggregate", rule, "--sample", "12", "--seed", "2",
+                           "--data", cifar, "--json", "--batch-size", "8", "--table", str(nb201_csv), "--out", str(out))  # fmt: skip
         assert result.returncode == 0, result.stderr
-        scores[rule] = json.loads(result.stdout)["spearman_rho"]
-    assert all(-1 <= s <= 1 for s in scores.values())
+        reports[rule] = json.loads(result.stdout)
+        with out.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            assert reader.fieldnames == ["arch", "score", *ENSEMBLE]
+            tables[rule] = list(reader)
+    mean_rows, log_rows = tables["mean-rank"], tables["log-rank"]
+    assert len(mean_rows) == 12 and [r["arch"] for r in mean_rows] == [r["arch"] for r in log_rows]
+    for a, b in zip(mean_rows, log_rows):  # the signals do not depend on the rule
+        assert [float(a[s]) for s in ENSEMBLE] == pytest.approx([float(b[s]) for s in ENSEMBLE], rel=1e-9)
+    columns = {s: [float(r[s]) for r in mean_rows] for s in ENSEMBLE}
+    assert all(math.isfinite(v) for values in columns.values() for v in values)  # no rated-last substitution here
+    fractions = {s: rankdata(values) / len(values) for s, values in columns.items()}  # rank/N, higher value = higher rank
+    by_hand = {
+        "mean-rank": [sum(float(fractions[s][i]) for s in ENSEMBLE) / len(ENSEMBLE) for i in range(12)],
+        "log-rank": [sum(math.log(fractions[s][i]) for s in ENSEMBLE) for i in range(12)],
+    }
+    for rule, rows in tables.items():
+        assert [float(r["score"]) for r in rows] == pytest.approx(by_hand[rule], abs=1e-12), rule
+    orders = {rule: sorted(range(12), key=lambda i: -by_hand[rule][i]) for rule in by_hand}
+    assert len(set(by_hand["log-rank"])) == 12 and orders["mean-rank"] != orders["log-rank"]
+    assert reports["mean-rank"]["spearman_rho"] != reports["log-rank"]["spearman_rho"]
 
 
 def test_nats_size_ranks_against_its_table_with_its_own_default(cifar: str, shared_data: Path) -> None:
