@@ -48,7 +48,9 @@ def test_every_network_ranker_runs(ranker: str, cifar: str, nb201_csv: Path, tmp
     report = json.loads(result.stdout)
     assert report["ranker"] == ranker and report["count"] == 4
     rows = (tmp_path / "s.csv").read_text().splitlines()
-    assert rows[0] == "arch,score" and len(rows) == 5
+    header = rows[0].split(",")
+    assert header[:2] == ["arch", "score"] and len(rows) == 5
+    assert header[2:] and all(column in ranker_names() for column in header[2:])  # each signal's raw value
 
 
 ENSEMBLE = ["meco", "naswot", "synflow", "effective-rank", "params"]
