@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssnas.rating.registry import SIGNALS
+from ssnas.rating.registry import SIGNALS, features
 
 AZ_COLUMNS = ("az-expressivity", "az-progressivity", "az-trainability")
 IDENTITY_TERM = -1e3  # real layers score about -10 to 0
@@ -95,7 +95,7 @@ def az_nas_proxies(
     handles = [layer.register_forward_hook(record) for layer in layers]
     try:
         with torch.enable_grad():
-            model.forward_features(images.requires_grad_(False), **forward_kwargs)
+            features(model, images.requires_grad_(False), **forward_kwargs)
             entropies = [_entropy_of_spectrum(f) for f in outputs]
             generator = torch.Generator().manual_seed(seed)
             sigmas = [

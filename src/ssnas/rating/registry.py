@@ -84,4 +84,5 @@ def forward_hooks(model: nn.Module, kinds: tuple[type[nn.Module], ...], hook: Ca
 
 def features(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any) -> torch.Tensor:
     """The network's (B, D) features: every ssnas network exposes `forward_features`."""
-    return model.forward_features(images, **forward_kwargs)
+    forward: Callable[..., torch.Tensor] = getattr(model, "forward_features")
+    return forward(images, **forward_kwargs)

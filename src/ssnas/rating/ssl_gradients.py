@@ -23,7 +23,7 @@ from torch import nn
 
 from ssnas.data.views import PadCrop
 from ssnas.objectives.simclr import nt_xent_loss
-from ssnas.rating.registry import SIGNALS
+from ssnas.rating.registry import SIGNALS, features
 
 SSL_GRADIENT_COLUMNS = ("zico-ssl", "snip-ssl", "gradnorm-ssl")
 
@@ -61,8 +61,8 @@ def ssl_gradient_proxies(
     try:
         with torch.enable_grad():
             for a, b in zip(first.chunk(splits), second.chunk(splits)):
-                features = model.forward_features(torch.cat([a, b]), **forward_kwargs)  # (2b, D)
-                z1, z2 = features.float().chunk(2)
+                output = features(model, torch.cat([a, b]), **forward_kwargs)  # (2b, D)
+                z1, z2 = output.float().chunk(2)
                 loss = nt_xent_loss(z1, z2, temperature)
                 grads = torch.autograd.grad(loss, weights, allow_unused=True)
                 per_split.append([
