@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -108,12 +109,25 @@ def process_group() -> DataParallel | None:
     return DataParallel(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
+_EXIT_KEY = "ssnas/exited"
+_EXIT_WAIT_SECONDS = 30.0
+
+
 def _shut_down() -> None:
     """Leave together and tear the group down: a process that exits while the backend's threads
-    still run (process 0 is still writing) aborts with 'terminate called without an active exception'."""
+    still run (process 0 is still writing) aborts with 'terminate called without an active exception'.
+    The last step waits on the rendezvous store until every process has torn its group down, so no
+    process closes its gloo connections while a peer is still inside `destroy_process_group` (that
+    race aborted a process now and then when the CPU was shared; issue 19)."""
     if dist.is_initialized():
+        store = dist.distributed_c10d._get_default_store()
+        world_size = dist.get_world_size()
         dist.barrier()
         dist.destroy_process_group()
+        store.add(_EXIT_KEY, 1)
+        deadline = time.monotonic() + _EXIT_WAIT_SECONDS
+        while store.add(_EXIT_KEY, 0) < world_size and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def reports_errors() -> bool:
