@@ -88,6 +88,13 @@ def test_proxy_loss_train_is_settable() -> None:
     assert config.create_strategy().proxy.loss == "train"  # type: ignore[attr-defined]
 
 
+def test_rating_trials_take_a_rating_batch_size() -> None:
+    config = resolve(search_config(strategy="random", trial_objective="rating", rating_batch_size=16))
+    assert config.create_strategy().proxy.rating_batch_size == 16  # type: ignore[attr-defined]
+    default = resolve(search_config(strategy="tpe", trial_objective="rating"))
+    assert default.create_strategy().proxy.rating_batch_size == 64  # type: ignore[attr-defined]  # nb201's search default
+
+
 def test_supervised_objective_on_a_flat_folder_is_refused(flat_folder: Path, tmp_path: Path) -> None:
     env = {"SSNAS_CACHE": str(tmp_path / "cache")}
     for strategy, fragment in (("setn", "needs labels"), ("tpe", "needs labels"), ("evolution", "does not use")):

@@ -75,7 +75,7 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
                    "(see `ssnas rank --help`) [the space's search default].")
 @click.option("--ratings", type=POSITIVE, default=None, help="evolution: architectures rated [100].")
 @click.option("--population", type=POSITIVE, default=None, help="evolution: REA population size [20].")
-@click.option("--rating-batch-size", type=BATCH, default=None, help="evolution: held-out images per rated network [the space's search default].")
+@click.option("--rating-batch-size", type=BATCH, default=None, help="evolution, tpe/random rating trials: held-out images per rated network [the space's search default].")
 @click.option("--table", type=TEXT, default=None,
               help="Benchmark CSV: look the found cells up in it even when the data is not CIFAR-10 [found automatically for CIFAR-10].")
 @click.option("--max-flops", type=float, default=None,

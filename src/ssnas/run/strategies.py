@@ -146,7 +146,8 @@ class OptunaSettings(Training):
     """tpe (CSNAS) and random search: Optuna trials (`StudyConfig`) scored by `ProxyConfig`.
 
     trial_objective: "ssl-proxy" (train each trial: the objective, training settings and
-        proxy_loss apply) or "rating" (a label-free rating at initialisation: ranker applies).
+        proxy_loss apply) or "rating" (a label-free rating at initialisation: ranker and
+        rating_batch_size apply).
     proxy_loss: "holdout" (the SSL loss on held-out images) or "train" (the final epoch's
         training loss, as the CSNAS code reports).
     storage: journal file, sqlite:/// or postgresql:// URL; None = `study.journal` in the run folder.
@@ -160,6 +161,7 @@ class OptunaSettings(Training):
     objective: str | None = None
     proxy_loss: str | None = None
     ranker: str | None = None
+    rating_batch_size: int | None = None
     channels: int | None = None
     cells: int | None = None
 
@@ -171,14 +173,15 @@ class OptunaSettings(Training):
     def options(self, space: str) -> tuple[str, ...]:
         shared, network = ("trials", "storage", "study", "trial_objective"), _sized(space, STANDALONE_SIZED)
         if self.trial_mode == "rating":
-            return (*shared, "ranker", *network)
+            return (*shared, "ranker", "rating_batch_size", *network)
         return (*shared, "objective", *TRAINING, "proxy_loss", *network)
 
     def resolve(self, space: str, preset: str) -> OptunaSettings:
         network = FULL_NETWORK["darts"] if space == "darts" else {}  # CSNAS's proxy network; nb201: the preset's
         defaults = {**PRESETS[preset], **network, "epochs": CSNAS_EPOCHS, "objective": DEFAULT_OBJECTIVE,
                     "trial_objective": DEFAULT_TRIAL_OBJECTIVE, "proxy_loss": "holdout", "study": "ssnas",
-                    "ranker": search_defaults(space).ranker}  # fmt: skip
+                    "ranker": search_defaults(space).ranker,
+                    "rating_batch_size": search_defaults(space).batch_size}  # fmt: skip
         return _fill(self, self.options(space), defaults)
 
     def network(self, space: str) -> dict[str, int]:
@@ -187,7 +190,7 @@ class OptunaSettings(Training):
     def create(self, name: str, space: str, preset: str) -> Strategy:
         study = StudyConfig(n_trials=_set(self.trials), storage=self.storage, study_name=_set(self.study))
         proxy = ProxyConfig(loss=self.proxy_loss or "holdout", trial_objective=_set(self.trial_objective),
-                            rating=self.ranker)  # fmt: skip
+                            rating=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
         return OptunaSearch(name, study=study, proxy=proxy)
 
     def scored_by(self) -> str:

@@ -70,6 +70,7 @@ class ProxyConfig:
     eval_batch_size: int = 256
     trial_objective: str = "ssl-proxy"
     rating: str | None = None
+    rating_batch_size: int | None = None  # held-out images per rated network; None = the space's search default
     reference: int = 32
 
     def __post_init__(self) -> None:
@@ -206,7 +207,7 @@ class RatingEvaluator:
 
     def __init__(self, task: SearchTask, config: ProxyConfig) -> None:
         defaults = search_defaults(task.space.name)
-        self.rater = create_rater(task, config.rating or defaults.ranker, defaults.batch_size)
+        self.rater = create_rater(task, config.rating or defaults.ranker, config.rating_batch_size or defaults.batch_size)
         self.task, self.config = task, config
         self.scale: ReferenceScale | None = None
 
