@@ -183,3 +183,31 @@ def test_scoring_in_worker_processes_matches_one_process(tiny_images: torch.Tens
     assert seen[-1] == len(archs) and seen == sorted(seen)
     with pytest.raises(UserError, match="workers"):
         score_architectures(space, archs, "params", None, config, workers=0)
+
+
+def test_reference_scale_rates_a_non_finite_value_below_the_reference() -> None:
+    """A NaN (single signal or one of several) takes the reference's lowest value minus one scale."""
+    from ssnas.strategies.raters import ReferenceScale
+
+    space = create_space("nb201", C=4, N=1)
+    reference = [space.sample(random.Random(i)) for i in range(3)]
+    probe = space.sample(random.Random(99))
+
+    class Fixed:
+        name = "fixed"
+
+        def __init__(self, names: tuple[str, ...]) -> None:
+            self.names = names
+
+        def columns(self, archs):  # type: ignore[no-untyped-def]
+            value = {a: float(i + 1) for i, a in enumerate(reference)}
+            return {n: [value.get(a, math.nan) for a in archs] for n in self.names}
+
+        def combine(self, columns):  # type: ignore[no-untyped-def]
+            return columns[self.names[0]]
+
+    single = ReferenceScale(Fixed(("a",)), reference)  # type: ignore[arg-type]
+    assert single.score(probe)[0] == 1.0 - 1.0  # lowest reference value 1, inter-quartile range 1
+    assert math.isnan(single.score(probe)[1]["a"])  # the raw value is kept as it is
+    several = ReferenceScale(Fixed(("a", "b")), reference)  # type: ignore[arg-type]
+    assert several.score(probe)[0] < min(several.score(arch)[0] for arch in reference)

@@ -64,6 +64,14 @@ AGGREGATIONS: dict[str, Callable[[Sequence[Sequence[float]]], list[float]]] = {
     "log-rank": log_rank,
 }
 
+def combine(columns: Sequence[Sequence[float]], aggregate: str = "mean-rank") -> list[float]:
+    """One finite score per architecture: a single column keeps its values (non-finite ones rated
+    last), several combine by `aggregate` ("mean-rank" or "log-rank")."""
+    if len(columns) == 1:
+        return [float(v) for v in rated_last(columns[0])]
+    return AGGREGATIONS[aggregate](columns)
+
+
 # name -> (parts, aggregation): published or measured combinations, used as one ranker.
 COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
     "az-nas": (("az-expressivity", "az-progressivity", "az-trainability", "flops"), "log-rank"),
@@ -110,10 +118,8 @@ class Ranker:
 
     def combine(self, columns: dict[str, list[float]]) -> list[float]:
         """One finite score per architecture from the leaf columns (higher = better)."""
-        values = [part.combine(columns) if isinstance(part, Ranker) else columns[part] for part in self.parts]
-        if len(values) == 1:
-            return [float(v) for v in rated_last(values[0])]
-        return AGGREGATIONS[self.aggregate](values)
+        return combine([part.combine(columns) if isinstance(part, Ranker) else columns[part] for part in self.parts],
+                       self.aggregate)
 
     @property
     def needs_images(self) -> bool:

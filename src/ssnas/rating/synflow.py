@@ -28,10 +28,9 @@ _RESCALE_STEPS = (0, 256, 512, 768)  # input scales 2^-k tried in turn while the
 @SIGNALS.family("synflow", ("synflow",), "SynFlow: log10 sum |theta dR/dtheta| for an all-ones input through |weights|",
                 data_free=True)  # fmt: skip
 def synaptic_flow(model: nn.Module, images: torch.Tensor, seed: int = 0, **forward_kwargs: Any) -> dict[str, float]:
-    """log10 SynFlow of `model` (only the shape of images (B,3,H,W) is used); weights, dtype,
+    """log10 SynFlow of `model` (only the shape of images (B,3,H,W) is used); weights (in float32),
     gradients and train/eval mode are restored afterwards."""
-    state = {name: tensor for name, tensor in model.state_dict(keep_vars=True).items() if tensor.is_floating_point()}
-    saved = {name: (tensor.detach().clone(), tensor.dtype) for name, tensor in state.items()}
+    saved = {name: tensor.clone() for name, tensor in model.state_dict().items() if tensor.is_floating_point()}
     was_training = model.training
     model.eval()  # BN on running statistics: the flow does not depend on data
     try:
@@ -51,8 +50,7 @@ def synaptic_flow(model: nn.Module, images: torch.Tensor, seed: int = 0, **forwa
         with torch.no_grad():
             for name, tensor in model.state_dict().items():
                 if name in saved:
-                    original, dtype = saved[name]
-                    tensor.copy_(original.to(tensor.dtype))
+                    tensor.copy_(saved[name])
         model.train(was_training)
     return {"synflow": value}
 

@@ -22,7 +22,6 @@ from typing import Protocol
 import numpy as np
 
 from ssnas.rating import EngineConfig, Ranker, parse_ranker, score_architectures
-from ssnas.rating.aggregate import rated_last
 from ssnas.spaces import Architecture, SearchSpace, is_degenerate
 from ssnas.strategies.base import SearchTask
 from ssnas.training.precision import resolve_device
@@ -79,7 +78,8 @@ class ReferenceScale:
     score(a) = mean_s (x_s(a) - median_s) / IQR_s over the reference architectures; monotone in
     every signal and independent of the other architectures scored (for Optuna trials). A rater
     with a single signal keeps its raw value. Non-finite values are rated last: they take the
-    reference's lowest value minus one scale.
+    reference's lowest value minus one scale (without a reference they stay as they are, and the
+    trial fails as diverged).
     """
 
     def __init__(self, rater: Rater, reference: Sequence[Architecture]) -> None:
@@ -98,10 +98,10 @@ class ReferenceScale:
     def score(self, arch: Architecture) -> tuple[float, dict[str, float]]:
         columns = self.rater.columns([arch])
         values = {name: column[0] for name, column in columns.items()}
-        if len(values) == 1:
-            return float(rated_last(list(values.values()))[0]), values
-        parts = [(v if np.isfinite(v) else self.floor[n]) for n, v in values.items()]
-        return float(np.mean([(p - self.centre[n]) / self.scale[n] for n, p in zip(values, parts)])), values
+        parts = {n: v if np.isfinite(v) else self.floor.get(n, v) for n, v in values.items()}  # rated last
+        if len(parts) == 1:
+            return float(next(iter(parts.values()))), values
+        return float(np.mean([(p - self.centre[n]) / self.scale[n] for n, p in parts.items()])), values
 
 
 def reference_sample(space: SearchSpace, count: int, seed: int) -> list[Architecture]:

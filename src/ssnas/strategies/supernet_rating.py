@@ -30,7 +30,7 @@ from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.objectives import Batch, Objective
 from ssnas.rating import SIGNALS, EngineConfig, frozen_batch_norm, network_signals, rating_batches, score_architectures
-from ssnas.rating.aggregate import INIT_PREFIX, mean_rank, rated_last
+from ssnas.rating.aggregate import INIT_PREFIX, combine
 from ssnas.rating.engine import rating_indices
 from ssnas.spaces import Architecture, SearchSpace
 from ssnas.strategies.base import ScoredArch
@@ -67,9 +67,7 @@ class RatingConfig:
 
 def combine_by_rank(columns: dict[str, list[float]]) -> list[float]:
     """Mean over signals of each candidate's rank in (0, 1]; one signal = its raw value (finite)."""
-    if len(columns) == 1:
-        return [float(v) for v in rated_last(next(iter(columns.values())))]
-    return mean_rank(list(columns.values()))
+    return combine(list(columns.values()), "mean-rank")
 
 
 def rate_architectures(
@@ -123,13 +121,20 @@ class _SupernetRater:
         self.seed, self.device, self.precision = seed, device, precision
         self.indices = rating_indices(holdout.shape[0], size, seed, config.batches)
         self.images = rating_batches(holdout, size, seed, config.batches, device)
+        self._family_values: dict[tuple[str, Architecture], dict[str, float]] = {}  # one pass per family and path
 
     def value(self, name: str, arch: Architecture) -> float:
         if name in HELD_OUT_SIGNALS:
             with frozen_batch_norm(self.supernet):
                 return self._held_out(name, arch)
-        values = [network_signals(self.supernet, [name], x, self.seed, arch=arch)[name][0] for x in self.images]
-        return float(sum(values) / len(values))
+        family = SIGNALS.of(name)
+        key = (family.name, arch)
+        if key not in self._family_values:
+            passes = [network_signals(self.supernet, family.columns, x, self.seed, arch=arch) for x in self.images]
+            self._family_values[key] = {
+                column: float(sum(values[column][0] for values in passes) / len(passes)) for column in family.columns
+            }
+        return self._family_values[key][name]
 
     @torch.no_grad()
     def _held_out(self, name: str, arch: Architecture) -> float:
