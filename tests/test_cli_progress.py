@@ -15,9 +15,11 @@ import yaml
 from cli_helpers import SSNAS
 
 # Only the networks are made small so the tests are quick; no size option (the preset fits the folder).
-# The default strategy (evolution on nb201) rates networks at initialisation; SETN trains a supernet.
+# The default strategy (two-stage on nb201) rates networks at initialisation, then trains a shortlist
+# briefly; SETN trains a supernet.
 SMALL = {
-    "default": ["--ratings", "12", "--population", "4", "--channels", "4", "--cells", "1", "--precision", "fp32"],
+    "default": ["--ratings", "12", "--population", "4", "--channels", "4", "--cells", "1", "--precision", "fp32",
+                "--shortlist", "2", "--judge-budget", "2000"],
     "setn": ["--strategy", "setn", "--epochs", "2", "--channels", "4", "--cells", "1", "--batch-size", "64",
              "--select-num", "4", "--evaluator-every", "4", "--precision", "fp32"],
 }  # fmt: skip
@@ -53,8 +55,12 @@ def test_quick_start_on_a_flat_folder_with_progress_piped_to_a_file(strategy: st
         else:  # the last line of the evolution stage, with what is best so far, elapsed time and ETA
             assert re.search(r"evolution: 12/12 architectures rated \(100%\), best so far \|\S+\|, elapsed \S+, ETA", log)
             assert "rating:" not in log  # no lines per rated architecture: evolution's own lines say it
+            # stage 2: one line per judged candidate, with its training and signals, then the pick
+            assert re.search(r"judge: 2/2 candidates judged \(100%\), \|\S+\| stage-1 #2: \d+ steps in \S+ "
+                             r"\(\d+ passes/s\), pretext-accuracy [\d.]+", log)  # fmt: skip
+            assert "stage 2 picked" in log
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["strategy"] == ("setn" if strategy == "setn" else "evolution")
+    assert config["strategy"] == ("setn" if strategy == "setn" else "two-stage")
     assert (config["num_images"], config["holdout_images"], config["precision"]) == (1600, 400, "fp32")
     assert "1,600 training (80% of the folder" in (out / "search.log").read_text()
     result = json.loads((out / "result.json").read_text())

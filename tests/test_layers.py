@@ -28,6 +28,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("objectives",),  # self-supervised losses
     ("training",),  # train loop, checkpoints, precision, distributed
     ("rating",),  # label-free signals, shared by every strategy and by `ssnas rank`
+    ("judging",),  # brief self-supervised training of a shortlisted candidate, then its signals
     ("groundtruth",),  # NB201 / NATS tables
     ("studies",),  # Optuna storages, heartbeats, worker loop (apart from the samplers)
     ("strategies",),  # evolution, setn, tpe, bossnas

@@ -11,6 +11,7 @@ from rich.console import Console
 from ssnas.cli._common import (
     BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
 )
+from ssnas.judging import SIGNAL_NAMES
 from ssnas.objectives import OBJECTIVES
 from ssnas.run import PRESETS, SPACE_STRATEGIES, run_search, search_config
 from ssnas.spaces import SPACES
@@ -71,11 +72,23 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="tpe/random ssl-proxy trials: holdout (the objective's loss on held-out images) or train "
                    "(the final epoch's training loss, as the CSNAS code reports) [holdout].")
 @click.option("--ranker", type=TEXT, default=None,
-              help="evolution, tpe/random rating trials: a ranker expression, e.g. az-nas-ssl or meco+synflow "
+              help="two-stage, evolution, tpe/random rating trials: a ranker expression, e.g. az-nas-ssl or meco+synflow "
                    "(see `ssnas rank --help`) [the space's search default].")
-@click.option("--ratings", type=POSITIVE, default=None, help="evolution: architectures rated [100].")
-@click.option("--population", type=POSITIVE, default=None, help="evolution: REA population size [20].")
-@click.option("--rating-batch-size", type=BATCH, default=None, help="evolution, tpe/random rating trials: held-out images per rated network [the space's search default].")
+@click.option("--ratings", type=POSITIVE, default=None, help="two-stage (stage 1), evolution: architectures rated [100].")
+@click.option("--population", type=POSITIVE, default=None, help="two-stage (stage 1), evolution: REA population size [20].")
+@click.option("--rating-batch-size", type=BATCH, default=None, help="two-stage, evolution, tpe/random rating trials: held-out images per rated network [the space's search default].")
+@click.option("--time-budget", type=float, default=None,
+              help="two-stage: minutes the whole run may take; the shortlist and the training per candidate "
+                   "follow from the speed measured at the start [15].")
+@click.option("--shortlist", type=int, default=None,
+              help="two-stage: candidates of stage 1 judged by brief self-supervised training [as many as fit, up to 10].")
+@click.option("--judge-budget", type=int, default=None,
+              help="two-stage: backbone passes (images x rotations or views) each judged candidate trains for "
+                   "[32,000 on nb201, less when the time budget is short].")
+@click.option("--judge-objective", type=click.Choice(("rotation", "simclr")), default=None,
+              help="two-stage: the judge's self-supervised training [rotation, UnNAS's pretext task].")
+@click.option("--judge-signal", type=click.Choice(SIGNAL_NAMES), default=None,
+              help="two-stage: what ranks the judged candidates (with their stage-1 score) [pretext-accuracy].")
 @click.option("--table", type=TEXT, default=None,
               help="Benchmark CSV: look the found cells up in it even when the data is not CIFAR-10 [found automatically for CIFAR-10].")
 @click.option("--max-flops", type=float, default=None,

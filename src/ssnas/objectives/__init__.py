@@ -19,6 +19,7 @@ def create_objective(name: str, **kwargs: Any) -> Objective:
 from ssnas.objectives import byol as _byol  # noqa: E402,F401
 from ssnas.objectives import csnas_nce as _csnas_nce  # noqa: E402,F401
 from ssnas.objectives import ensemble as _ensemble  # noqa: E402,F401
+from ssnas.objectives import rotation as _rotation  # noqa: E402,F401
 from ssnas.objectives import simclr as _simclr  # noqa: E402,F401
 from ssnas.objectives import supervised as _supervised  # noqa: E402,F401
 

@@ -35,10 +35,12 @@ class Objective(nn.Module):
     Attributes:
         view_recipe: name of the default augmentation recipe in `ssnas.data.views`.
         needs_labels: True only for the supervised reference objective.
+        passes_per_image: backbone passes with gradients per image and step (views, rotations).
     """
 
     view_recipe: str = "simclr"
     needs_labels: bool = False
+    passes_per_image: int = 2
 
     def setup(self, model: nn.Module, feature_dim: int, num_images: int) -> None:
         """Called once before training (build heads lazily, copy an EMA target, fill a bank)."""

@@ -85,6 +85,7 @@ class CSNASNCE(Objective):
     """The CSNAS memory-bank NCE objective (views: original, patch_a, patch_b)."""
 
     view_recipe = "csnas"
+    passes_per_image = 3
 
     def __init__(
         self,

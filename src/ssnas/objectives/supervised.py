@@ -22,6 +22,7 @@ class Supervised(Objective):
 
     view_recipe = "crop-flip"
     needs_labels = True
+    passes_per_image = 1
 
     def __init__(self, num_classes: int = 10, label_smoothing: float = 0.0) -> None:
         super().__init__()

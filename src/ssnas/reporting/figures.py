@@ -144,6 +144,23 @@ def loss_curve_figure(history: Sequence[float] | Sequence[Sequence[float]]) -> b
     return _png(figure)
 
 
+def judge_curves_figure(curves: Sequence[Sequence[float]], labels: Sequence[str], picked: int) -> bytes | None:
+    """The judged candidates' training losses (one line each, x = share of the training), the pick in bold."""
+    if not any(curves):
+        return None
+    figure, axis = _pyplot().subplots(figsize=(6, 3.2))
+    for k, (curve, label) in enumerate(zip(curves, labels)):
+        if not curve:
+            continue
+        x = [(i + 1) / len(curve) for i in range(len(curve))]
+        axis.plot(x, list(curve), linewidth=2.5 if k == picked else 1.0, label=label, alpha=1.0 if k == picked else 0.7)
+    axis.set_xlabel("share of the candidate's training")
+    axis.set_ylabel("pretext training loss")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, ncol=2)
+    return _png(figure)
+
+
 def op_distribution_figure(probabilities: Mapping[str, Mapping[str, float]]) -> bytes:
     """Heat map: one row per decision, one column per option, p(option) written in each cell."""
     decisions = list(probabilities)

@@ -15,7 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssnas.reporting.figures import architecture_figure, loss_curve_figure, op_distribution_figure, scatter_figure
+from ssnas.reporting.figures import (
+    architecture_figure, judge_curves_figure, loss_curve_figure, op_distribution_figure, scatter_figure,
+)
 from ssnas.strategies.base import SearchResult
 
 REPORT_NAME = "report.html"
@@ -70,7 +72,8 @@ def write_search_report(out_dir: Path, settings: Mapping[str, Any], result: Sear
     best = result.best
     shown = ("strategy", "space", "objective", "data", "preset", "seed", "precision", "num_images", "holdout_images",
              "epochs", "batch_size", "channels", "cells", "select_num", "rating", "ranker", "ratings", "population",
-             "rating_batch_size", "trials", "trial_objective", "proxy_loss")  # what each strategy uses  # fmt: skip
+             "rating_batch_size", "trials", "trial_objective", "proxy_loss", "time_budget", "shortlist", "judge_budget",
+             "judge_objective", "judge_signal")  # what each strategy uses  # fmt: skip
     overview = _table(["setting", "value"], [[k, " + ".join(map(str, v)) if isinstance(v, (list, tuple)) else v]
                                              for k in shown if (v := settings.get(k)) is not None])  # fmt: skip
     summary = (f"<p>Best architecture <code>{html.escape(best.arch.key)}</code>, score {best.score:.4f}, "
@@ -89,12 +92,44 @@ def write_search_report(out_dir: Path, settings: Mapping[str, Any], result: Sear
         f"<h2>Top {min(TOP_CANDIDATES, len(result.candidates))} candidates (every signal)</h2>", candidates,
         "<h2>Training loss</h2>", _image(loss_curve_figure(history), "training loss curve"),
     ]  # fmt: skip
+    if "judge" in result.info:
+        sections += _judge_section(result.info["judge"], best.arch.key, truth)
     if "op_probabilities" in result.info:
         sections += ["<h2>Evaluator op distribution</h2>",
                      _image(op_distribution_figure(result.info["op_probabilities"]), "op distribution")]  # fmt: skip
     path = out_dir / REPORT_NAME
     path.write_text(_page(f"ssnas search: {settings.get('strategy')} on {settings.get('space')}", sections))
     return path
+
+
+JUDGE_COLUMNS = ("pretext-accuracy", "pretext-loss", "curve-area", "rankme", "neighbour-agreement")
+
+
+def _judge_section(judge: Mapping[str, Any], picked: str, truth: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Stage 2 of the two-stage search: the plan, each judged candidate (training, signals), the pick."""
+    judged = list(judge.get("candidates", []))
+    shortlist = list(judge.get("shortlist", []))
+    metric = "cifar10_valid" if any("cifar10_valid" in v for v in truth.values()) else None
+    rows = []
+    for entry in judged:
+        key = entry["arch"]
+        rows.append([shortlist.index(key) + 1 if key in shortlist else "", key, "picked" if key == picked else "",
+                     entry["stage1_score"], *[entry["signals"].get(n, "") for n in JUDGE_COLUMNS],
+                     entry["seconds"], entry["passes_per_second"],
+                     *([truth.get(key, {}).get(metric, "")] if metric else [])])  # fmt: skip
+    header = ["stage-1 #", "architecture", "", "stage-1 score", *JUDGE_COLUMNS, "seconds", "passes/s",
+              *([f"{metric} (reference)"] if metric else [])]  # fmt: skip
+    note = (f"<p>Each of the {len(shortlist)} best candidates of stage 1 trained from scratch for "
+            f"{judge.get('image_passes')} backbone passes of {html.escape(str(judge.get('objective')))} on the "
+            f"unlabeled training images (network {html.escape(str(judge.get('network') or 'as searched'))}), then "
+            f"measured on held-out images; ranked by {html.escape(str(judge.get('signal')))}"
+            f"{' with the stage-1 score (mean rank)' if judge.get('with_stage1') else ''}. {len(judged)} judged; "
+            f"plan about {judge.get('estimated_seconds', 0):.0f} s of the {judge.get('seconds_left', 0):.0f} s left "
+            "after stage 1. Signals: higher is better (losses negated).</p>")  # fmt: skip
+    index = next((i for i, e in enumerate(judged) if e["arch"] == picked), -1)
+    labels = [f"#{shortlist.index(e['arch']) + 1 if e['arch'] in shortlist else '?'}" for e in judged]
+    figure = judge_curves_figure([e.get("curve", []) for e in judged], labels, index)
+    return ["<h2>Stage 2: the judged shortlist</h2>", note, _table(header, rows), _image(figure, "judge training curves")]
 
 
 def write_rank_report(out_dir: Path, ranker: str, keys: Sequence[str], scores: Sequence[float],

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ssnas import runfolder
+from ssnas import PROCESS_STARTED, runfolder
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve
@@ -29,6 +29,7 @@ log = logging.getLogger("ssnas")
 
 def run_search(config: SearchConfig) -> dict[str, Any]:
     """Run one search and write its run folder; returns the `result.json` payload."""
+    started = PROCESS_STARTED  # a time budget counts the whole command: imports, data loading, everything
     config = resolve(config)
     run = config.run
     runfolder.check_out(Path(run.out), run.resume)  # before the data is loaded
@@ -49,7 +50,7 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
                  config.run.space, config.strategy.scored_by(), config.run.preset, config.run.seed,
                  config.run.precision)  # fmt: skip
         log.info("images from %s %s", config.run.data, split_reason)
-        task = replace(build_task(config, build_space(config), out_dir, dataset), budget=constraint)
+        task = replace(build_task(config, build_space(config), out_dir, dataset), budget=constraint, started=started)
         started = time.perf_counter()
         result = keep_within(strategy.search(task), constraint)
         seconds = time.perf_counter() - started

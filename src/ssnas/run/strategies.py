@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
+from ssnas.judging.defaults import judge_defaults
 from ssnas.rating.defaults import search_defaults
 from ssnas.run.presets import (
     BOSSNAS_QUICK_HEADS, CSNAS_EPOCHS, DEFAULT_OBJECTIVE, DEFAULT_TRIAL_OBJECTIVE, FULL_NETWORK, PRESETS,
@@ -33,6 +34,7 @@ from ssnas.strategies.proxy import ProxyConfig
 from ssnas.strategies.setn import SETN, SetnConfig
 from ssnas.strategies.supernet_rating import RatingConfig
 from ssnas.strategies.tpe import OptunaSearch
+from ssnas.strategies.two_stage import TwoStage, TwoStageConfig
 from ssnas.studies import StudyConfig
 
 TRAINING = ("epochs", "batch_size", "lr", "optimizer", "weight_decay")
@@ -102,6 +104,50 @@ class EvolutionSettings:
 
     def scored_by(self) -> str:
         return f"the label-free rating {self.ranker} at initialisation"
+
+
+EVOLUTION_FIELDS = ("ranker", "ratings", "population", "rating_batch_size", "channels", "cells")
+
+
+@dataclass(frozen=True)
+class TwoStageSettings(EvolutionSettings):
+    """The default search (`TwoStageConfig`): evolution keeps a shortlist (the evolution options),
+    then each shortlisted candidate trains briefly without labels and a label-free signal picks.
+
+    time_budget: minutes the whole run may take [15].
+    shortlist: candidates judged [as many as fit, up to the space's judge default].
+    judge_budget: backbone passes per candidate [the space's judge default, less if time is short].
+    judge_objective / judge_signal: the judge's training and signal [`ssnas.judging.defaults`].
+    """
+
+    time_budget: float | None = None
+    shortlist: int | None = None
+    judge_budget: int | None = None
+    judge_objective: str | None = None
+    judge_signal: str | None = None
+
+    def options(self, space: str) -> tuple[str, ...]:
+        judge = ("time_budget", "shortlist", "judge_budget", "judge_objective", "judge_signal")
+        return (*super().options(space), *judge)
+
+    def resolve(self, space: str, preset: str) -> TwoStageSettings:
+        judge = judge_defaults(space)
+        stage1 = EvolutionSettings.resolve(self, space, preset)  # fills the evolution options of `self`
+        resolved = _fill(replace(self, **{f: getattr(stage1, f) for f in EVOLUTION_FIELDS}), self.options(space),
+                         {"time_budget": TwoStageConfig().time_budget, "judge_objective": judge.objective,
+                          "judge_signal": judge.signal})  # fmt: skip
+        return resolved
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        stage1 = EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population), rating=self.ranker,
+                                 rating_batch_size=self.rating_batch_size)  # fmt: skip
+        return TwoStage(TwoStageConfig(stage1=stage1, time_budget=_set(self.time_budget), shortlist=self.shortlist,
+                                       judge_budget=self.judge_budget, judge_objective=self.judge_objective,
+                                       judge_signal=self.judge_signal))  # fmt: skip
+
+    def scored_by(self) -> str:
+        return (f"the label-free rating {self.ranker} at initialisation (stage 1), then {self.judge_signal} after "
+                f"brief {self.judge_objective} training of the shortlist (stage 2)")
 
 
 @dataclass(frozen=True)
@@ -233,7 +279,7 @@ class BossnasSettings(Training):
 
 
 STRATEGY_SETTINGS: dict[str, type[StrategySettings]] = {
-    "evolution": EvolutionSettings, "setn": SetnSettings, "tpe": OptunaSettings, "random": OptunaSettings,
+    "two-stage": TwoStageSettings, "evolution": EvolutionSettings, "setn": SetnSettings, "tpe": OptunaSettings, "random": OptunaSettings,
     "bossnas": BossnasSettings,
 }  # fmt: skip
 
@@ -281,5 +327,5 @@ def _supernet(channels: int | None, cells: int | None) -> dict[str, int]:
 
 __all__ = [
     "NETWORK", "SIZED_SPACES", "STRATEGY_SETTINGS", "TRAINING", "BossnasSettings", "EvolutionSettings",
-    "OptunaSettings", "SetnSettings", "StrategySettings", "Training", "flag",
+    "OptunaSettings", "SetnSettings", "StrategySettings", "Training", "TwoStageSettings", "flag",
 ]

@@ -27,3 +27,4 @@ from ssnas.strategies import tpe as _tpe  # noqa: E402,F401
 from ssnas.strategies import setn as _setn  # noqa: E402,F401
 from ssnas.strategies import bossnas as _bossnas  # noqa: E402,F401
 from ssnas.strategies import evolution as _evolution  # noqa: E402,F401
+from ssnas.strategies import two_stage as _two_stage  # noqa: E402,F401

@@ -28,6 +28,7 @@ class SearchTask:
     holdout_images:  (M,3,H,W) uint8, unlabeled images kept out of training, for rating.
     labels / holdout_labels: (N,) / (M,) int64, only for the supervised reference objective.
     budget:          compute budget; strategies never keep (or propose) an architecture it refuses.
+    started:         `time.monotonic()` when the run started (time budgets count from it); None = now.
     """
 
     space: SearchSpace
@@ -42,6 +43,7 @@ class SearchTask:
     labels: torch.Tensor | None = None
     holdout_labels: torch.Tensor | None = None
     budget: Constraint | None = None
+    started: float | None = None
 
 
 @dataclass(frozen=True)

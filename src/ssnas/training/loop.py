@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -105,6 +105,7 @@ class TrainResult:
     final_loss: float
     checkpoint: Path | None = None
     seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)  # every step's loss, in order (the training curve)
 
 
 # --- optimizer --------------------------------------------------------------------------------------
@@ -252,6 +253,7 @@ def train(
 
     epoch, step_in_epoch, step = 0, 0, 0
     history: list[float] = []
+    losses: list[float] = []
     epoch_loss_sum, epoch_batches = 0.0, 0
     if resume and checkpoint_path is not None and checkpoint_path.exists():
         state = load_checkpoint(checkpoint_path)
@@ -265,6 +267,7 @@ def train(
             hooks.load_state_dict(state["hook"])
         epoch, step_in_epoch, step = state["epoch"], state["step_in_epoch"], state["step"]
         history, epoch_loss_sum, epoch_batches = state["history"], state["epoch_loss_sum"], state["epoch_batches"]
+        losses = list(state.get("losses", []))
         restore_rng(state["rng"], generators)
         log.info("resumed from %s at epoch %d, step %d", checkpoint_path, epoch, step)
     else:
@@ -287,6 +290,7 @@ def train(
                 "hook": hooks.state_dict() if hooks is not None else None,
                 "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
                 "history": history, "epoch_loss_sum": epoch_loss_sum, "epoch_batches": epoch_batches,
+                "losses": losses,
                 "rng": capture_rng(generators),
             },
             checkpoint_path,
@@ -356,6 +360,7 @@ def train(
 
                 step, step_in_epoch = step + 1, step_in_epoch + 1
                 epoch_loss_sum, epoch_batches = epoch_loss_sum + loss_value, epoch_batches + 1
+                losses.append(loss_value)
                 images_seen += batch_size
                 ips = images_seen / (time.perf_counter() - started)
                 if is_main:
@@ -387,6 +392,7 @@ def train(
         final_loss=final_loss,
         checkpoint=checkpoint_path,
         seconds=seconds,
+        losses=list(losses),
     )
 
 

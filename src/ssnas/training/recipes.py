@@ -162,6 +162,7 @@ class ClassifierObjective(Objective):
     """
 
     view_recipe = "crop-flip"
+    passes_per_image = 1
     needs_labels = True
 
     def __init__(
