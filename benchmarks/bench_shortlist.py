@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_rankers import cpu_record
+from bench_rankers import cpu_record, size_baseline
 
 from ssnas.data.datasets import load_dataset
 from ssnas.groundtruth.tables import TABLES
@@ -47,6 +47,12 @@ from ssnas.rating.engine import build_network
 from ssnas.spaces import create_space
 
 METRIC = "cifar10_valid"
+SPACES = {  # table, stage-1 ranker, its network and images, judge network, labelled low-fidelity reference
+    "nb201": {"table": "nb201", "stage1": "az-nas", "stage1_network": ["C=8", "N=1"], "stage1_batch": 32,
+              "judge_network": ["C=16", "N=1"], "size": "params", "low_fidelity": "nb201_hp12"},
+    "nats-size": {"table": "nats-sss", "stage1": "az-synflow", "stage1_network": [], "stage1_batch": 16,
+                  "judge_network": [], "size": "width-sum", "low_fidelity": None},
+}  # fmt: skip
 
 
 def options(pairs: list[str]) -> dict[str, int]:
@@ -82,13 +88,16 @@ def evaluate(signal: np.ndarray, truth: np.ndarray, stage1: np.ndarray, args: ar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--space", default="nb201", choices=sorted(SPACES))
     parser.add_argument("--half", default="dev", choices=("dev", "eval"))
+    parser.add_argument("--pool-by", default="stage1", choices=("stage1", "random"),
+                        help="stage1: the best of the sample by the stage-1 ranker; random: the first of the sample")
     parser.add_argument("--sample", type=int, default=1000, help="cells of the half rated by stage 1")
     parser.add_argument("--sample-seed", type=int, default=0)
     parser.add_argument("--pool", type=int, default=40, help="best cells by stage 1 that are judged")
-    parser.add_argument("--stage1", default="az-nas", help="the stage-1 ranker")
+    parser.add_argument("--stage1", default=None, help="the stage-1 ranker [the space's]")
     parser.add_argument("--stage1-option", action="append", default=None)
-    parser.add_argument("--stage1-batch", type=int, default=32)
+    parser.add_argument("--stage1-batch", type=int, default=None)
     parser.add_argument("--judge-option", action="append", default=None, help="judge network size, e.g. C=16 (repeat)")
     parser.add_argument("--ladder", nargs="+", default=["rotation:2000", "rotation:8000", "rotation:32000",
                                                         "simclr:8000", "supervised:8000"])
@@ -104,10 +113,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    judge_options = options(args.judge_option or ["C=16", "N=1"])
+    setting = SPACES[args.space]
+    args.stage1 = args.stage1 or setting["stage1"]
+    args.stage1_option = args.stage1_option or setting["stage1_network"]
+    args.stage1_batch = args.stage1_batch or setting["stage1_batch"]
+    judge_options = options(args.judge_option or setting["judge_network"])
     started = time.perf_counter()
-    space = create_space("nb201")
-    table, hp12 = TABLES.create("nb201"), TABLES.create("nb201_hp12")
+    space = create_space(args.space)
+    table = TABLES.create(setting["table"])
+    low_fidelity = TABLES.create(setting["low_fidelity"]) if setting["low_fidelity"] else None
     parity = 0 if args.half == "dev" else 1
     half = [a for a in all_architectures(space) if table.index_of(a.key) % 2 == parity]
     sample = random.Random(args.sample_seed).sample(half, args.sample)
@@ -124,14 +138,17 @@ def main() -> None:
 
     if not saved["stage1"]:
         ranker = parse_ranker(args.stage1)
-        rated = score_architectures(resized(space, options(args.stage1_option or ["C=8", "N=1"])), sample, ranker, dataset.images[order[:1024]],
+        rated = score_architectures(resized(space, options(args.stage1_option)), sample, ranker, dataset.images[order[:1024]],
                                     EngineConfig(batch_size=args.stage1_batch, seed=args.seed))  # fmt: skip
         saved["stage1"] = {a.key: s for a, s in zip(rated.archs, rated.score)}
         saved["stage1_seconds"] = time.perf_counter() - started
         partial.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(json.dumps(saved))
         print(f"stage 1: {len(sample)} cells rated in {saved['stage1_seconds']:.0f} s", flush=True)
-    pool = sorted(saved["stage1"], key=saved["stage1"].__getitem__, reverse=True)[: args.pool]
+    if args.pool_by == "stage1":
+        pool = sorted(saved["stage1"], key=saved["stage1"].__getitem__, reverse=True)[: args.pool]
+    else:
+        pool = [a.key for a in sample[: args.pool]]
 
     judge_space = resized(space, judge_options)
     rungs = [(r.split(":")[0], int(r.split(":")[1])) for r in args.ladder]
@@ -154,20 +171,20 @@ def main() -> None:
 
     keys = [k for k in pool if all(f"{o}:{p}" in saved["judged"].get(k, {}) for o, p in rungs)]
     truth = np.array([table.query(k, METRIC) for k in keys])
-    test = {k: table.query(k, "cifar10_test") for k in keys}
     stage1 = np.array([saved["stage1"][k] for k in keys])
-    references = {
-        "stage1": stage1,
-        "params": np.array([table.query(k, "params_M") for k in keys]),
-        "hp12-epochs (labels)": np.array([hp12.query(k, METRIC) for k in keys]),
-    }
+    references = {"stage1": stage1, setting["size"]: size_baseline(space, [space.parse(k) for k in keys], setting["size"])}
+    if low_fidelity is not None:
+        references["hp12-epochs (labels)"] = np.array([low_fidelity.query(k, METRIC) for k in keys])
+    size_name = setting["size"]
+    stage1_ranks = np.asarray(fractional_ranks(stage1))
+    size_ranks = np.asarray(fractional_ranks(references[size_name]))
+    references[f"stage1+{size_name}"] = stage1_ranks + size_ranks
     result = {
         "command": "benchmarks/bench_shortlist.py " + " ".join(sys.argv[1:]),
-        "cpu": cpu_record(), "half": args.half, "metric": METRIC, "sample": args.sample, "pool": len(keys),
-        "stage1": {"ranker": args.stage1, "network": options(args.stage1_option or ["C=8", "N=1"]), "batch_size": args.stage1_batch},
+        "cpu": cpu_record(), "space": args.space, "pool_by": args.pool_by, "half": args.half, "metric": METRIC, "sample": args.sample, "pool": len(keys),
+        "stage1": {"ranker": args.stage1, "network": options(args.stage1_option), "batch_size": args.stage1_batch},
         "judge_network": judge_options, "train_images": args.train_images, "holdout": args.holdout,
-        "pool_truth": {"best": float(truth.max()), "median": float(np.median(truth)), "worst": float(truth.min()),
-                       "best_test": max(test.values())},
+        "pool_truth": {"best": float(truth.max()), "median": float(np.median(truth)), "worst": float(truth.min())},
         "references": {name: evaluate(v, truth, stage1, args) for name, v in references.items()},
         "rungs": {},
     }  # fmt: skip
@@ -180,9 +197,11 @@ def main() -> None:
         for name, values in signals.items():
             if np.all(np.isnan(values)):
                 continue
-            combined = np.asarray(fractional_ranks(rated_last(values))) + np.asarray(fractional_ranks(stage1))
+            own = np.asarray(fractional_ranks(rated_last(values)))
             entry["signals"][name] = evaluate(values, truth, stage1, args)
-            entry["signals"][name + "+stage1"] = evaluate(combined, truth, stage1, args)
+            entry["signals"][name + "+stage1"] = evaluate(own + stage1_ranks, truth, stage1, args)
+            entry["signals"][name + "+" + size_name] = evaluate(own + size_ranks, truth, stage1, args)
+            entry["signals"][name + "+stage1+" + size_name] = evaluate(own + stage1_ranks + size_ranks, truth, stage1, args)
         result["rungs"][rung] = entry
     result["wall_seconds"] = time.perf_counter() - started
     args.out.write_text(json.dumps(result, indent=1, default=float))

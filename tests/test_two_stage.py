@@ -206,3 +206,49 @@ def test_a_budget_too_small_for_one_candidate_is_refused_before_any_work(data: P
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--time-budget 0.02 min is too small" in lines[0], done.stderr
     assert not (tmp_path / "run" / "evolution.json").exists()
+
+
+# --- the plan: shortlist and training per candidate fitted to the measured speed ---------------------------
+
+
+def _plan_with(monkeypatch: pytest.MonkeyPatch, seconds_left: float, speed: float, **settings: Any) -> Any:
+    """`TwoStage._plan` with every candidate training at `speed` passes/s and `seconds_left` to go."""
+    from ssnas.strategies import two_stage
+    from ssnas.strategies.base import ScoredArch, SearchResult
+
+    space = create_space("nb201", C=4, N=1)
+    archs = [space.parse(k) for k in ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+                                      "|nor_conv_1x1~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+                                      "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+                                      "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")]  # fmt: skip
+    first = SearchResult(ScoredArch(archs[0], 4.0), [ScoredArch(a, 4.0 - i) for i, a in enumerate(archs)])
+    monkeypatch.setattr(two_stage, "_passes_per_second", lambda *args: speed)
+    task = type("Task", (), {"space": space})()
+    strategy = two_stage.TwoStage(two_stage.TwoStageConfig(**settings))
+    judge = JudgeConfig(image_passes=32_000)
+    deadline = time.monotonic() + seconds_left
+    return strategy._plan(task, first, space, judge, deadline, max_shortlist=4)  # type: ignore[arg-type]
+
+
+def test_plan_keeps_the_default_when_it_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan_with(monkeypatch, seconds_left=1000, speed=1000)  # 4 x (32 s + 2 s) fits 900 s
+    assert (len(plan.shortlist), plan.image_passes) == (4, 32_000)
+
+
+def test_plan_shortens_the_shortlist_then_the_training_when_time_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan_with(monkeypatch, seconds_left=80, speed=1000)  # 72 s to fill: two candidates of 32 s + 2 s
+    assert (len(plan.shortlist), plan.image_passes) == (2, 32_000)
+    plan = _plan_with(monkeypatch, seconds_left=40, speed=1000)  # 36 s: two candidates, less training each
+    assert len(plan.shortlist) == 2 and 2_000 <= plan.image_passes < 32_000
+    assert plan.estimated_seconds <= 0.9 * 40
+
+
+def test_plan_keeps_what_is_given_and_refuses_what_cannot_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan_with(monkeypatch, seconds_left=1000, speed=1000, shortlist=3)
+    assert (len(plan.shortlist), plan.image_passes) == (3, 32_000)
+    plan = _plan_with(monkeypatch, seconds_left=1000, speed=1000, judge_budget=4_000)
+    assert (len(plan.shortlist), plan.image_passes) == (4, 4_000)
+    from ssnas.errors import UserError
+
+    with pytest.raises(UserError, match="lower --shortlist and --judge-budget"):
+        _plan_with(monkeypatch, seconds_left=60, speed=1000, shortlist=4, judge_budget=32_000)

@@ -32,6 +32,8 @@ class JudgeDefaults:
 
 JUDGE_DEFAULTS: dict[str, JudgeDefaults] = {
     "nb201": JudgeDefaults("rotation", "pretext-accuracy", True, 32_000, 10, {"C": 16, "N": 1}),
+    # no ground truth to choose with: NB201's choice on a smaller DARTS network than stage 1's (C=32, 8 cells)
+    "darts": JudgeDefaults("rotation", "pretext-accuracy", True, 32_000, 10, {"C": 16, "layers": 5}),
 }
 FALLBACK_JUDGE = JudgeDefaults("rotation", "pretext-accuracy", True, 32_000, 10, {})
 

@@ -21,6 +21,7 @@ and `SIGNAL_NAMES` lists them. Training is a checkpointed unit: killed and resum
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +41,8 @@ from ssnas.objectives.base import Batch, Objective
 from ssnas.objectives.rotation import RotationPrediction
 from ssnas.rating.engine import frozen_batch_norm, network_signals
 from ssnas.training.loop import TrainConfig, train
+
+log = logging.getLogger(__name__)
 
 JUDGE_OBJECTIVES = ("rotation", "simclr", "supervised")
 # Training-free signals re-measured on the trained weights (prefix "trained-").
@@ -152,9 +155,7 @@ def judge_network(
     signals.update(_curve(result.losses))
     signals.update(_statistics(network, held, config.seed))
     if config.trained_signals:
-        first = VIEWS.create("identity")(held[:64].to(_device_of(network)), torch.Generator().manual_seed(0))[0]
-        measured = network_signals(network, TRAINED_SIGNALS, first, seed=config.seed)
-        signals.update({f"trained-{name}": value for name, (value, _) in measured.items()})
+        signals.update(_trained_signals(network, held, config.seed))
     return Judgement(
         signals={k: float(v) for k, v in signals.items()},
         losses=list(result.losses),
@@ -164,6 +165,20 @@ def judge_network(
         passes_per_second=result.images_per_second * objective.passes_per_image,
         config=asdict(config),
     )
+
+
+def _trained_signals(network: nn.Module, held: torch.Tensor, seed: int) -> dict[str, float]:
+    """`TRAINED_SIGNALS` on the trained weights, 64 held-out images; NaN (rated last) where a family
+    cannot run on this network (logged), so one signal never costs the candidate its judgement."""
+    first = VIEWS.create("identity")(held[:64].to(_device_of(network)), torch.Generator().manual_seed(0))[0]
+    values: dict[str, float] = {}
+    for name in TRAINED_SIGNALS:
+        try:
+            values[f"trained-{name}"] = network_signals(network, [name], first, seed=seed)[name][0]
+        except (RuntimeError, ValueError) as error:
+            log.warning("trained-%s cannot be measured on this network (%s); rated last", name, error)
+            values[f"trained-{name}"] = math.nan
+    return values
 
 
 def _device_of(network: nn.Module) -> torch.device:

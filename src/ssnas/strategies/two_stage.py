@@ -128,6 +128,7 @@ class TwoStage:
             objective=cfg.judge_objective or defaults.objective,
             image_passes=cfg.judge_budget or defaults.image_passes,
             precision=task.train.precision, seed=task.seed,
+            trained_signals=(cfg.judge_signal or defaults.signal).startswith("trained-"),  # only when they decide
         )  # fmt: skip
         signal = cfg.judge_signal or defaults.signal
         with_stage1 = defaults.with_stage1 if cfg.with_stage1 is None else cfg.with_stage1
