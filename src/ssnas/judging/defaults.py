@@ -16,7 +16,8 @@ class JudgeDefaults:
 
     objective: the self-supervised training of each candidate (`ssnas.judging.JUDGE_OBJECTIVES`).
     signal: the `Judgement.signals` entry that ranks the shortlist (higher is better).
-    with_stage1: rank by the mean of the signal's rank and the stage-1 score's rank.
+    combine: partners averaged with the signal by rank: "stage1" (the stage-1 score) and / or a
+        structural cost of `ssnas.rating.STRUCTURAL` ("params", "flops"); () = the signal alone.
     image_passes: backbone passes per candidate when the time budget allows.
     shortlist: at most this many candidates judged.
     network: network-size overrides of the space for the judge (nb201: C, N); {} = the space's own.
@@ -24,18 +25,21 @@ class JudgeDefaults:
 
     objective: str
     signal: str
-    with_stage1: bool
+    combine: tuple[str, ...]
     image_passes: int
     shortlist: int
     network: dict[str, int] = field(default_factory=dict)
 
 
 JUDGE_DEFAULTS: dict[str, JudgeDefaults] = {
-    "nb201": JudgeDefaults("rotation", "pretext-accuracy", True, 32_000, 10, {"C": 16, "N": 1}),
+    # nb201: the lowest pick regret (random shortlists of 10) among every label-free (training, signal) of
+    # bench_shortlist on the 25 best development-half cells by az-nas: SimCLR for 8,000 passes, then
+    # AZ-NAS trainability on the trained weights (benchmarks/results/judge_choice_nb201.json)
+    "nb201": JudgeDefaults("simclr", "trained-az-trainability", (), 8_000, 10, {"C": 16, "N": 1}),
     # no ground truth to choose with: NB201's choice on a smaller DARTS network than stage 1's (C=32, 8 cells)
-    "darts": JudgeDefaults("rotation", "pretext-accuracy", True, 32_000, 10, {"C": 16, "layers": 5}),
+    "darts": JudgeDefaults("rotation", "pretext-accuracy", ("stage1",), 32_000, 10, {"C": 16, "layers": 5}),
 }
-FALLBACK_JUDGE = JudgeDefaults("rotation", "pretext-accuracy", True, 32_000, 10, {})
+FALLBACK_JUDGE = JudgeDefaults("rotation", "pretext-accuracy", ("stage1",), 32_000, 10, {})
 
 
 def judge_defaults(space: str) -> JudgeDefaults:
