@@ -92,7 +92,7 @@ def test_judge_resumed_from_its_checkpoint_ends_the_same(tmp_path: Path) -> None
 
 TINY = ["--num-images", "256", "--holdout-images", "64", "--ratings", "8", "--population", "4", "--channels", "4",
         "--cells", "1", "--rating-batch-size", "16", "--precision", "fp32", "--no-progress"]  # fmt: skip
-FIXED_PLAN = ["--shortlist", "3", "--judge-budget", "2000"]
+FIXED_PLAN = ["--shortlist", "3", "--judge-budget", "2000", "--judge-signal", "pretext-accuracy", "--judge-combine", "stage1"]
 TIMING = ("second",)
 
 
@@ -131,6 +131,7 @@ def test_stage_two_runs_by_default_and_reports_each_candidate(whole_run: Path) -
     result = json.loads((whole_run / "result.json").read_text())
     assert result["strategy"] == "two-stage"  # no --strategy given
     judge = result["info"]["judge"]
+    assert judge["signal"] == "pretext-accuracy" and judge["combine"] == ["stage1"]
     assert judge["objective"] == "rotation" and judge["image_passes"] == 2000 and len(judge["shortlist"]) == 3
     assert [c["arch"] for c in judge["candidates"]] == judge["shortlist"]  # each judged, in stage-1 order
     assert result["best"]["arch"] in judge["shortlist"]

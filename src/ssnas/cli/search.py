@@ -89,6 +89,8 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="two-stage: the judge's self-supervised training [rotation, UnNAS's pretext task].")
 @click.option("--judge-signal", type=click.Choice(SIGNAL_NAMES), default=None,
               help="two-stage: what ranks the judged candidates (with their stage-1 score) [pretext-accuracy].")
+@click.option("--judge-combine", type=click.Choice(("stage1", "params", "flops")), multiple=True,
+              help="two-stage: partners averaged with --judge-signal by rank, repeatable [the space's judge default].")
 @click.option("--table", type=TEXT, default=None,
               help="Benchmark CSV: look the found cells up in it even when the data is not CIFAR-10 [found automatically for CIFAR-10].")
 @click.option("--max-flops", type=float, default=None,
@@ -98,7 +100,8 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="Budget: ms per image, batch 1, fp32, this machine's CPU and torch threads (measured, cached per arch).")
 @config_option
 @json_option
-def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], **options: Any) -> None:
+def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], judge_combine: tuple[str, ...],
+                   **options: Any) -> None:
     """Search an architecture without labels and write a run folder.
 
     The run folder gets config.yaml (every setting the run used, resolved: `--config` takes it
@@ -106,7 +109,8 @@ def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], **
     (evolution.json; SETN checkpoint.pt and op_distribution.png; study.journal). Progress goes to
     search.log, and to stderr when stderr is not a terminal (a bar when it is).
     """
-    config = search_config(**options, rating=rating or None, progress=not no_progress and not as_json)
+    config = search_config(**options, rating=rating or None, judge_combine=judge_combine or None,
+                           progress=not no_progress and not as_json)
     mirror_log_to_stderr(not no_progress and is_main_process())
     payload = run_search(config)
     if is_main_process():  # under torchrun, one report

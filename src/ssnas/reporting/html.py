@@ -123,7 +123,8 @@ def _judge_section(judge: Mapping[str, Any], picked: str, truth: Mapping[str, Ma
             f"{judge.get('image_passes')} backbone passes of {html.escape(str(judge.get('objective')))} on the "
             f"unlabeled training images (network {html.escape(str(judge.get('network') or 'as searched'))}), then "
             f"measured on held-out images; ranked by {html.escape(str(judge.get('signal')))}"
-            f"{' with the stage-1 score (mean rank)' if judge.get('with_stage1') else ''}. {len(judged)} judged; "
+            f"{' with ' + html.escape(' + '.join(judge['combine'])) + ' (mean rank)' if judge.get('combine') else ''}. "
+            f"{len(judged)} judged; "
             f"plan about {judge.get('estimated_seconds', 0):.0f} s of the {judge.get('seconds_left', 0):.0f} s left "
             "after stage 1. Signals: higher is better (losses negated).</p>")  # fmt: skip
     index = next((i for i, e in enumerate(judged) if e["arch"] == picked), -1)

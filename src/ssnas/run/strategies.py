@@ -117,7 +117,8 @@ class TwoStageSettings(EvolutionSettings):
     time_budget: minutes the whole run may take [15].
     shortlist: candidates judged [as many as fit, up to the space's judge default].
     judge_budget: backbone passes per candidate [the space's judge default, less if time is short].
-    judge_objective / judge_signal: the judge's training and signal [`ssnas.judging.defaults`].
+    judge_objective / judge_signal / judge_combine: the judge's training, signal and the partners
+        averaged with it by rank [`ssnas.judging.defaults`].
     """
 
     time_budget: float | None = None
@@ -125,9 +126,14 @@ class TwoStageSettings(EvolutionSettings):
     judge_budget: int | None = None
     judge_objective: str | None = None
     judge_signal: str | None = None
+    judge_combine: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.judge_combine is not None:
+            object.__setattr__(self, "judge_combine", tuple(self.judge_combine))
 
     def options(self, space: str) -> tuple[str, ...]:
-        judge = ("time_budget", "shortlist", "judge_budget", "judge_objective", "judge_signal")
+        judge = ("time_budget", "shortlist", "judge_budget", "judge_objective", "judge_signal", "judge_combine")
         return (*super().options(space), *judge)
 
     def resolve(self, space: str, preset: str) -> TwoStageSettings:
@@ -135,7 +141,7 @@ class TwoStageSettings(EvolutionSettings):
         stage1 = EvolutionSettings.resolve(self, space, preset)  # fills the evolution options of `self`
         resolved = _fill(replace(self, **{f: getattr(stage1, f) for f in EVOLUTION_FIELDS}), self.options(space),
                          {"time_budget": TwoStageConfig().time_budget, "judge_objective": judge.objective,
-                          "judge_signal": judge.signal})  # fmt: skip
+                          "judge_signal": judge.signal, "judge_combine": judge.combine})  # fmt: skip
         return resolved
 
     def create(self, name: str, space: str, preset: str) -> Strategy:
@@ -143,11 +149,12 @@ class TwoStageSettings(EvolutionSettings):
                                  rating_batch_size=self.rating_batch_size)  # fmt: skip
         return TwoStage(TwoStageConfig(stage1=stage1, time_budget=_set(self.time_budget), shortlist=self.shortlist,
                                        judge_budget=self.judge_budget, judge_objective=self.judge_objective,
-                                       judge_signal=self.judge_signal))  # fmt: skip
+                                       judge_signal=self.judge_signal, combine=self.judge_combine))  # fmt: skip
 
     def scored_by(self) -> str:
-        return (f"the label-free rating {self.ranker} at initialisation (stage 1), then {self.judge_signal} after "
-                f"brief {self.judge_objective} training of the shortlist (stage 2)")
+        partners = f" with {' + '.join(self.judge_combine)}" if self.judge_combine else ""
+        return (f"the label-free rating {self.ranker} at initialisation (stage 1), then {self.judge_signal}{partners} "
+                f"after brief {self.judge_objective} training of the shortlist (stage 2)")
 
 
 @dataclass(frozen=True)

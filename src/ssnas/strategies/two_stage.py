@@ -40,6 +40,7 @@ from ssnas.judging.defaults import judge_defaults
 from ssnas.objectives import create_objective
 from ssnas.rating.aggregate import fractional_ranks
 from ssnas.rating.engine import build_network, resized
+from ssnas.rating.structural import STRUCTURAL
 from ssnas.spaces import Architecture, SearchSpace
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
@@ -71,7 +72,7 @@ class TwoStageConfig:
     time_budget: minutes the whole run may take.
     shortlist: candidates judged (None: as many as fit, up to the space's default).
     judge_budget: backbone passes per candidate (None: the space's default, less if the time is short).
-    judge_objective / judge_signal / with_stage1: the judge (see `JudgeDefaults`).
+    judge_objective / judge_signal / combine: the judge (see `JudgeDefaults`).
     judge_network: network-size overrides of the space for the judge.
     """
 
@@ -81,7 +82,7 @@ class TwoStageConfig:
     judge_budget: int | None = None
     judge_objective: str | None = None
     judge_signal: str | None = None
-    with_stage1: bool | None = None
+    combine: tuple[str, ...] | None = None
     judge_network: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
@@ -95,6 +96,12 @@ class TwoStageConfig:
         if self.judge_objective is not None and self.judge_objective not in LABEL_FREE_OBJECTIVES:
             raise UserError(f"unknown --judge-objective {self.judge_objective!r}; choose from: "
                             f"{', '.join(LABEL_FREE_OBJECTIVES)}")  # fmt: skip
+        if self.combine is not None:
+            object.__setattr__(self, "combine", tuple(self.combine))
+            unknown = [c for c in self.combine if c != "stage1" and c not in STRUCTURAL]
+            if unknown:
+                raise UserError(f"unknown --judge-combine {', '.join(unknown)}; choose from: stage1, "
+                                f"{', '.join(STRUCTURAL.names())}")  # fmt: skip
         if self.judge_signal is not None and self.judge_signal not in SIGNAL_NAMES:
             raise UserError(f"unknown --judge-signal {self.judge_signal!r}; choose from: {', '.join(SIGNAL_NAMES)}")
 
@@ -131,7 +138,7 @@ class TwoStage:
             trained_signals=(cfg.judge_signal or defaults.signal).startswith("trained-"),  # only when they decide
         )  # fmt: skip
         signal = cfg.judge_signal or defaults.signal
-        with_stage1 = defaults.with_stage1 if cfg.with_stage1 is None else cfg.with_stage1
+        combine = defaults.combine if cfg.combine is None else cfg.combine
         folder = task.out_dir / JUDGE_FOLDER if task.out_dir is not None else None
         saved_plan = _load_plan(folder) if task.resume else None
         if saved_plan is None:
@@ -146,11 +153,11 @@ class TwoStage:
         judge = replace(judge, image_passes=plan.image_passes)
         stage1 = {c.arch.key: c for c in first.candidates}
         judged = self._judge_all(task, plan, judge_space, judge, deadline, folder, stage1)
-        candidates = _ranked(judged, stage1, first.candidates, signal, with_stage1)
+        candidates = _ranked(judged, stage1, first.candidates, signal, combine, space)
         info = {
             **{f"stage1_{k}": v for k, v in first.info.items()},
             "judge": {
-                "objective": judge.objective, "signal": signal, "with_stage1": with_stage1,
+                "objective": judge.objective, "signal": signal, "combine": list(combine),
                 "image_passes": plan.image_passes, "shortlist": plan.shortlist, "judged": len(judged),
                 "network": dict(judge_size),
                 "estimated_seconds": plan.estimated_seconds, "seconds_left": plan.seconds_left,
@@ -292,14 +299,17 @@ def _quiet(*names: str) -> Iterator[None]:
 
 
 def _ranked(judged: dict[str, Judgement], stage1: dict[str, ScoredArch], everyone: list[ScoredArch], signal: str,
-            with_stage1: bool) -> list[ScoredArch]:  # fmt: skip
-    """Judged candidates first, by the signal (mean rank with the stage-1 score), then the rest in stage-1 order."""
+            combine: tuple[str, ...], space: SearchSpace) -> list[ScoredArch]:  # fmt: skip
+    """Judged candidates first, by the mean rank of the signal and its `combine` partners, then the rest
+    in stage-1 order."""
     keys = list(judged)
     if keys and signal not in judged[keys[0]].signals:
         raise UserError(f"unknown judge signal {signal!r}; choose from: {', '.join(judged[keys[0]].signals)}")
-    ranks = fractional_ranks([judged[k].signals[signal] for k in keys])  # non-finite values rank last
-    if with_stage1:
-        ranks = (ranks + fractional_ranks([stage1[k].score for k in keys])) / 2
+    columns = [[judged[k].signals[signal] for k in keys]]  # non-finite values rank last
+    for partner in combine:
+        columns.append([stage1[k].score for k in keys] if partner == "stage1"
+                       else STRUCTURAL.get(partner)(space, [stage1[k].arch for k in keys]))  # fmt: skip
+    ranks = sum(fractional_ranks(c) for c in columns) / len(columns)
     # ties (equal mean rank) go to the better stage-1 candidate: `keys` is in stage-1 order
     order = sorted(range(len(keys)), key=lambda i: -ranks[i])
     ranked = [  # judged: 1 + mean rank in (1, 2]; the rest below, in stage-1 order, in (0, 1)
