@@ -19,8 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-ROTATION_SIGNALS = ("pretext-accuracy", "pretext-loss", "curve-area", "trained-az-progressivity", "trained-naswot",
-                    "uniformity")  # fmt: skip
+ROTATION_SIGNALS = ("pretext-accuracy", "pretext-loss", "curve-area", "uniformity", "trained-naswot",
+                    "trained-az-trainability")  # fmt: skip
 
 
 def draw(axis: plt.Axes, result: dict, title: str) -> None:
@@ -31,13 +31,14 @@ def draw(axis: plt.Axes, result: dict, title: str) -> None:
         ys = [rungs[r]["signals"][signal]["spearman"] for p, r in ladder if signal in rungs[r]["signals"]]
         axis.plot(xs, ys, marker="o", label=f"rotation: {signal}")
     for rung, signal, label, style in (("simclr", "pretext-loss", "SimCLR held-out NT-Xent (CSNAS)", "s"),
+                                       ("simclr", "trained-az-trainability", "SimCLR, then AZ trainability (chosen)", "*"),
                                        ("supervised", "pretext-accuracy", "supervised accuracy (labels)", "D")):
         points = sorted((int(r.split(":")[1]), r) for r in rungs if r.startswith(rung + ":"))
         xs = [p for p, _ in points]
         ys = [rungs[r]["signals"][signal]["spearman"] for _, r in points if signal in rungs[r]["signals"]]
         if ys:
-            axis.plot(xs, ys, linestyle="--", marker=style, color="black" if rung == "supervised" else "grey",
-                      label=label)  # fmt: skip
+            axis.plot(xs, ys, linestyle="--", marker=style, markersize=9,
+                      color={"supervised": "black", "simclr": "grey"}[rung] if style != "*" else "tab:olive", label=label)  # fmt: skip
     for name, colour in (("stage1", "tab:red"), ("params", "tab:brown"), ("hp12-epochs (labels)", "black")):
         if name in result["references"]:
             axis.axhline(result["references"][name]["spearman"], color=colour, linestyle=":" if name != "hp12-epochs (labels)" else "--",

@@ -62,7 +62,7 @@ def test_an_option_the_strategy_does_not_use_is_refused_before_any_work(tmp_path
     (dict(strategy="tpe", trial_objective="rating", epochs=2), ["'tpe' with --trial-objective rating", "--epochs"]),
     (dict(strategy="random", ranker="meco"), ["--trial-objective ssl-proxy does not use --ranker", "--proxy-loss"]),
     (dict(strategy="bossnas", objective="byol", rating=("meco",)), ["--objective, --rating", "--epochs"]),
-    (dict(space="nats-size", channels=8), ["'two-stage' does not use --channels on space 'nats-size'"]),
+    (dict(space="nats-size", channels=8), ["'evolution' does not use --channels on space 'nats-size'"]),
 ])  # fmt: skip
 def test_each_strategy_refuses_what_it_does_not_use(options: dict[str, object], fragments: list[str]) -> None:
     with pytest.raises(UserError) as refused:

@@ -90,7 +90,7 @@ def test_judge_resumed_from_its_checkpoint_ends_the_same(tmp_path: Path) -> None
 
 # --- the search through the CLI ---------------------------------------------------------------------------------
 
-TINY = ["--num-images", "256", "--holdout-images", "64", "--ratings", "8", "--population", "4", "--channels", "4",
+TINY = ["--strategy", "two-stage", "--num-images", "256", "--holdout-images", "64", "--ratings", "8", "--population", "4", "--channels", "4",
         "--cells", "1", "--rating-batch-size", "16", "--precision", "fp32", "--no-progress"]  # fmt: skip
 FIXED_PLAN = ["--shortlist", "3", "--judge-budget", "2000", "--judge-signal", "pretext-accuracy", "--judge-combine", "stage1"]
 TIMING = ("second",)
@@ -127,9 +127,9 @@ def whole_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.realdata
-def test_stage_two_runs_by_default_and_reports_each_candidate(whole_run: Path) -> None:
+def test_stage_two_judges_the_shortlist_and_reports_each_candidate(whole_run: Path) -> None:
     result = json.loads((whole_run / "result.json").read_text())
-    assert result["strategy"] == "two-stage"  # no --strategy given
+    assert result["strategy"] == "two-stage"
     judge = result["info"]["judge"]
     assert judge["signal"] == "pretext-accuracy" and judge["combine"] == ["stage1"]
     assert judge["objective"] == "rotation" and judge["image_passes"] == 2000 and len(judge["shortlist"]) == 3
@@ -193,7 +193,8 @@ def test_time_budget_is_respected_within_ten_percent(data: Path, tmp_path: Path)
     ],
 )
 def test_bad_stage_two_settings_are_refused_in_one_line(flags: list[str], message: str, tmp_path: Path) -> None:
-    done = run_ssnas("search", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), *flags)
+    done = run_ssnas("search", "--strategy", "two-stage", "--data", str(tmp_path / "nowhere"), "--out",
+                     str(tmp_path / "run"), *flags)  # fmt: skip
     assert done.returncode != 0
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], done.stderr

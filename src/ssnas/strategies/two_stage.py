@@ -152,7 +152,7 @@ class TwoStage:
             write_atomic(folder / PLAN_FILE, json.dumps(asdict(plan), indent=1))
         judge = replace(judge, image_passes=plan.image_passes)
         stage1 = {c.arch.key: c for c in first.candidates}
-        judged = self._judge_all(task, plan, judge_space, judge, deadline, folder, stage1)
+        judged = self._judge_all(task, plan, judge_space, judge, deadline, folder, signal)
         candidates = _ranked(judged, stage1, first.candidates, signal, combine, space)
         info = {
             **{f"stage1_{k}": v for k, v in first.info.items()},
@@ -233,7 +233,7 @@ class TwoStage:
     # --- judging ------------------------------------------------------------------------------------
 
     def _judge_all(self, task: SearchTask, plan: Plan, judge_space: SearchSpace, judge: JudgeConfig,
-                   deadline: float, folder: Path | None, stage1: dict[str, ScoredArch]) -> dict[str, Judgement]:  # fmt: skip
+                   deadline: float, folder: Path | None, signal: str) -> dict[str, Judgement]:  # fmt: skip
         judged: dict[str, Judgement] = {}
         total = len(plan.shortlist)
         planned_spent = spent = 0.0  # this run's judging: as planned, and as it went (a busy machine is slower)
@@ -259,10 +259,11 @@ class TwoStage:
                         write_atomic(done, json.dumps(judged[key].to_dict()))
                         (unit / CHECKPOINT_NAME).unlink(missing_ok=True)  # judged: the weights are not needed again
                 j = judged[key]
+                shown = dict.fromkeys((signal, "pretext-accuracy", "pretext-loss"))  # the deciding signal first
                 status = (f"{key} stage-1 #{number + 1}: {j.steps} steps in {format_duration(j.seconds)} "
                           f"({j.passes_per_second:.0f} passes/s), " + ", ".join(
-                              f"{name} {j.signals[name]:.4g}" for name in ("pretext-accuracy", "pretext-loss")
-                              if name in j.signals))  # fmt: skip
+                              f"{name} {j.signals[name]:.4g}" for name in shown
+                              if name in j.signals and math.isfinite(j.signals[name])))  # fmt: skip
                 progress.update(number + 1, status=status, force_line=True)
         return judged
 
