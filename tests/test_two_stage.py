@@ -92,7 +92,8 @@ def test_judge_resumed_from_its_checkpoint_ends_the_same(tmp_path: Path) -> None
 
 TINY = ["--strategy", "two-stage", "--num-images", "256", "--holdout-images", "64", "--ratings", "8", "--population", "4", "--channels", "4",
         "--cells", "1", "--rating-batch-size", "16", "--precision", "fp32", "--no-progress"]  # fmt: skip
-FIXED_PLAN = ["--shortlist", "3", "--judge-budget", "2000", "--judge-signal", "pretext-accuracy", "--judge-combine", "stage1"]
+FIXED_PLAN = ["--shortlist", "3", "--judge-budget", "2000", "--judge-objective", "rotation", "--judge-signal",
+              "pretext-accuracy", "--judge-combine", "stage1"]  # fmt: skip
 TIMING = ("second",)
 
 
@@ -171,9 +172,12 @@ def test_kill_during_stage_two_then_resume_gives_the_same_result(data: Path, who
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_time_budget_is_respected_within_ten_percent(data: Path, tmp_path: Path) -> None:
-    budget_minutes = 1.0
+    budget_minutes = 1.5
     started = time.monotonic()
-    done = _search(data, tmp_path / "run", "--time-budget", str(budget_minutes), "--json")
+    # one thread: under pytest-xdist other tests share the cores, and oversubscribed threads would
+    # make the speed measured at the start meaningless
+    done = _search(data, tmp_path / "run", "--time-budget", str(budget_minutes), "--judge-objective", "rotation",
+                   "--judge-signal", "pretext-accuracy", "--json", env={"OMP_NUM_THREADS": "1"})  # fmt: skip
     wall = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     assert wall <= 1.1 * budget_minutes * 60, wall
