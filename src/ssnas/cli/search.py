@@ -84,13 +84,15 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="two-stage: candidates of stage 1 judged by brief self-supervised training [as many as fit, up to 10].")
 @click.option("--judge-budget", type=int, default=None,
               help="two-stage: backbone passes (images x rotations or views) each judged candidate trains for "
-                   "[32,000 on nb201, less when the time budget is short].")
+                   "[8,000 on nb201 (SimCLR), 32,000 elsewhere; less when the time budget is short].")
 @click.option("--judge-objective", type=click.Choice(("rotation", "simclr")), default=None,
-              help="two-stage: the judge's self-supervised training [rotation, UnNAS's pretext task].")
+              help="two-stage: the judge's self-supervised training: rotation (UnNAS's pretext task) or simclr "
+                   "(CSNAS's objective) [nb201: simclr, chosen on the development half; elsewhere rotation].")
 @click.option("--judge-signal", type=click.Choice(SIGNAL_NAMES), default=None,
-              help="two-stage: what ranks the judged candidates (with their stage-1 score) [pretext-accuracy].")
+              help="two-stage: what ranks the judged candidates, measured after their training [nb201: "
+                   "trained-az-trainability; elsewhere pretext-accuracy].")
 @click.option("--judge-combine", type=click.Choice(("stage1", "params", "flops")), multiple=True,
-              help="two-stage: partners averaged with --judge-signal by rank, repeatable [the space's judge default].")
+              help="two-stage: partners averaged with --judge-signal by rank, repeatable [nb201: none; elsewhere stage1].")
 @click.option("--table", type=TEXT, default=None,
               help="Benchmark CSV: look the found cells up in it even when the data is not CIFAR-10 [found automatically for CIFAR-10].")
 @click.option("--max-flops", type=float, default=None,
