@@ -36,9 +36,11 @@ JUDGE_DEFAULTS: dict[str, JudgeDefaults] = {
     # bench_shortlist on the 25 best development-half cells by az-nas: SimCLR for 8,000 passes, then
     # AZ-NAS trainability on the trained weights (benchmarks/results/judge_choice_nb201.json)
     "nb201": JudgeDefaults("simclr", "trained-az-trainability", (), 8_000, 10, {"C": 16, "N": 1}),
-    # no ground truth to choose with: NB201's choice on a smaller DARTS network than stage 1's (C=32, 8 cells)
+    # no ground truth to choose with: the fallback judge on a smaller DARTS network than stage 1's (C=32, 8 cells)
     "darts": JudgeDefaults("rotation", "pretext-accuracy", ("stage1",), 32_000, 10, {"C": 16, "layers": 5}),
 }
+# Spaces without a development half to choose on: UnNAS's rotation accuracy averaged with the stage-1 score.
+# Not measured anywhere; on NB201 it did not order the stage-1 pools either (README).
 FALLBACK_JUDGE = JudgeDefaults("rotation", "pretext-accuracy", ("stage1",), 32_000, 10, {})
 
 
