@@ -40,7 +40,7 @@ from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch, Objective
 from ssnas.objectives.rotation import RotationPrediction
 from ssnas.rating.engine import frozen_batch_norm, network_signals
-from ssnas.training.loop import TrainConfig, train
+from ssnas.training.loop import TrainConfig, ViewMaker, train
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def judge_network(
     result = train(network, objective, images, views, train_config, labels=labels, out_dir=out_dir, resume=resume)
     held = holdout[: config.holdout]
     held_labels = holdout_labels[: config.holdout] if holdout_labels is not None else None
-    signals = _pretext(network, objective, held, held_labels, config.seed)
+    signals = _pretext(network, objective, views, held, held_labels, config.seed)
     signals.update(_curve(result.losses))
     signals.update(_statistics(network, held, config.seed))
     if config.trained_signals:
@@ -186,8 +186,8 @@ def _device_of(network: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def _pretext(network: nn.Module, objective: Objective, held: torch.Tensor, held_labels: torch.Tensor | None,
-             seed: int) -> dict[str, float]:  # fmt: skip
+def _pretext(network: nn.Module, objective: Objective, views: ViewMaker, held: torch.Tensor,
+             held_labels: torch.Tensor | None, seed: int) -> dict[str, float]:  # fmt: skip
     """The objective's own task on held-out images (BN on batch statistics, running ones kept)."""
     device = _device_of(network)
     generator = torch.Generator(device=device).manual_seed(seed + 7)
@@ -203,9 +203,8 @@ def _pretext(network: nn.Module, objective: Objective, held: torch.Tensor, held_
                 logits = objective.classifier(network.forward_features(plain(chunk, generator)[0])).float()  # type: ignore[operator]
                 targets = held_labels[start : start + 256].to(device)
             else:  # a self-supervised loss without a task to score (SimCLR: held-out NT-Xent)
-                views = VIEWS.create(objective.view_recipe)(chunk, generator)
                 index = torch.arange(start, start + len(chunk), device=device)
-                losses.append(float(objective(network, Batch(views=views, index=index))) * len(chunk))
+                losses.append(float(objective(network, Batch(views=views(chunk, generator), index=index))) * len(chunk))
                 count += len(chunk)
                 continue
             losses.append(float(F.cross_entropy(logits, targets, reduction="sum")))
