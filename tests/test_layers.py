@@ -35,7 +35,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("ranking", "evaluation"),  # metrics, correlation against ground truth, selection
     ("reporting",),  # figures, HTML
     ("runfolder", "retrain", "pretraining", "export", "settings", "run"),  # workflows behind the commands
-    ("cli",),
+    ("cli", "testing"),  # the commands; contract suites shipped for other people's implementations
 ]
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}
 

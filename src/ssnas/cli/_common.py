@@ -12,6 +12,7 @@ import click
 import yaml
 
 from ssnas.errors import UserError
+from ssnas.spaces import SPACES, load_space_module
 from ssnas.training.precision import PRECISIONS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,3 +123,43 @@ def config_option(command: F) -> F:
         expose_value=False,
         help="YAML file of option values (keys are option names); flags given on the command line win.",
     )(command)
+
+
+class SpaceName(click.ParamType):
+    """A registered search space, looked up when the option is read: after `--space-module`
+    (an eager option) has registered its file's spaces, with the plugins' names in --help."""
+
+    name = "space"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(SPACES.names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            SPACES.get(str(value))
+        except UserError as error:
+            self.fail(str(error), param, ctx)
+        return str(value)
+
+
+SPACE = SpaceName()
+
+
+def _load_space_module(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    load_space_module(value)  # UserError: one line, exit 1
+    return str(Path(value).expanduser().resolve())  # config.yaml finds it again from any folder
+
+
+def space_module_option(record: bool = False) -> Callable[[F], F]:
+    """`--space-module FILE.py`: import a file that registers search spaces, before `--space` is read.
+
+    With `record`, the command gets the file's absolute path as `space_module` (for config.yaml).
+    """
+    return click.option(
+        "--space-module", "space_module", type=click.Path(dir_okay=False), default=None, metavar="FILE.py",
+        is_eager=True, expose_value=record, callback=_load_space_module,
+        help='Python file that registers a search space with @SPACES.register("name") (README: your own '
+             "search space); installed plugins need no flag.",
+    )  # fmt: skip

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from ssnas.cli._common import (
     BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
+    space_module_option,
 )
 from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
@@ -24,6 +25,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.command("pretrain")
 @click.argument("arch")
 @click.option("--space", default="nb201", show_default=True, help="Search space of ARCH.")
+@space_module_option()
 @click.option("--objective", type=click.Choice(OBJECTIVES.names()), default="simclr", show_default=True)
 @click.option("--data", type=TEXT, default="cifar10", show_default=True,
               help="Image folder (its train/ when split) or cifar10/cifar100; labels are used only by 'supervised'.")
@@ -83,6 +85,7 @@ def _render_pretrain(payload: dict[str, Any]) -> None:
 @click.option("--device", default="auto", show_default=True)
 @click.option("--batch-size", type=POSITIVE, default=512, show_default=True, help="Feature-extraction batch.")
 @precision_option
+@space_module_option()
 @config_option
 @json_option
 def probe_command(run_dir: Path, knn: bool, linear: bool, as_json: bool, **options: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help
+from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help, space_module_option
 from ssnas.cli.bench import metric_option, render_rank_report, table_option
 from ssnas.groundtruth import load_space_table
 from ssnas.data.datasets import load_dataset
@@ -38,6 +38,7 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
               help="How an ensemble's parts combine (az-nas keeps its own log-rank rule inside).")
 @click.option("--strategy", default=None, help="Rate with a trained strategy instead: setn | bossnas | tpe | random.")
 @click.option("--space", "space_name", default="nb201", show_default=True, help="Search space.")
+@space_module_option()
 @click.option("--archs", type=click.Path(path_type=Path), default=None,
               help="File of architectures (one per line, or CSV with an 'arch' column).")
 @click.option("--sample", type=int, default=None, help="Rank N non-degenerate architectures sampled with --seed.")
@@ -148,7 +149,10 @@ def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:
 
 
 def _size_baseline(space: SearchSpace, archs: list[Architecture]) -> list[float]:
-    """Parameter count where the space counts it; otherwise the sum of the widths (nats-size)."""
+    """Parameter count where the space counts it; the sum of the widths on nats-size; else the
+    parameters of each built 10-class network (plugin spaces)."""
     if callable(getattr(space, "num_parameters", None)):
         return STRUCTURAL.get("params")(space, archs)
-    return [float(sum(int(w) for w in arch.choices)) for arch in archs]
+    if space.name == "nats-size":
+        return [float(sum(int(w) for w in arch.choices)) for arch in archs]
+    return [float(sum(p.numel() for p in space.build(arch, num_classes=10).parameters())) for arch in archs]

@@ -9,12 +9,12 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
+    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SPACE, TEXT, config_option, emit, json_option,
+    precision_option, space_module_option,
 )
 from ssnas.judging import SIGNAL_NAMES
 from ssnas.objectives import OBJECTIVES
 from ssnas.run import PRESETS, SPACE_STRATEGIES, run_search, search_config
-from ssnas.spaces import SPACES
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.proxy import LOSSES, TRIAL_OBJECTIVES
 from ssnas.strategies.supernet_rating import ALL_SIGNALS
@@ -26,8 +26,8 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
 
 
 @click.command("search")
-@click.option("--space", type=click.Choice(SPACES.names()), default="nb201", show_default=True,
-              help="Search space (see `ssnas spaces`).")
+@click.option("--space", type=SPACE, default="nb201", show_default=True, help="Search space (see `ssnas spaces`).")
+@space_module_option(record=True)
 @click.option("--strategy", type=click.Choice(STRATEGIES.names()), default=None,
               help="How candidates are proposed [per space: " + ", ".join(f"{space} {name}" for space, name in SPACE_STRATEGIES.items())
                    + "]. Each takes its own options (below); one it does not use is refused.")

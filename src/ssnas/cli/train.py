@@ -9,7 +9,7 @@ import yaml
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
+    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option, space_module_option,
 )
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
@@ -42,6 +42,7 @@ space_arg_option = click.option(
 @click.command("train")
 @click.argument("arch")
 @space_option
+@space_module_option()
 @click.option("--recipe", default=None, help=f"{' | '.join(sorted(RECIPES))} [nb201 for nb201, darts-cifar for darts, else cifar].")
 @click.option("--data", type=TEXT, default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
 @click.option("--epochs", type=POSITIVE, default=None, help="[recipe]")
@@ -83,6 +84,7 @@ def _render(payload: dict[str, Any]) -> None:
 @click.command("export")
 @click.argument("arch")
 @space_option
+@space_module_option()
 @click.option("--checkpoint", default=None, help="model.pt from `ssnas train` (or its run folder) [fresh weights].")
 @click.option("--format", "format_", type=click.Choice(FORMATS), default="torchscript", show_default=True,
               help="torchscript: loads with torch.jit.load, no ssnas; onnx: for onnxruntime and other runtimes "

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ssnas.cli._common import (
-    TEXT, config_option, emit, json_option, precision_option,
+    TEXT, config_option, emit, json_option, precision_option, space_module_option,
 )
 from ssnas.run import run_worker, search_config
 from ssnas.training.progress import mirror_log_to_stderr
@@ -17,6 +17,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--study", type=TEXT, required=True, help="Study name (printed by `ssnas search`; default 'ssnas').")
 @click.option("--storage", type=TEXT, required=True, help="The search's storage: journal file, sqlite:///x.db or postgresql://...")
 @click.option("--space", default="nb201", show_default=True, help="Must match the study's space.")
+@space_module_option(record=True)
 @click.option("--objective", default="simclr", show_default=True, help="Must match the study's objective.")
 @click.option("--data", type=TEXT, default=None, help="The same images as the search [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True)

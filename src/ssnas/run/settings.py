@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
 from ssnas.run.presets import PRESETS, default_strategy
 from ssnas.run.strategies import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag
+from ssnas.spaces import SPACES, load_space_module
 from ssnas.strategies import Strategy
 from ssnas.training.precision import resolve_precision_name
 
@@ -27,6 +29,7 @@ class RunSettings:
     """Settings of every search, whatever the strategy; None = found when the run starts."""
 
     space: str = "nb201"
+    space_module: str | None = None  # Python file registering `space` (absolute; `ssnas.spaces.load_space_module`)
     strategy: str | None = None  # None = the space's default (SPACE_STRATEGIES)
     data: str | None = None  # image folder, or cifar10/cifar100; default $SSNAS_DATA, else cifar10
     preset: str = "quick"
@@ -49,8 +52,8 @@ STRATEGY_OPTIONS = frozenset(f.name for kind in STRATEGY_SETTINGS.values()
                              for f in fields(kind))  # type: ignore[arg-type]  # fmt: skip
 # How this command runs, not what the search computes: never in config.yaml.
 INVOCATION = ("resume", "progress")
-# Absent from config.yaml when not given: no budget, the space's own table.
-OPTIONAL = ("table", "max_flops", "max_params", "max_latency_ms")
+# Absent from config.yaml when not given: no budget, the space's own table, a built-in or installed space.
+OPTIONAL = ("table", "max_flops", "max_params", "max_latency_ms", "space_module")
 # Settings a resumed run may change: the device, and how the run folder is spelled.
 RESUMABLE = ("device", "out")
 
@@ -71,11 +74,17 @@ class SearchConfig:
 def search_config(**options: Any) -> SearchConfig:
     """The settings of one search from option names (flags, `--config` keys); None = not given.
 
-    Raises UserError, before any work, for an unknown preset or strategy, or for an option the
-    chosen strategy does not use on the space (one line naming the options it takes).
+    `space_module` (a Python file registering the space) is loaded first and kept as an absolute
+    path, so config.yaml finds the space again. Raises UserError, before any work, for an unknown
+    space, preset or strategy, or for an option the chosen strategy does not use on the space (one
+    line naming the options it takes).
     """
     given = {name: value for name, value in options.items() if value is not None}
     run = RunSettings(**{name: given.pop(name) for name in RUN_OPTIONS if name in given})
+    if run.space_module is not None:  # config.yaml of a run on a space from a file: load it again
+        load_space_module(run.space_module)
+        run = replace(run, space_module=str(Path(run.space_module).expanduser().resolve()))
+    SPACES.get(run.space)  # UserError naming the spaces there are
     if run.preset not in PRESETS:
         raise UserError(f"unknown preset {run.preset!r}; choose from: {', '.join(PRESETS)}")
     run = replace(run, strategy=run.strategy or default_strategy(run.space))

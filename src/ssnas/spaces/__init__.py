@@ -1,4 +1,5 @@
-"""Search spaces. Each module registers itself in `SPACES`."""
+"""Search spaces. Each module registers itself in `SPACES`; plugins and `--space-module` files
+register theirs on the first lookup (`ssnas.spaces.plugins`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,14 @@ from ssnas.spaces.base import (
     is_degenerate,
 )
 
-SPACES: Registry[SearchSpace] = Registry("space")
+
+def _load_plugins() -> None:
+    from ssnas.spaces.plugins import load_plugins
+
+    load_plugins()
+
+
+SPACES: Registry[SearchSpace] = Registry("space", plugins=_load_plugins)
 
 
 def create_space(name: str, **kwargs: object) -> SearchSpace:
@@ -28,8 +36,10 @@ from ssnas.spaces import hytra as _hytra  # noqa: E402,F401
 from ssnas.spaces import mbconv as _mbconv  # noqa: E402,F401
 from ssnas.spaces import nats_size as _nats_size  # noqa: E402,F401
 from ssnas.spaces import nb201 as _nb201  # noqa: E402,F401
+from ssnas.spaces.plugins import ENTRY_POINT_GROUP, load_space_module  # noqa: E402
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "SPACES",
     "Architecture",
     "Block",
@@ -41,4 +51,5 @@ __all__ = [
     "SupportsSupernet",
     "create_space",
     "is_degenerate",
+    "load_space_module",
 ]
