@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Real data and NAS-Bench-201 ground truth live beside the repository (see README).
 SHARED ?= $(abspath ../shared/data)
 
-.PHONY: install demo test postgres clean
+.PHONY: install demo test postgres chromium clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,11 +23,17 @@ postgres:
 	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
 	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
+# The report tests render report.html in headless Chromium and check the screenshot.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	    $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+
 demo: $(STAMP)
 	SSNAS_DATA=$${SSNAS_DATA:-$(SHARED)/cifar10-jpeg} SSNAS_NB201_TABLE=$${SSNAS_NB201_TABLE:-$(SHARED)/benchmarks/nb201.csv} \
 	  $(BIN)/ssnas search --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
-test: $(STAMP) postgres
+test: $(STAMP) postgres chromium
 	$(BIN)/pytest -q -n auto --dist loadfile
 
 clean:

@@ -15,11 +15,13 @@ from ssnas.errors import UserError
 # imported only when that command runs, so `ssnas --help` answers at once.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("ssnas.cli.bench:bench_group", "Query NAS-Bench-201 ground truth and score rankers against it."),
+    "compare": ("ssnas.cli.report:compare_command", "Put search runs side by side in one compare.html."),
     "export": ("ssnas.cli.train:export_command", "Export the network of ARCH (eval mode) to TorchScript or ONNX."),
     "launch": ("ssnas.cli.launch:launch_command", "Run an ssnas command under torchrun, over processes or machines."),
     "pretrain": ("ssnas.cli.pretrain:pretrain_command", "Pretrain the network of ARCH with a self-supervised objective."),
     "probe": ("ssnas.cli.pretrain:probe_command", "Top-1 of frozen-feature probes of a pretrained network."),
     "rank": ("ssnas.cli.rank:rank_command", "Score architectures without labels and compare with ground truth."),
+    "report": ("ssnas.cli.report:report_command", "Rebuild report.html of a search from its run folder."),
     "search": ("ssnas.cli.search:search_command", "Search an architecture without labels and write a run folder."),
     "spaces": ("ssnas.cli.spaces:spaces_command", "List the search spaces: decisions, size and optional abilities."),
     "train": ("ssnas.cli.train:train_command", "Train ARCH from scratch with labels and report its test accuracy."),

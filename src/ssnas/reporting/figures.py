@@ -4,17 +4,23 @@
   for layer-wise spaces, the sequence of chosen blocks.
 * `loss_curve_figure`: mean training loss per epoch (one line per BossNAS block).
 * `op_distribution_figure`: SETN evaluator's p(option) per decision, tight margins.
-* `scatter_figure`: rank's score against ground truth, with the correlations in the title.
+* `scatter_figure`: score against ground truth, with the correlations in the title and the pick marked.
+* `trajectory_figure`: best score so far against candidates rated, one panel per stage.
+* `cost_figure`: score against cost (FLOPs, params, latency), the Pareto front, the budget line, the pick.
+* `overlay_figure`: several runs' trajectories in one axis per panel (`ssnas compare`).
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ssnas.reporting.measures import running_best
 from ssnas.spaces import Architecture, create_space
 
 if TYPE_CHECKING:
@@ -179,12 +185,100 @@ def op_distribution_figure(probabilities: Mapping[str, Mapping[str, float]]) -> 
     return _png(figure)
 
 
-def scatter_figure(scores: Sequence[float], truth: Sequence[float], metric: str, title: str) -> bytes:
-    """Score (x) against ground truth (y), one point per architecture."""
-    figure, axis = _pyplot().subplots(figsize=(5.5, 4))
-    axis.scatter(scores, truth, s=10, alpha=0.6)
-    axis.set_xlabel("score (higher = predicted better)")
+def scatter_figure(scores: Sequence[float], truth: Sequence[float], metric: str, title: str, picked: int | None = None,
+                   score_label: str = "score (higher = predicted better)") -> bytes:  # fmt: skip
+    """Score (x) against ground truth (y), one point per architecture; `picked` drawn as a star."""
+    figure, axis = _pyplot().subplots(figsize=(6.5, 4.2))
+    axis.scatter(scores, truth, s=12, alpha=0.6, label="rated candidate")
+    if picked is not None:
+        axis.scatter([scores[picked]], [truth[picked]], marker="*", s=220, c="#d62728", edgecolors="black",
+                     zorder=3, label="the pick")  # fmt: skip
+        axis.legend(fontsize=8, loc="lower right")
+    axis.set_xlabel(score_label)
     axis.set_ylabel(metric)
     axis.set_title(title, fontsize=9)
     axis.grid(alpha=0.3)
+    return _png(figure)
+
+
+@dataclass(frozen=True)
+class TrajectoryPanel:
+    """One stage of a search: the scores in the order rated and, when known, each one's ground truth."""
+
+    title: str
+    scores: Sequence[float]
+    score_label: str
+    truth: Sequence[float] | None = None
+    truth_label: str = ""
+    xlabel: str = "candidates rated"
+
+
+def trajectory_figure(panels: Sequence[TrajectoryPanel]) -> bytes:
+    """Per panel: each candidate's score (dots), the best so far (line) and, on the right axis, the
+    ground truth of the best so far (dashed) when known."""
+    figure, axes = _pyplot().subplots(1, len(panels), figsize=(min(11.0, 6.0 * len(panels)), 3.6), squeeze=False)
+    for axis, panel in zip(axes[0], panels):
+        x = list(range(1, len(panel.scores) + 1))
+        finite = [(i, s) for i, s in zip(x, panel.scores) if math.isfinite(s)]
+        axis.scatter([i for i, _ in finite], [s for _, s in finite], s=9, c="#9e9e9e", label="rated candidate")
+        bests, leads = running_best(panel.scores)
+        axis.step(x, [b if math.isfinite(b) else math.nan for b in bests], where="post", color="#1f77b4", lw=2,
+                  label="best score so far")  # fmt: skip
+        axis.set_xlabel(panel.xlabel)
+        axis.set_ylabel(panel.score_label, color="#1f77b4")
+        axis.set_title(panel.title, fontsize=10)
+        axis.grid(alpha=0.3)
+        handles, labels = axis.get_legend_handles_labels()
+        if panel.truth is not None:
+            right = axis.twinx()
+            right.step(x, [panel.truth[lead] for lead in leads], where="post", color="#ff7f0e", lw=1.5, ls="--",
+                       label=f"{panel.truth_label} of the best so far")  # fmt: skip
+            right.set_ylabel(panel.truth_label, color="#ff7f0e")
+            more_handles, more_labels = right.get_legend_handles_labels()
+            handles, labels = handles + more_handles, labels + more_labels
+        axis.legend(handles, labels, fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return _png(figure)
+
+
+def cost_figure(costs: Sequence[float], scores: Sequence[float], cost_label: str, front: Sequence[int],
+                picked: int | None, limit: float | None) -> bytes:  # fmt: skip
+    """Score against cost of every rated candidate, the Pareto front (`front`: positions by cost),
+    the budget as a vertical line and the pick as a star."""
+    figure, axis = _pyplot().subplots(figsize=(7.5, 4.2))
+    finite = [i for i in range(len(costs)) if math.isfinite(scores[i])]
+    axis.scatter([costs[i] for i in finite], [scores[i] for i in finite], s=12, alpha=0.55, c="#1f77b4",
+                 label="rated candidate")  # fmt: skip
+    if front:
+        axis.step([costs[i] for i in front], [scores[i] for i in front], where="post", color="#2ca02c", lw=1.5)
+        axis.scatter([costs[i] for i in front], [scores[i] for i in front], s=30, facecolors="none",
+                     edgecolors="#2ca02c", lw=1.5, label=f"Pareto front ({len(front)})")  # fmt: skip
+    if limit is not None:
+        axis.axvline(limit, color="#d62728", ls="--", lw=1.5, label=f"budget {limit:g}")
+    if picked is not None:
+        axis.scatter([costs[picked]], [scores[picked]], marker="*", s=240, c="#d62728", edgecolors="black",
+                     zorder=3, label="the pick")  # fmt: skip
+    axis.set_xlabel(cost_label)
+    axis.set_ylabel("score (higher = better)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    return _png(figure)
+
+
+def overlay_figure(panels: Sequence[tuple[str, str, Mapping[str, Sequence[float]]]]) -> bytes | None:
+    """Panels of (title, y label, run -> values per candidate rated), one line per run; None when empty."""
+    panels = [p for p in panels if p[2]]
+    if not panels:
+        return None
+    figure, axes = _pyplot().subplots(1, len(panels), figsize=(min(11.0, 6.0 * len(panels)), 3.8), squeeze=False)
+    for axis, (title, ylabel, lines) in zip(axes[0], panels):
+        for label, values in lines.items():
+            axis.step(range(1, len(values) + 1), [v if math.isfinite(v) else math.nan for v in values],
+                      where="post", lw=1.8, label=label)  # fmt: skip
+        axis.set_xlabel("candidates rated")
+        axis.set_ylabel(ylabel)
+        axis.set_title(title, fontsize=10)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
     return _png(figure)

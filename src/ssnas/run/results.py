@@ -1,5 +1,8 @@
 """What a search leaves in its run folder: result.json, candidates.csv, report.html and SETN's plot.
 
+report.html is built from the folder's files (config.yaml, result.json, candidates.csv and the
+strategy's own), exactly as `ssnas report RUN_DIR` rebuilds it.
+
 Ground truth (a benchmark table's accuracy of each architecture) is added only when the data is
 CIFAR-10 or the user named a `--table`: it is the cell's CIFAR-10 reference accuracy from the
 benchmark's own supervised training, not a measurement on the run's data.
@@ -20,7 +23,7 @@ from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.groundtruth.tables import load_space_table, space_table
 from ssnas.reporting import op_distribution_figure, write_search_report
-from ssnas.run.settings import SearchConfig, config_dict, objective_of
+from ssnas.run.settings import SearchConfig, objective_of
 from ssnas.strategies import SearchResult
 
 log = logging.getLogger("ssnas")
@@ -44,7 +47,7 @@ def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seco
     write_atomic(out_dir / "candidates.csv", candidates_csv(result, truth))
     if "op_probabilities" in result.info:
         write_atomic(out_dir / "op_distribution.png", op_distribution_figure(result.info["op_probabilities"]))
-    write_search_report(out_dir, config_dict(config), result, payload, truth)
+    write_search_report(out_dir)  # from the folder's files alone, as `ssnas report` rebuilds it
     return payload
 
 
@@ -57,6 +60,7 @@ def result_payload(config: SearchConfig, result: SearchResult, seconds: float,
         "strategy": config.run.strategy,
         "space": config.run.space,
         "objective": objective_of(config),
+        "scored_by": config.strategy.scored_by(),
         "seed": config.run.seed,
         "seconds": seconds,
         "num_candidates": len(result.candidates),
