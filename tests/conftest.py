@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -32,3 +33,14 @@ def tiny_images() -> torch.Tensor:
     """(16,3,32,32) uint8 random images from a fixed generator."""
     generator = torch.Generator().manual_seed(0)
     return torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=generator)
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """24 seeded noise images as PNG files (a flat unlabeled folder); modules may define their own."""
+    folder = tmp_path_factory.mktemp("rating_images")
+    generator = torch.Generator().manual_seed(11)
+    for i in range(24):
+        pixels = torch.randint(0, 256, (32, 32, 3), generator=generator, dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(folder / f"img{i:02d}.png")
+    return folder

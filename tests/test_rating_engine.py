@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from cli_helpers import run_ssnas
 from ssnas.data.datasets import load_dataset
@@ -26,17 +25,6 @@ ALL_POOL = "|avg_pool_3x3~0|+|avg_pool_3x3~0|avg_pool_3x3~1|+|avg_pool_3x3~0|avg
 ONE_PATH = "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # the cell passes its input on unchanged
 MIXED = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 EVERY_SIGNAL = "+".join(SIGNALS.names())
-
-
-@pytest.fixture(scope="module")
-def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """24 seeded noise images as PNG files (a flat unlabeled folder)."""
-    folder = tmp_path_factory.mktemp("rating_images")
-    generator = torch.Generator().manual_seed(11)
-    for i in range(24):
-        pixels = torch.randint(0, 256, (32, 32, 3), generator=generator, dtype=torch.uint8)
-        Image.fromarray(pixels.numpy()).save(folder / f"img{i:02d}.png")
-    return folder
 
 
 def test_every_signal_is_identical_from_rank_evolution_and_setn(image_folder: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import torch
 
 from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help, space_module_option
 from ssnas.cli.bench import metric_option, render_rank_report, table_option
+from ssnas.cli.rank_models import models_options, rank_models, refuse_mixed
 from ssnas.groundtruth import load_space_table
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
@@ -66,6 +67,7 @@ from ssnas.spaces import Architecture, SearchSpace, create_space
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @table_option
 @metric_option
+@models_options
 @config_option
 @json_option
 def rank_command(
@@ -73,15 +75,25 @@ def rank_command(
     rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str | None, data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
     channels: int | None, cells: int | None, workers: int, rating: tuple[str, ...], device: str, precision: str,
-    no_progress: bool, table_path: Path | None, metric: str, as_json: bool,
+    no_progress: bool, table_path: Path | None, metric: str, as_json: bool, models: str | None, image_size: int | None,
+    max_params: float | None, max_flops: float | None, max_latency_ms: float | None,
 ) -> None:
     """Score architectures and report Kendall, Spearman and top-k against the benchmark,
-    next to the parameter-count baseline on the same architectures."""
+    next to the parameter-count baseline on the same architectures. With --models, rate any
+    PyTorch models (timm, a file of factories) instead: no space, no table."""
     mirror_log_to_stderr(not no_progress and is_main_process())
+    if models is not None:  # any PyTorch models: no space, no table (ssnas.cli.rank_models)
+        refuse_mixed(**{"--archs": archs, "--sample": sample, "--all": rank_all, "--strategy": strategy,
+                        "--table": table_path, "--channels": channels, "--cells": cells})  # fmt: skip
+        return rank_models(models, image_size, max_params, max_flops, max_latency_ms, ranker=ranker,
+                           aggregate=aggregate, data=data, batch_size=batch_size, seed=seed, out=out, as_json=as_json,
+                           no_progress=no_progress, load_images=_ranker_images)  # fmt: skip
+    if any(v is not None for v in (image_size, max_params, max_flops, max_latency_ms)):
+        raise UserError("--image-size, --max-params, --max-flops and --max-latency-ms apply to --models")
     if ranker and strategy:
         raise UserError("give --ranker or --strategy, not both")
     if sum(x is not None and x is not False for x in (archs, sample, rank_all or None)) != 1:
-        raise UserError("give exactly one of --archs FILE, --sample N or --all")
+        raise UserError("give exactly one of --archs FILE, --sample N, --all or --models SPEC")
     space = create_space(space_name)
     table = load_space_table(space_name, table_path)  # before any work: a space without a table is refused
     if strategy is None:

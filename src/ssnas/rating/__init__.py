@@ -3,7 +3,8 @@
 Layout: `registry.py` (SIGNALS: signal -> family), one module per family (`activation.py`
 NASWOT/SWAP/effective rank, `spectral.py` MeCo, `synflow.py`, `az_nas.py`, `ssl_gradients.py`
 ZiCo/SNIP/grad-norm on NT-Xent), `structural.py` (params, flops), `aggregate.py` (rankers,
-mean-rank / log-rank, the non-finite policy), `engine.py` (builds, draws images, runs), and
+mean-rank / log-rank, the non-finite policy), `engine.py` (builds, draws images, runs),
+`models.py` (any PyTorch model: timm, a file of factories, through the same engine), and
 `defaults.py` (what each space is rated with, as measured).
 """
 

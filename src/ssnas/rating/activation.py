@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssnas.rating.registry import ACTIVATIONS, SIGNALS, features, forward_hooks
+from ssnas.rating.registry import SIGNALS, CannotRate, activation_kinds, features, forward_hooks
 
 # 62 samples per int64 word; words mixed by a multiplicative hash (wraps mod 2^64, collisions negligible)
 _WORD = 62
@@ -47,9 +47,12 @@ def activation_patterns(model: nn.Module, images: torch.Tensor, seed: int = 0, *
             code = code * _MIX + units[:, start : start + _WORD] @ powers[: min(_WORD, batch - start)]
         codes.append(code)
 
-    with forward_hooks(model, ACTIVATIONS, record):
+    with forward_hooks(model, activation_kinds(model), record):
         features(model, images, **forward_kwargs)
-    distinct = torch.unique(torch.cat(codes)).numel() if codes else 1
+    if not codes:
+        raise CannotRate(f"naswot and swap read ReLU-like activation modules (nn.ReLU, nn.GELU, ...); "
+                          f"{type(model).__name__} runs none")  # fmt: skip
+    distinct = torch.unique(torch.cat(codes)).numel()
     return {"naswot": float(torch.linalg.slogdet(kernel)[1]), "swap": float(torch.log10(torch.tensor(float(distinct), dtype=torch.float64)))}
 
 

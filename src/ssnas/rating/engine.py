@@ -41,6 +41,7 @@ from ssnas.rating import az_nas as _az_nas  # noqa: F401
 from ssnas.rating import spectral as _spectral  # noqa: F401
 from ssnas.rating import ssl_gradients as _ssl_gradients  # noqa: F401
 from ssnas.rating import synflow as _synflow  # noqa: F401
+from ssnas.data.datasets import resize_images
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
 from ssnas.rating.aggregate import Ranker, parse_ranker
@@ -73,13 +74,18 @@ def frozen_batch_norm(model: nn.Module) -> Iterator[None]:
 
 
 def rating_batches(
-    images: torch.Tensor, batch_size: int, seed: int, batches: int = 1, device: torch.device | str = "cpu"
+    images: torch.Tensor, batch_size: int, seed: int, batches: int = 1, device: torch.device | str = "cpu",
+    image_size: int | None = None,
 ) -> list[torch.Tensor]:
     """`batches` batches (B,3,H,W) of normalised float images drawn from uint8 images (N,3,H,W):
-    one seeded permutation cut into consecutive slices (as many whole ones as fit, at least one)."""
+    one seeded permutation cut into consecutive slices (as many whole ones as fit, at least one).
+    `image_size` S: the drawn images resized to SxS first (antialiased bilinear, as `load_dataset`)."""
     plain = VIEWS.create("identity")
     generator = torch.Generator().manual_seed(seed)
-    return [plain(images[index].to(device), generator)[0] for index in rating_indices(len(images), batch_size, seed, batches)]
+    draws = [images[index] for index in rating_indices(len(images), batch_size, seed, batches)]
+    if image_size is not None and image_size != images.shape[-1]:
+        draws = [resize_images(draw, image_size) for draw in draws]
+    return [plain(draw.to(device), generator)[0] for draw in draws]
 
 
 def rating_indices(count: int, batch_size: int, seed: int, batches: int = 1) -> list[torch.Tensor]:
@@ -147,10 +153,16 @@ class Scores:
 
     def seconds_per_arch(self, names: Sequence[str] | None = None) -> float:
         """Mean seconds per architecture of the passes behind `names` (default: all leaves)."""
-        names = list(self.seconds) if names is None else names
-        passes = {_pass_of(name) for name in names}
-        firsts = [next(n for n in names if _pass_of(n) == p) for p in passes]
-        return float(sum(np.mean(self.seconds[n]) for n in firsts)) if self.archs else 0.0
+        return seconds_per_network(self.seconds, names) if self.archs else 0.0
+
+
+def seconds_per_network(seconds: Columns, names: Sequence[str] | None = None) -> float:
+    """Mean seconds per network of the passes behind `names` (default: all leaves), each family
+    counted once whichever of its columns are named."""
+    names = list(seconds) if names is None else names
+    passes = {_pass_of(name) for name in names}
+    firsts = [next(n for n in names if _pass_of(n) == p) for p in passes]
+    return float(sum(np.mean(seconds[n]) for n in firsts))
 
 
 def _pass_of(name: str) -> str:
@@ -175,23 +187,47 @@ def score_architectures(
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
     signals = ranker.signals()
-    batch = None
-    if signals:
-        if images is None:
-            if ranker.needs_images:
-                raise UserError(f"ranker {ranker.text!r} scores networks on images: give --data FOLDER")
-            images = torch.zeros(config.batch_size, 3, 32, 32, dtype=torch.uint8)  # data-free: only the shape counts
-        batch = rating_batches(images, config.batch_size, config.seed, device=config.device)[0]
+    batch = rating_batch(ranker, images, config)
     job = _RatingJob(space, tuple(ranker.leaves()), tuple(signals), batch, config.seed)
     if workers > 1 and len(archs) > 1:
         columns, seconds = _rate_in_processes(job, list(archs), workers, progress)
     else:
         columns, seconds = job.rate(archs, progress)
+    return Scores(list(archs), columns, ranker.combine(columns), seconds, count_nonfinite(columns))
+
+
+def rating_batch(
+    ranker: Ranker, images: torch.Tensor | None, config: EngineConfig, image_size: int | None = None
+) -> torch.Tensor | None:
+    """The one batch (B,3,H,W) every network is rated on (`rating_batches`' first), None when the
+    ranker computes no signal; a data-free ranker without images gets zeros (only the shape counts)."""
+    if not ranker.signals():
+        return None
+    if images is None:
+        if ranker.needs_images:
+            raise UserError(f"ranker {ranker.text!r} scores networks on images: give --data FOLDER")
+        images = torch.zeros(config.batch_size, 3, 32, 32, dtype=torch.uint8)  # data-free: only the shape counts
+    return rating_batches(images, config.batch_size, config.seed, device=config.device, image_size=image_size)[0]
+
+
+def count_nonfinite(columns: Columns) -> dict[str, int]:
+    """name -> how many of its values are NaN or infinite (names with none left out), each logged."""
     nonfinite = {name: int(sum(not math.isfinite(v) for v in values)) for name, values in columns.items()}
     nonfinite = {name: count for name, count in nonfinite.items() if count}
     for name, count in nonfinite.items():
-        log.warning("signal %s: %d of %d value(s) not finite, rated last", name, count, len(archs))
-    return Scores(list(archs), columns, ranker.combine(columns), seconds, nonfinite)
+        log.warning("signal %s: %d of %d value(s) not finite, rated last", name, count, len(columns[name]))
+    return nonfinite
+
+
+def add_signals(
+    columns: Columns, seconds: Columns, network: nn.Module, signals: Sequence[str], batch: torch.Tensor, seed: int,
+    built: float,
+) -> None:
+    """Append `network`'s value of each signal to `columns[name]`, and to `seconds[name]` the time of
+    its family pass plus `built` (the seconds its network took to build)."""
+    for name, (value, spent) in network_signals(network, signals, batch, seed).items():
+        columns[name].append(value)
+        seconds[name].append(spent + built)
 
 
 @dataclass(frozen=True)
@@ -217,9 +253,7 @@ class _RatingJob:
                 started = time.perf_counter()
                 network = build_network(self.space, arch, self.seed).to(self.batch.device)
                 built = time.perf_counter() - started
-                for name, (value, spent) in network_signals(network, self.signals, self.batch, self.seed).items():
-                    columns[name].append(value)
-                    seconds[name].append(spent + built)
+                add_signals(columns, seconds, network, self.signals, self.batch, self.seed, built)
             if progress is not None:
                 progress(done, len(archs))
         return columns, seconds
@@ -227,8 +261,14 @@ class _RatingJob:
 
 def build_network(space: SearchSpace, arch: Architecture, seed: int) -> nn.Module:
     """`arch`'s network in `space` (at `space`'s size), initialised under `seed`."""
+    return initialised(lambda: space.build(space.parse(arch.key)), seed)
+
+
+def initialised(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`factory()`'s network with its weights drawn under `seed` (the global RNG is left as it was):
+    every network, of a space or any model, is initialised this way."""
     with seeded(seed):
-        return space.build(space.parse(arch.key))
+        return factory()
 
 
 def threads_per_worker(workers: int) -> int:

@@ -5,6 +5,10 @@ computes all of its columns from one forward (and backward) pass, so the engine 
 family once per network whatever subset of its columns a ranker needs. `forward_kwargs`
 select a supernet path (`arch=...`, `path=...`); on a standalone network they are empty.
 Every value is a Python float, higher = better.
+
+Families run on any `nn.Module` (ssnas networks, timm models, a user's own) through forward
+hooks on its layers; a family that finds none of the layers it reads raises `CannotRate`
+(one line naming the family and what it needs), never a silent NaN.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from ssnas.errors import UserError
 
 FamilyPass = Callable[..., dict[str, float]]
 
@@ -68,7 +74,25 @@ class SignalRegistry:
 
 SIGNALS = SignalRegistry()
 
-ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU)
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Hardswish, nn.Mish, nn.LeakyReLU, nn.ELU,
+)  # fmt: skip
+# timm's own ReLU-like activation classes (timm.layers.activations*), matched without importing timm
+_TIMM_ACTIVATIONS = {"GELU", "GELUTanh", "QuickGELU", "Swish", "SwishMe", "Mish", "MishMe", "HardSwish", "HardSwishMe"}
+
+
+class CannotRate(UserError):
+    """A signal family cannot rate this network: it has none of the layers the family reads (an MLP
+    has no Conv2d), or the family's pass cannot run on it (one image through train-mode BN at 1x1)."""
+
+
+def activation_kinds(model: nn.Module) -> tuple[type[nn.Module], ...]:
+    """The ReLU-like module classes in `model`: `ACTIVATIONS` plus timm's own activation classes."""
+    timm_kinds = {
+        type(m) for m in model.modules()
+        if type(m).__module__.startswith("timm.layers.activations") and type(m).__name__ in _TIMM_ACTIVATIONS
+    }  # fmt: skip
+    return ACTIVATIONS + tuple(sorted(timm_kinds, key=lambda kind: kind.__name__))
 
 
 @contextmanager
@@ -83,6 +107,29 @@ def forward_hooks(model: nn.Module, kinds: tuple[type[nn.Module], ...], hook: Ca
 
 
 def features(model: nn.Module, images: torch.Tensor, **forward_kwargs: Any) -> torch.Tensor:
-    """The network's (B, D) features: every ssnas network exposes `forward_features`."""
-    forward: Callable[..., torch.Tensor] = getattr(model, "forward_features")
-    return forward(images, **forward_kwargs)
+    """The network's (B, D) features on images (B,3,H,W).
+
+    * ssnas networks: `forward_features` returns (B, D), used as it is;
+    * timm models: `forward_features` returns the unpooled map (B,C,H,W) or tokens (B,T,D), and
+      the features are `forward_head(x, pre_logits=True)`, timm's pre-classifier embedding: the
+      model's own pooling (the class token for ViTs) and its head layers before the classifier
+      (ConvNeXt's norm, MobileNetV3's 1x1 conv). A plain average pool would skip those layers and
+      pool a ViT's tokens wrongly; for ResNets and EfficientNets the two are the same;
+    * any other module: its output, (B,C,H,W) average-pooled over space (as a pooled backbone
+      gives it), anything else flattened to (B, D). A classifier is rated on its logits: give a
+      factory without the head to rate its embedding.
+    """
+    forward_features = getattr(model, "forward_features", None)
+    if callable(forward_features):
+        output = forward_features(images, **forward_kwargs)
+        forward_head = getattr(model, "forward_head", None)
+        if isinstance(output, torch.Tensor) and output.dim() != 2 and callable(forward_head):
+            output = forward_head(output, pre_logits=True)
+    else:
+        output = model(images, **forward_kwargs)
+    if not isinstance(output, torch.Tensor):
+        raise UserError(f"{type(model).__name__} returns {type(output).__name__}, not a tensor: "
+                        "give a factory whose module returns the features (B, ...)")  # fmt: skip
+    if output.dim() == 4:
+        return output.mean(dim=(2, 3))  # (B, C)
+    return output if output.dim() == 2 else output.reshape(output.shape[0], -1)  # (B, D)

@@ -23,7 +23,7 @@ from torch import nn
 
 from ssnas.data.views import PadCrop
 from ssnas.objectives.simclr import nt_xent_loss
-from ssnas.rating.registry import SIGNALS, features
+from ssnas.rating.registry import SIGNALS, CannotRate, features
 
 SSL_GRADIENT_COLUMNS = ("zico-ssl", "snip-ssl", "gradnorm-ssl")
 
@@ -56,6 +56,9 @@ def ssl_gradient_proxies(
         m.weight for m in model.modules()
         if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight is not None and m.weight.requires_grad
     ]  # fmt: skip
+    if not weights:
+        raise CannotRate(f"zico-ssl, snip-ssl and gradnorm-ssl read Conv2d / Linear weights; "
+                         f"{type(model).__name__} has none")  # fmt: skip
     per_split: list[list[torch.Tensor]] = []
     model.zero_grad(set_to_none=True)
     try:

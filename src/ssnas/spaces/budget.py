@@ -149,18 +149,27 @@ def _macs(network: Any) -> int:
     return count_macs(network, torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE))
 
 
-@torch.inference_mode()
 def measure_latency(space: SearchSpace, arch: Architecture, config: LatencyConfig) -> float:
     """Median milliseconds of one fp32 forward of one (1,3,S,S) image, eval mode, on the CPU."""
-    network = space.build(arch, num_classes=NUM_CLASSES).eval()
+    return network_latency_ms(space.build(arch, num_classes=NUM_CLASSES), config)
+
+
+@torch.inference_mode()
+def network_latency_ms(network: torch.nn.Module, config: LatencyConfig) -> float:
+    """`measure_latency` of any CPU network (run in eval mode; its train/eval mode is put back)."""
+    was_training = network.training
+    network.eval()
     x = torch.zeros(1, 3, config.image_size, config.image_size)
-    for _ in range(config.warmup):
-        network(x)
     times = []
-    for _ in range(config.repeats):
-        start = time.perf_counter()
-        network(x)
-        times.append(time.perf_counter() - start)
+    try:
+        for _ in range(config.warmup):
+            network(x)
+        for _ in range(config.repeats):
+            start = time.perf_counter()
+            network(x)
+            times.append(time.perf_counter() - start)
+    finally:
+        network.train(was_training)
     return 1000.0 * statistics.median(times)
 
 
@@ -350,5 +359,6 @@ __all__ = [
     "descend",
     "measure_latency",
     "mutate",
+    "network_latency_ms",
     "within",
 ]
