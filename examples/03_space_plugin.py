@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+import ssnas
 from ssnas.errors import UserError
-from ssnas.run import run_search, search_config
 from ssnas.spaces import SPACES, Architecture
 
 DECISIONS = {"depth": ("1", "2", "3"), "width": ("8", "16", "32"), "activation": ("relu", "gelu")}
@@ -83,9 +83,6 @@ if __name__ == "__main__":  # not when `--space-module` loads this file
     settings = {k: int(v) if v.isdigit() else v for k, v in (item.split("=", 1) for item in args.set)}
 
     # space_module: config.yaml records this file, so the run can be repeated or resumed from the CLI.
-    config = search_config(space="mini", space_module=__file__, data=args.data, seed=args.seed, out=args.out,
-                           progress=False, **settings)  # fmt: skip
-    payload = run_search(config)
-    best = payload["best"]
-    print(f"found {best['arch']} (score {best['score']:.3f}) among {payload['num_candidates']} rated architectures")
+    result = ssnas.search(args.data, space="mini", space_module=__file__, seed=args.seed, out=args.out, **settings)
+    print(f"found {result.arch} (score {result.best.score:.3f}) among {len(result.candidates)} rated architectures")
     print(f"again from the command line: ssnas search --config {Path(args.out) / 'config.yaml'} --out OTHER_FOLDER")

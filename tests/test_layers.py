@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Low -> high. A module may import from its own floor and the floors below, never above.
 # "name" is a package (`ssnas/name/`) or a top-level module (`ssnas/name.py`).
 FLOORS: list[tuple[str, ...]] = [
-    ("errors", "registry", "paths", "faults", "atomic"),  # the ground: imports nothing of ssnas above it
+    ("errors", "registry", "paths", "faults", "atomic", "started"),  # the ground: imports nothing of ssnas above it
     ("data",),  # datasets, split, cache, augmented views (data/views.py)
     ("spaces",),  # search spaces, their costs and compute budgets
     ("objectives",),  # self-supervised losses
@@ -35,6 +35,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("ranking", "evaluation"),  # metrics, correlation against ground truth, selection
     ("reporting",),  # figures, HTML
     ("runfolder", "retrain", "pretraining", "export", "settings", "run"),  # workflows behind the commands
+    ("api",),  # the Python API: functions over the workflows, returning data
     ("cli", "testing"),  # the commands; contract suites shipped for other people's implementations
 ]
 FLOOR = {name: level for level, names in enumerate(FLOORS) for name in names}

@@ -1,10 +1,56 @@
-"""ssnas: label-free neural architecture search (CSNAS, SETN, BossNAS)."""
+"""ssnas: label-free neural architecture search (CSNAS, SETN, BossNAS) on your unlabeled images.
+
+The Python API (every command of the `ssnas` CLI calls it):
+
+    load_images(path, limit=None)            -> (N,3,H,W) uint8 images of a folder
+    search(data, space="nb201", **settings)  -> SearchResult (best architecture, candidates, run folder)
+    rank(archs_or_models, data, ranker=...)  -> Ranking (records, correlations with a table)
+    score(model_factory, images, ranker=...) -> the label-free signals of any torch.nn.Module
+    list_spaces(), list_rankers(), list_strategies()
+    create_space(name, **options)            -> a search space (parse, sample, build networks)
+
+>>> import ssnas
+>>> images = ssnas.load_images("../shared/data/cifar10-jpeg", limit=512)   # doctest: +SKIP
+>>> result = ssnas.search("../shared/data/cifar10-jpeg", space="nb201")    # doctest: +SKIP
+>>> result.arch                                                            # doctest: +SKIP
+
+Seeds, devices and threads are arguments; nothing is kept in global state. Names are loaded on
+first use, so `import ssnas` (and the CLI's `--help`) stays fast.
+"""
 
 from __future__ import annotations
 
-import time as _time
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ssnas.started import PROCESS_STARTED  # first, so a time budget counts every import after it
 
 __version__ = "0.1.0"
 
-# When this process imported ssnas: a command's time budget counts from here (imports included).
-PROCESS_STARTED = _time.monotonic()
+# public name -> the module that defines it (imported on first attribute access, PEP 562)
+_API = {
+    "load_images": "ssnas.api", "search": "ssnas.api", "rank": "ssnas.api", "score": "ssnas.api",
+    "list_spaces": "ssnas.api", "list_rankers": "ssnas.api", "list_strategies": "ssnas.api",
+    "SearchResult": "ssnas.api", "Ranking": "ssnas.api", "Candidate": "ssnas.api",
+    "create_space": "ssnas.spaces", "Architecture": "ssnas.spaces", "SearchSpace": "ssnas.spaces",
+}  # fmt: skip
+
+__all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:
+    from ssnas.api import (
+        Candidate, Ranking, SearchResult, list_rankers, list_spaces, list_strategies, load_images, rank, score, search,
+    )  # fmt: skip
+    from ssnas.spaces import Architecture, SearchSpace, create_space
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ssnas' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -9,24 +9,44 @@ from pathlib import Path
 import click
 import torch
 
-from ssnas.cli._common import config_option, emit, json_option, precision_option, registry_help, space_module_option
+from ssnas.api import rank_architectures, size_baseline
+from ssnas.cli._common import (
+    config_option,
+    emit,
+    json_option,
+    precision_option,
+    registry_help,
+    space_module_option,
+)
 from ssnas.cli.bench import metric_option, render_rank_report, table_option
 from ssnas.cli.rank_models import models_options, rank_models, refuse_mixed
-from ssnas.groundtruth import load_space_table
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
+from ssnas.groundtruth import load_space_table
 from ssnas.paths import DATA_ENV
-from ssnas.rating import (
-    AGGREGATIONS, STRUCTURAL, EngineConfig, parse_ranker, ranker_names, resized, score_architectures, threads_per_worker,
-)
-from ssnas.rating.defaults import FALLBACK_RANK, RANK_DEFAULTS, network_options, rank_defaults
 from ssnas.ranking.report import correlate
+from ssnas.ranking.selection import (
+    all_architectures,
+    read_architectures,
+    sample_architectures,
+    write_scores,
+)
+from ssnas.rating import (
+    AGGREGATIONS,
+    parse_ranker,
+    ranker_names,
+    threads_per_worker,
+)
+from ssnas.rating.defaults import (
+    FALLBACK_RANK,
+    RANK_DEFAULTS,
+    rank_defaults,
+)
 from ssnas.reporting import write_rank_report
-from ssnas.ranking.selection import all_architectures, read_architectures, sample_architectures, write_scores
 from ssnas.run import run_rank, search_config
+from ssnas.spaces import create_space
 from ssnas.training.distributed import is_main_process
 from ssnas.training.progress import StageProgress, mirror_log_to_stderr
-from ssnas.spaces import Architecture, SearchSpace, create_space
 
 
 @click.command("rank")
@@ -103,24 +123,21 @@ def rank_command(
             selection = sample_architectures(space, sample, seed)
         else:
             selection = all_architectures(space)
-        defaults = rank_defaults(space_name)
-        name = ranker or defaults.ranker
-        parsed = parse_ranker(name, aggregate)
-        images = _ranker_images(data, name) if parsed.needs_images else None
-        options = network_options(space_name, channels, cells)
-        engine = EngineConfig(batch_size=batch_size or defaults.batch_size, seed=seed)
+        name = ranker or rank_defaults(space_name).ranker
+        images = _ranker_images(data, name) if parse_ranker(name, aggregate).needs_images else None
         started = time.perf_counter()
         with StageProgress("ranking", len(selection), "architectures", bar=not no_progress and not as_json) as bar:
-            result = score_architectures(resized(space, options), selection, parsed, images, engine,
-                                         progress=lambda done, total: bar.update(done, force_line=done == total),
-                                         workers=workers)
-        scores = result.score
-        columns = result.columns
+            ranking = rank_architectures(selection, images, ranker=name, space=space_name, table=None, metric=metric,
+                                         batch_size=batch_size, channels=channels, cells=cells, aggregate=aggregate,
+                                         seed=seed, workers=workers,
+                                         progress=lambda done, total: bar.update(done, force_line=done == total))  # fmt: skip
+        scores = ranking.scores
+        columns = {c: [r[c] for r in ranking.records] for c in ranking.records[0] if c not in ("name", "score")}
         keys = [arch.key for arch in selection]
-        extra = {"seconds_per_arch": result.seconds_per_arch(), "wall_seconds": time.perf_counter() - started,
-                 "proxy_network": options,
-                 "batch_size": engine.batch_size, "workers": workers, "nonfinite": result.nonfinite,
-                 "threads_per_worker": threads_per_worker(workers)}
+        extra = {"seconds_per_arch": ranking.info["seconds_per_arch"], "wall_seconds": time.perf_counter() - started,
+                 "proxy_network": ranking.info["proxy_network"], "batch_size": ranking.info["batch_size"],
+                 "workers": workers, "nonfinite": ranking.info["nonfinite"],
+                 "threads_per_worker": threads_per_worker(workers)}  # fmt: skip
     else:
         if rank_all:
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")
@@ -143,7 +160,7 @@ def rank_command(
         return
     if out is not None:
         write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)), columns)
-    baseline = _size_baseline(space, selection) if name != "params" else None
+    baseline = size_baseline(space, selection) if name != "params" else None
     report = correlate(keys, scores, table, metric, baseline=baseline)
     report["ranker"] = name
     report.update(extra)
@@ -158,13 +175,3 @@ def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:
     if not spec:
         raise UserError(f"ranker {ranker!r} scores networks on images: give --data FOLDER (or set ${DATA_ENV})")
     return load_dataset(spec).images
-
-
-def _size_baseline(space: SearchSpace, archs: list[Architecture]) -> list[float]:
-    """Parameter count where the space counts it; the sum of the widths on nats-size; else the
-    parameters of each built 10-class network (plugin spaces)."""
-    if callable(getattr(space, "num_parameters", None)):
-        return STRUCTURAL.get("params")(space, archs)
-    if space.name == "nats-size":
-        return [float(sum(int(w) for w in arch.choices)) for arch in archs]
-    return [float(sum(p.numel() for p in space.build(arch, num_classes=10).parameters())) for arch in archs]

@@ -23,10 +23,10 @@ from rich.table import Column, Table
 from ssnas.atomic import write_atomic
 from ssnas.cli._common import POSITIVE, POSITIVE_FLOAT, emit
 from ssnas.errors import UserError
-from ssnas.rating import EngineConfig, parse_ranker
+from ssnas.rating import parse_ranker
 from ssnas.rating.defaults import FALLBACK_RANK
-from ssnas.rating.models import TIMM_INSTALL, load_model_factories, score_models
-from ssnas.spaces.budget import IMAGE_SIZE, UNITS, Budget, cpu_model
+from ssnas.rating.models import TIMM_INSTALL
+from ssnas.spaces.budget import UNITS, cpu_model
 from ssnas.training.progress import StageProgress
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,24 +65,27 @@ def rank_models(
     load_images: Callable[[str | None, str], torch.Tensor],
 ) -> None:
     """Rate the models of `models` and report (`load_images(data, ranker)`: the uint8 images)."""
+    from ssnas.api import rank
+
     name = ranker or FALLBACK_RANK.ranker
-    parsed = parse_ranker(name, aggregate)
-    budget = Budget(max_flops, max_params, max_latency_ms)
-    images = load_images(data, name) if parsed.needs_images else None
-    size = image_size or (int(images.shape[-1]) if images is not None else IMAGE_SIZE)
-    factories = load_model_factories(models, image_size=size)
-    engine = EngineConfig(batch_size=batch_size or FALLBACK_RANK.batch_size, seed=seed)
+    images = load_images(data, name) if parse_ranker(name, aggregate).needs_images else None
     started = time.perf_counter()
-    with StageProgress("rating", len(factories), "models", bar=not no_progress and not as_json) as bar:
-        result = score_models(factories, parsed, images, engine, image_size=size, budget=budget or None,
-                              progress=lambda done, total: bar.update(done, force_line=done == total))  # fmt: skip
-    records = result.records()
+    with StageProgress("rating", len(models.split(",")), "models", bar=not no_progress and not as_json) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total  # a file entry may hold several factories
+            bar.update(done, force_line=done == total)
+
+        ranking = rank(models, images, ranker=name, aggregate=aggregate, batch_size=batch_size, seed=seed,
+                       image_size=image_size, max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms,
+                       progress=progress)  # fmt: skip
+    records, info = ranking.records, ranking.info
     report: dict[str, Any] = {
-        "ranker": name, "count": len(records), "best": max(records, key=lambda r: r["score"])["name"],
-        "models": records, "excluded": result.excluded, "budget": budget.limits(),
+        "ranker": name, "count": len(records), "best": ranking.best["name"],
+        "models": records, "excluded": info["excluded"], "budget": info["budget"],
         "units": {"params_M": UNITS["params"], "mflops": "MFLOPs", "latency_ms": UNITS["latency_ms"]},
-        "image_size": size, "batch_size": engine.batch_size, "seed": seed, "nonfinite": result.nonfinite,
-        "seconds_per_model": result.seconds_per_model(), "wall_seconds": time.perf_counter() - started,
+        "image_size": info["image_size"], "batch_size": info["batch_size"], "seed": seed, "nonfinite": info["nonfinite"],
+        "seconds_per_model": info["seconds_per_model"], "wall_seconds": time.perf_counter() - started,
         "threads": torch.get_num_threads(), "cpu": cpu_model(),
     }  # fmt: skip
     if out is not None:

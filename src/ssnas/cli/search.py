@@ -14,7 +14,8 @@ from ssnas.cli._common import (
 )
 from ssnas.judging import SIGNAL_NAMES
 from ssnas.objectives import OBJECTIVES
-from ssnas.run import PRESETS, SPACE_STRATEGIES, run_search, search_config
+from ssnas.api import search
+from ssnas.run import PRESETS, SPACE_STRATEGIES
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.proxy import LOSSES, TRIAL_OBJECTIVES
 from ssnas.strategies.supernet_rating import ALL_SIGNALS
@@ -111,12 +112,11 @@ def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], ju
     (evolution.json; SETN checkpoint.pt and op_distribution.png; study.journal). Progress goes to
     search.log, and to stderr when stderr is not a terminal (a bar when it is).
     """
-    config = search_config(**options, rating=rating or None, judge_combine=judge_combine or None,
-                           progress=not no_progress and not as_json)
     mirror_log_to_stderr(not no_progress and is_main_process())
-    payload = run_search(config)
+    result = search(**options, rating=rating or None, judge_combine=judge_combine or None,
+                    progress=not no_progress and not as_json)
     if is_main_process():  # under torchrun, one report
-        emit(payload, as_json, lambda p: _render(p, config.run.out))
+        emit(result.payload, as_json, lambda p: _render(p, str(result.run_dir)))
 
 
 def _render(payload: dict[str, Any], out: str) -> None:

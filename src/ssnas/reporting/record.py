@@ -39,7 +39,11 @@ ORDER_COLUMNS = ("order", "trial")  # evolution's rating position, Optuna's tria
 @dataclass(frozen=True)
 class Candidate:
     """One rated architecture: `arch` its string, `score` higher = better, `signals` the values
-    behind the score (candidates.csv's other columns), `truth` benchmark metrics where known."""
+    behind the score (candidates.csv's other columns), `truth` benchmark metrics where known.
+
+    >>> best = ssnas.search("cifar10-jpeg").best          # doctest: +SKIP
+    >>> best.arch, best.score, best.truth["cifar10_test"]  # doctest: +SKIP
+    """
 
     arch: str
     score: float

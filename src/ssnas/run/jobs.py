@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ssnas import PROCESS_STARTED, runfolder
+from ssnas import runfolder
+from ssnas.started import PROCESS_STARTED
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve

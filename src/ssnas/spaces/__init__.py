@@ -27,6 +27,12 @@ SPACES: Registry[SearchSpace] = Registry("space", plugins=_load_plugins)
 
 
 def create_space(name: str, **kwargs: object) -> SearchSpace:
+    """The search space registered as `name`, built with its options (e.g. nb201's C and N).
+
+    >>> space = create_space("nb201", C=8, N=1)
+    >>> space.parse("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|avg_pool_3x3~2|").choices[0]
+    'nor_conv_3x3'
+    """
     return SPACES.create(name, **kwargs)
 
 

@@ -22,6 +22,9 @@ class Architecture:
 
     `key` is the space's canonical string form (for NB201 the benchmark's own
     `|op~src|+...` string); equality and hashing use `(space, choices)` only.
+
+    >>> arch = create_space("nats-size").parse("64:32:16:8:64")  # doctest: +SKIP
+    >>> arch.choices, arch.key                                   # doctest: +SKIP
     """
 
     space: str
@@ -43,7 +46,13 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class SearchSpace(Protocol):
-    """What every space implements."""
+    """What every space implements.
+
+    >>> space = ssnas.create_space("nb201")                    # doctest: +SKIP
+    >>> arch = space.sample(random.Random(0))                  # doctest: +SKIP
+    >>> net = space.build(arch, num_classes=10)                # doctest: +SKIP
+    >>> net.forward_features(torch.zeros(2, 3, 32, 32)).shape  # (B, D)  # doctest: +SKIP
+    """
 
     name: str
 

@@ -113,7 +113,7 @@ class CostModel:
             if closed_form is not None:
                 cached[metric] = closed_form(arch) / 1e6
             else:
-                network = self.space.build(arch, num_classes=NUM_CLASSES)
+                network = _built(self.space, arch)
                 cached.setdefault("flops", _macs(network) / 1e6)
                 cached.setdefault("params", count_parameters(network) / 1e6)
         return cached[metric]
@@ -151,7 +151,14 @@ def _macs(network: Any) -> int:
 
 def measure_latency(space: SearchSpace, arch: Architecture, config: LatencyConfig) -> float:
     """Median milliseconds of one fp32 forward of one (1,3,S,S) image, eval mode, on the CPU."""
-    return network_latency_ms(space.build(arch, num_classes=NUM_CLASSES), config)
+    return network_latency_ms(_built(space, arch), config)
+
+
+def _built(space: SearchSpace, arch: Architecture) -> torch.nn.Module:
+    """`arch`'s 10-class network for counting or timing: costs do not depend on the weights, so the
+    global random state is put back afterwards (a report or a budget check draws nothing from it)."""
+    with torch.random.fork_rng(devices=[]):
+        return space.build(arch, num_classes=NUM_CLASSES)
 
 
 @torch.inference_mode()

@@ -334,25 +334,33 @@ def format_choices(choices: Sequence[str]) -> str:
     return "+".join(nodes)
 
 
+# The counts below build throwaway modules; their initialisation must not draw from the caller's
+# global random state (fork_rng puts it back), or the first cost query of a process would move it.
+
+
 @lru_cache(maxsize=None)
 def _op_params(op: str, C: int) -> int:
-    return count_parameters(_make_op(op, C, affine=True, track_running_stats=True))
+    with torch.random.fork_rng(devices=[]):
+        return count_parameters(_make_op(op, C, affine=True, track_running_stats=True))
 
 
 @lru_cache(maxsize=None)
 def _skeleton_params(C: int, N: int, num_classes: int | None) -> int:
-    return count_parameters(NB201Network(["none"] * len(EDGES), C, N, num_classes))
+    with torch.random.fork_rng(devices=[]):
+        return count_parameters(NB201Network(["none"] * len(EDGES), C, N, num_classes))
 
 
 @lru_cache(maxsize=None)
 def _op_macs(op: str, C: int, resolution: int) -> int:
-    module = _make_op(op, C, affine=True, track_running_stats=True)
+    with torch.random.fork_rng(devices=[]):
+        module = _make_op(op, C, affine=True, track_running_stats=True)
     return count_macs(module, torch.zeros(1, C, resolution, resolution))
 
 
 @lru_cache(maxsize=None)
 def _skeleton_macs(C: int, N: int, num_classes: int | None, resolution: int) -> int:
-    network = NB201Network(["none"] * len(EDGES), C, N, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        network = NB201Network(["none"] * len(EDGES), C, N, num_classes)
     return count_macs(network, torch.zeros(1, 3, resolution, resolution))
 
 

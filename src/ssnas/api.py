@@ -1,0 +1,407 @@
+"""The Python API: what the `ssnas` commands do, as functions that return data.
+
+Every function takes its seed, device and threads as arguments and leaves no global state
+behind (torch's thread count and random state are put back). The CLI calls these functions,
+so the same settings give the same results from either side.
+
+>>> import ssnas
+>>> images = ssnas.load_images("cifar10-jpeg", limit=256)            # doctest: +SKIP
+>>> ranking = ssnas.rank(["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+...                       "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"],
+...                      data=images, ranker="az-nas-ssl")               # doctest: +SKIP
+>>> ranking.best.name                                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ssnas.errors import UserError
+from ssnas.reporting.record import Candidate, read_candidates
+
+if TYPE_CHECKING:
+    from ssnas.spaces import Architecture
+
+ImagesLike = torch.Tensor | str | Path
+
+
+@contextmanager
+def using_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to `threads` inside the block and put back afterwards (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise UserError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def load_images(path: str | Path, *, split: str = "train", resolution: int = 32, limit: int | None = None,
+                seed: int = 0, skip_corrupt: bool = False) -> torch.Tensor:  # fmt: skip
+    """Unlabeled images of a folder (or "cifar10" / "cifar100") as a (N,3,H,W) uint8 tensor.
+
+    Class subfolders are allowed but their names are never used; a folder with `train/` and
+    `test/` is split by them. Decoded folders are cached, so a second call is fast.
+
+    Args:
+        path: an image folder, or "cifar10" / "cifar100".
+        split: "train" or "test" (folders with train/ and test/ subfolders).
+        resolution: image side in pixels.
+        limit: keep this many images, drawn without replacement with `seed` (None: all).
+        skip_corrupt: leave unreadable files out with a warning instead of failing.
+
+    >>> images = ssnas.load_images("../shared/data/cifar10-jpeg", limit=512)  # doctest: +SKIP
+    >>> images.shape, images.dtype                                           # doctest: +SKIP
+    (torch.Size([512, 3, 32, 32]), torch.uint8)
+    """
+    from ssnas.data.datasets import load_dataset
+
+    dataset = load_dataset(str(path), split=split, resolution=resolution, skip_corrupt=skip_corrupt)
+    if limit is not None:
+        dataset = dataset.subset(limit, seed)
+    return dataset.images
+
+
+def _as_images(data: ImagesLike | None) -> torch.Tensor | None:
+    if data is None or isinstance(data, torch.Tensor):
+        if data is not None and (data.dtype != torch.uint8 or data.dim() != 4):
+            raise UserError(f"images must be a (N,3,H,W) uint8 tensor, got {data.dtype} {tuple(data.shape)}")
+        return data
+    return load_images(data)
+
+
+# ----------------------------------------------------------------------------- listing
+
+
+def list_spaces() -> list[str]:
+    """Names of the search spaces (built-in and plugins).
+
+    >>> "nb201" in ssnas.list_spaces()
+    True
+    """
+    from ssnas.spaces import SPACES
+
+    return SPACES.names()
+
+
+def list_rankers() -> list[str]:
+    """Names of the label-free rankers; ensembles join them with '+' (e.g. "meco+naswot").
+
+    >>> "az-nas" in ssnas.list_rankers()
+    True
+    """
+    from ssnas.rating import ranker_names
+
+    return ranker_names()
+
+
+def list_strategies() -> list[str]:
+    """Names of the search strategies.
+
+    >>> "evolution" in ssnas.list_strategies()
+    True
+    """
+    from ssnas.run import STRATEGY_SETTINGS
+
+    return list(STRATEGY_SETTINGS)
+
+
+# ----------------------------------------------------------------------------- search
+
+
+@dataclass
+class SearchResult:
+    """What a search found. `best` is `candidates[0]`; `run_dir` holds result.json,
+    candidates.csv, report.html and config.yaml; `payload` is result.json's content;
+    `settings` is config.yaml (every setting the run used).
+
+    >>> result = ssnas.search("cifar10-jpeg", space="nats-size", seed=1)  # doctest: +SKIP
+    >>> result.arch, result.run_dir / "report.html"                      # doctest: +SKIP
+    >>> import pandas; pandas.DataFrame(result.to_records()).head()      # doctest: +SKIP
+    """
+
+    best: Candidate
+    candidates: list[Candidate]
+    run_dir: Path
+    seconds: float
+    settings: dict[str, Any]
+    payload: dict[str, Any]
+
+    @property
+    def arch(self) -> str:
+        """The found architecture's string (what `ssnas train` / `export` take)."""
+        return self.best.arch
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One flat dict per candidate, best first (`pandas.DataFrame(result.to_records())`)."""
+        return [{"rank": i, "arch": c.arch, "score": c.score, **c.signals, **c.truth}
+                for i, c in enumerate(self.candidates, start=1)]  # fmt: skip
+
+
+def search(data: str | Path | None = None, *, space: str = "nb201", strategy: str | None = None, seed: int = 0,
+           out: str | Path | None = None, device: str = "auto", precision: str = "auto", threads: int | None = None,
+           resume: bool = False, progress: bool = False, **settings: Any) -> SearchResult:  # fmt: skip
+    """Search `space` without labels on the images of `data` and write a run folder.
+
+    The same settings as `ssnas search` (option names with underscores: `ratings=200`,
+    `max_flops=50`, `time_budget=15`, ...); an option the strategy does not use is refused
+    before any work. `out` defaults to a new folder under runs/.
+
+    Returns:
+        SearchResult: the best architecture, every candidate best first, the run folder.
+
+    >>> result = ssnas.search("../shared/data/cifar10-jpeg", space="nb201", seed=0)  # doctest: +SKIP
+    >>> result.arch, result.best.truth.get("cifar10_test")                            # doctest: +SKIP
+    """
+    import yaml
+
+    from ssnas.run import config_dict, resolve, run_search, search_config
+    from ssnas.runfolder import CONFIG_NAME
+    from ssnas.training.distributed import is_main_process
+
+    if out is None:
+        out = Path("runs") / f"search-{space}-{time.strftime('%Y%m%d-%H%M%S')}-s{seed}"
+    data_text = None if data is None else str(data)
+    config = search_config(space=space, strategy=strategy, data=data_text, seed=seed, out=str(out), device=device,
+                           precision=precision, resume=resume, progress=progress, **settings)  # fmt: skip
+    with using_threads(threads):
+        payload = run_search(config)
+    run_dir = Path(config.run.out)
+    truth_names = list(payload.get("ground_truth") or {})  # every cell of a table has the same metrics
+    if is_main_process():
+        candidates = read_candidates(run_dir / "candidates.csv", truth_names)
+    else:  # under torchrun only process 0 writes the run folder
+        best = payload["best"]
+        candidates = [Candidate(best["arch"], best["score"], {k: v for k, v in best.items() if k not in ("arch", "score")})]
+    saved = run_dir / CONFIG_NAME  # what ran, image counts included
+    settings = yaml.safe_load(saved.read_text()) if saved.exists() else config_dict(resolve(config))
+    return SearchResult(candidates[0], candidates, run_dir, float(payload["seconds"]), settings, payload)
+
+
+# ----------------------------------------------------------------------------- rank / score
+
+
+@dataclass
+class Ranking:
+    """Label-free scores of architectures or models, best first in `ordered()`, as given in `records`.
+
+    records: one dict per architecture / model in input order: `name`, `score`, each signal,
+        cost columns (`params_M`, `mflops`) and the ground-truth metric when a table is given.
+    correlations: Kendall, Spearman, top-k and regret against the table (None without one),
+        with the parameter-count baseline on the same architectures under "baseline".
+
+    >>> ranking = ssnas.rank("timm:resnet18,timm:efficientnet_b0", images)  # doctest: +SKIP
+    >>> ranking.best["name"]; ranking.to_csv("scores.csv")                # doctest: +SKIP
+    """
+
+    ranker: str
+    records: list[dict[str, Any]]
+    correlations: dict[str, Any] | None = None
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.records)
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """Records best first (stable for ties)."""
+        return sorted(self.records, key=lambda r: -r["score"])
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The record with the highest score."""
+        return self.ordered()[0]
+
+    @property
+    def scores(self) -> list[float]:
+        return [r["score"] for r in self.records]
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """The records as CSV text (written to `path` when given)."""
+        names = list(dict.fromkeys(k for r in self.records for k in r))
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.records)
+        if path is not None:
+            Path(path).write_text(text.getvalue())
+        return text.getvalue()
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame of the records (pandas is not a dependency of ssnas: install it)."""
+        try:
+            import pandas
+        except ImportError:
+            raise UserError("to_dataframe needs pandas: pip install pandas") from None
+        return pandas.DataFrame(self.records)
+
+
+ArchsOrModels = Sequence["str | Architecture"] | Mapping[str, Callable[[], nn.Module]] | str
+
+
+def rank(archs_or_models: ArchsOrModels, data: ImagesLike | None = None, *, ranker: str | None = None,
+         space: str = "nb201", table: str | Path | bool | None = None, metric: str = "cifar10_valid",
+         batch_size: int | None = None, channels: int | None = None, cells: int | None = None,
+         aggregate: str = "mean-rank", seed: int = 0, device: str = "cpu", threads: int | None = None,
+         workers: int = 1, image_size: int | None = None, max_params: float | None = None,
+         max_flops: float | None = None, max_latency_ms: float | None = None,
+         progress: Callable[[int, int], None] | None = None) -> Ranking:  # fmt: skip
+    """Score architectures of a search space, or any PyTorch models, without labels.
+
+    Args:
+        archs_or_models: architecture strings (or `Architecture`s) of `space`; or a mapping of
+            name -> factory returning a freshly initialised `nn.Module`; or a models spec as
+            `ssnas rank --models` takes it ("timm:resnet18,timm:efficientnet_b0", "my_models.py").
+        data: (N,3,H,W) uint8 images or a folder; needed by every ranker but params / flops / synflow.
+        ranker: ranker or ensemble ("az-nas", "meco+naswot"); default: the space's measured one.
+        table: architectures only: True = the space's own ground-truth table, or a CSV path;
+            adds the metric per record and the correlations.
+        channels / cells: architectures only: the network size rated (default: the space's proxy).
+        image_size: models only: rate at SxS (default: the images' size); timm ViTs are built for it.
+        max_params / max_flops / max_latency_ms: models only: a budget (M parameters, MFLOPs at the
+            rated size, ms per image here); models over it are measured, listed in
+            `info["excluded"]` and not rated.
+
+    >>> r = ssnas.rank(["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    ...                 "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+    ...                 "|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"],
+    ...                data=images, table=True)                                 # doctest: +SKIP
+    >>> r.correlations["spearman"]                                             # doctest: +SKIP
+    """
+    images = _as_images(data)
+    with using_threads(threads):
+        if isinstance(archs_or_models, (str, Mapping)):
+            budget = {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}
+            return _rank_models(archs_or_models, images, ranker, batch_size, aggregate, seed, image_size, budget,
+                                progress)  # fmt: skip
+        if image_size is not None or any(v is not None for v in (max_params, max_flops, max_latency_ms)):
+            raise UserError("image_size and the max_* budgets apply to models; a search applies budgets to a space")
+        return rank_architectures(list(archs_or_models), images, ranker=ranker, space=space, table=table,
+                                  metric=metric, batch_size=batch_size, channels=channels, cells=cells,
+                                  aggregate=aggregate, seed=seed, device=device, workers=workers,
+                                  progress=progress)  # fmt: skip
+
+
+def rank_architectures(archs: Sequence[str | Architecture], images: torch.Tensor | None, *, ranker: str | None,
+                       space: str, table: str | Path | bool | None, metric: str, batch_size: int | None,
+                       channels: int | None, cells: int | None, aggregate: str, seed: int, device: str = "cpu",
+                       workers: int = 1, progress: Callable[[int, int], None] | None = None) -> Ranking:  # fmt: skip
+    """`rank` on architectures of `space` (what `ssnas rank --archs/--sample/--all` runs)."""
+    from ssnas.groundtruth import load_space_table
+    from ssnas.ranking.report import correlate
+    from ssnas.rating import EngineConfig, parse_ranker, resized, score_architectures
+    from ssnas.rating.defaults import network_options, rank_defaults
+    from ssnas.spaces import Architecture, create_space
+
+    searched = create_space(space)
+    parsed_archs = [a if isinstance(a, Architecture) else searched.parse(a) for a in archs]
+    if not parsed_archs:
+        raise UserError("no architectures to rank")
+    truth_table = None
+    if table is not None and table is not False:
+        truth_table = load_space_table(space, None if table is True else Path(table))
+    defaults = rank_defaults(space)
+    name = ranker or defaults.ranker
+    parsed = parse_ranker(name, aggregate)
+    if images is None and parsed.needs_images:
+        raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
+    options = network_options(space, channels, cells)
+    engine = EngineConfig(batch_size=batch_size or defaults.batch_size, seed=seed, device=device)
+    started = time.perf_counter()
+    scores = score_architectures(resized(searched, options), parsed_archs, parsed, images, engine, progress=progress,
+                                 workers=workers)  # fmt: skip
+    seconds = time.perf_counter() - started
+    keys = [a.key for a in parsed_archs]
+    records: list[dict[str, Any]] = [
+        {"name": key, "score": scores.score[i], **{c: values[i] for c, values in scores.columns.items()}}
+        for i, key in enumerate(keys)
+    ]
+    correlations = None
+    if truth_table is not None:
+        for record in records:
+            record[metric] = truth_table.query(record["name"], metric)
+        baseline = size_baseline(searched, parsed_archs) if name != "params" else None
+        correlations = correlate(keys, scores.score, truth_table, metric, baseline=baseline)
+    info = {"seconds_per_arch": scores.seconds_per_arch(), "proxy_network": options, "batch_size": engine.batch_size,
+            "workers": workers, "nonfinite": scores.nonfinite}  # fmt: skip
+    return Ranking(name, records, correlations, seconds, info)
+
+
+def size_baseline(space: Any, archs: Sequence[Architecture]) -> list[float]:
+    """The size yardstick of `archs` (the baseline every ranking is shown beside): the parameter count
+    where the space counts it; the sum of the widths on nats-size; else the parameters of each
+    built 10-class network (plugin spaces)."""
+    from ssnas.rating import STRUCTURAL
+
+    if callable(getattr(space, "num_parameters", None)):
+        return list(STRUCTURAL.get("params")(space, list(archs)))
+    if space.name == "nats-size":
+        return [float(sum(int(w) for w in arch.choices)) for arch in archs]
+    return [float(sum(p.numel() for p in space.build(arch, num_classes=10).parameters())) for arch in archs]
+
+
+def _rank_models(models: str | Mapping[str, Callable[[], nn.Module]], images: torch.Tensor | None, ranker: str | None,
+                 batch_size: int | None, aggregate: str, seed: int, image_size: int | None,
+                 budget: dict[str, float | None], progress: Callable[[int, int], None] | None) -> Ranking:  # fmt: skip
+    from ssnas.rating import EngineConfig, parse_ranker
+    from ssnas.rating.defaults import FALLBACK_RANK
+    from ssnas.rating.models import load_model_factories, score_models
+    from ssnas.spaces.budget import IMAGE_SIZE, Budget
+
+    name = ranker or FALLBACK_RANK.ranker
+    parsed = parse_ranker(name, aggregate)
+    if images is None and parsed.needs_images:
+        raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
+    size = image_size or (int(images.shape[-1]) if images is not None else IMAGE_SIZE)
+    factories = load_model_factories(models, image_size=size) if isinstance(models, str) else dict(models)
+    limits = Budget(budget["max_flops"], budget["max_params"], budget["max_latency_ms"])
+    engine = EngineConfig(batch_size=batch_size or FALLBACK_RANK.batch_size, seed=seed)
+    started = time.perf_counter()
+    scored = score_models(factories, parsed, images, engine, image_size=size, budget=limits or None, progress=progress)
+    info = {"excluded": scored.excluded, "budget": limits.limits(), "image_size": size, "batch_size": engine.batch_size,
+            "nonfinite": scored.nonfinite, "seconds_per_model": scored.seconds_per_model()}  # fmt: skip
+    return Ranking(name, scored.records(), None, time.perf_counter() - started, info)
+
+
+def score(model_factory: Callable[[], nn.Module], images: ImagesLike, ranker: str = "az-nas-ssl", *,
+          batch_size: int = 32, seed: int = 0, device: str = "cpu", threads: int | None = None) -> dict[str, float]:  # fmt: skip
+    """Label-free signals of one model built by `model_factory` (a fresh initialisation under `seed`).
+
+    Rankers compare networks: an ensemble's combined score (az-nas, mean-rank) only means
+    something against other networks, so this returns each signal the ranker reads, plus
+    `params_M` and `mflops`. Use `rank` to order several models.
+
+    >>> import torchvision  # doctest: +SKIP
+    >>> ssnas.score(lambda: torchvision.models.resnet18(num_classes=10), images, ranker="naswot")  # doctest: +SKIP
+    {'naswot': 1234.5, 'params_M': 11.2, 'mflops': 556.0}
+    """
+    ranking = rank({"model": model_factory}, images, ranker=ranker, batch_size=batch_size, seed=seed, device=device,
+                   threads=threads)  # fmt: skip
+    record = dict(ranking.records[0])
+    record.pop("name", None)
+    record.pop("score", None)
+    return {k: float(v) for k, v in record.items() if isinstance(v, (int, float))}
+
+
+__all__ = [
+    "Candidate", "Ranking", "SearchResult", "list_rankers", "list_spaces", "list_strategies", "load_images", "rank",
+    "rank_architectures", "score", "search", "size_baseline", "using_threads",
+]
