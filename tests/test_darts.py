@@ -339,3 +339,17 @@ def test_darts_v2_parameter_count() -> None:
     assert count_parameters(with_aux) == 3_825_768
     assert count_parameters(with_aux) - count_parameters(with_aux.auxiliary_head) == 3_349_342
     assert count_parameters(DartsNetwork(DARTS_V1, C=36, layers=20, num_classes=10)) == 3_169_414
+
+
+@pytest.mark.parametrize("options", [{}, {"steps": 5, "multiplier": 3, "layers": 5, "C": 8}])
+def test_closed_form_costs_count_the_built_network(options: dict[str, int]) -> None:
+    """`num_parameters` and `flops` (per-op counts, cached) equal counting the built 10-class network."""
+    from ssnas.spaces.cost import count_macs
+
+    space = DartsSpace(**options)
+    rng = random.Random(7)
+    for _ in range(4):
+        arch = space.sample(rng)
+        network = space.build(arch, num_classes=10)
+        assert space.num_parameters(arch) == count_parameters(network)
+        assert space.flops(arch) == count_macs(network, torch.zeros(1, 3, 32, 32))

@@ -345,6 +345,127 @@ def rank_architectures(archs: Sequence[str | Architecture], images: torch.Tensor
     return Ranking(name, records, correlations, seconds, info)
 
 
+@dataclass
+class FolderRanking:
+    """A rating written to a run folder by `rank_into_folder`: `run_dir` holds config.yaml, the
+    chunks under ratings/, scores.csv (every architecture, selection order) and, with a table,
+    report.html. `rated` of the `count` architectures were rated by this call (the rest were in the
+    folder already); `best` is the top {"name", "score"}.
+
+    >>> done = ssnas.rank_into_folder("runs/nb201-all", images, table=True)  # doctest: +SKIP
+    >>> done.best["name"], done.count, done.correlations["kendall_tau"]      # doctest: +SKIP
+    """
+
+    ranker: str
+    run_dir: Path
+    count: int
+    rated: int
+    best: dict[str, Any]
+    correlations: dict[str, Any] | None
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def keys(self) -> Iterator[str]:
+        """The architecture strings in selection order (scores.csv's `arch` column), read from the chunks."""
+        from ssnas.ranking.stream import iter_keys
+
+        return iter_keys(self.run_dir)
+
+
+def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select: str | int | Path = "all",
+                     space: str = "nb201", ranker: str | None = None, table: str | Path | bool | None = None,
+                     metric: str = "cifar10_valid", batch_size: int | None = None, channels: int | None = None,
+                     cells: int | None = None, aggregate: str = "mean-rank", seed: int = 0, device: str = "cpu",
+                     threads: int | None = None, workers: int = 1, chunk_size: int | None = None, resume: bool = False,
+                     progress: Callable[[int, int], None] | None = None) -> FolderRanking:  # fmt: skip
+    """Rate a whole space (or a sample of one too large to list) into the run folder `out`, a chunk
+    at a time: memory stays flat in the number of architectures, a killed rating continues with
+    `resume=True` and ends with the same scores.csv (`ssnas.ranking.stream`).
+
+    Args:
+        select: "all" (every non-degenerate architecture), N (that many drawn with `seed`), or a
+            file of architectures.
+        table: True = the space's own ground-truth table (correlations and report.html), a CSV
+            path, or None / False for none (spaces without a table: scores.csv only).
+        chunk_size: architectures per chunk file (default 128): what a kill can lose.
+
+    >>> r = ssnas.rank_into_folder("runs/nb201-all", images, select="all", table=True, workers=2)  # doctest: +SKIP
+    >>> r.correlations["spearman_rho"], r.run_dir / "scores.csv"                                 # doctest: +SKIP
+    """
+    from ssnas.groundtruth import load_space_table
+    from ssnas.ranking.report import correlate
+    from ssnas.ranking.selection import all_architectures, iter_sample, read_architectures
+    from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE, rate_into_folder
+    from ssnas.rating import EngineConfig, parse_ranker, rating_job, resized
+    from ssnas.rating.defaults import network_options, rank_defaults
+    from ssnas.reporting import write_rank_report
+    from ssnas.spaces import create_space
+
+    out = Path(out)
+    searched = create_space(space)
+    truth_table = None if table is None or table is False else load_space_table(space, None if table is True else table)
+    defaults = rank_defaults(space)
+    name = ranker or defaults.ranker
+    parsed = parse_ranker(name, aggregate)
+    images = _as_images(data)
+    if images is None and parsed.needs_images:
+        raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
+    options = network_options(space, channels, cells)
+    engine = EngineConfig(batch_size=batch_size or defaults.batch_size, seed=seed, device=device)
+    chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
+    settings: dict[str, Any] = {"command": "rank", "space": space, "ranker": name, "aggregate": aggregate}
+    if select == "all":
+        listed = all_architectures(searched)
+        archs: Callable[[], Any] = lambda: listed  # noqa: E731
+        settings.update(selection="all", count=len(listed))
+    elif isinstance(select, int):
+        archs = lambda: iter_sample(searched, select, seed)  # noqa: E731
+        settings.update(selection="sample", count=select)
+    else:
+        listed = read_architectures(searched, Path(select))
+        archs = lambda: listed  # noqa: E731
+        settings.update(selection="archs", archs=str(select), archs_sha256=_sha256(Path(select).read_bytes()),
+                        count=len(listed))  # fmt: skip
+    settings.update(seed=seed, batch_size=engine.batch_size, proxy_network=options or None, device=device,
+                    data=None if data is None or isinstance(data, torch.Tensor) else str(data),
+                    images_sha256=_rating_images_sha256(images, engine) if parsed.signals() else None,
+                    chunk_size=chunk_size, workers=workers)  # fmt: skip
+    started = time.perf_counter()
+    with using_threads(threads):
+        job = rating_job(resized(searched, options), parsed, images, engine)
+        done = rate_into_folder(out, settings, archs, settings["count"], job, parsed, chunk_size=chunk_size,
+                                workers=workers, resume=resume, progress=progress)  # fmt: skip
+    info = {"seconds_per_arch": done.seconds_per_arch, "proxy_network": options, "batch_size": engine.batch_size,
+            "workers": workers, "nonfinite": done.nonfinite, "chunk_size": chunk_size, "rated_now": done.rated}  # fmt: skip
+    correlations = None
+    if truth_table is not None:
+        keys = list(done.keys())
+        parsed_archs = [searched.parse(key) for key in keys]
+        baseline = size_baseline(searched, parsed_archs) if name != "params" else None
+        correlations = correlate(keys, done.scores, truth_table, metric, baseline=baseline)
+        report = {**correlations, "ranker": name, **info}
+        write_rank_report(out, name, keys, done.scores, [truth_table.query(key, metric) for key in keys], report)
+    best = {"name": done.best[0], "score": done.best[1]}
+    return FolderRanking(name, out, done.count, done.rated, best, correlations, time.perf_counter() - started, info)
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _rating_images_sha256(images: torch.Tensor | None, engine: Any) -> str | None:
+    """SHA-256 of the uint8 images every network is rated on (the seeded draw), so a resumed
+    rating can refuse other images whatever folder they came from."""
+    from ssnas.rating.engine import rating_indices
+
+    if images is None:
+        return None
+    drawn = images[rating_indices(len(images), engine.batch_size, engine.seed)[0]]
+    return _sha256(drawn.contiguous().numpy().tobytes() + str(tuple(drawn.shape)).encode())
+
+
 def size_baseline(space: Any, archs: Sequence[Architecture]) -> list[float]:
     """The size yardstick of `archs` (the baseline every ranking is shown beside): the parameter count
     where the space counts it; the sum of the widths on nats-size; else the parameters of each
@@ -402,6 +523,6 @@ def score(model_factory: Callable[[], nn.Module], images: ImagesLike, ranker: st
 
 
 __all__ = [
-    "Candidate", "Ranking", "SearchResult", "list_rankers", "list_spaces", "list_strategies", "load_images", "rank",
-    "rank_architectures", "score", "search", "size_baseline", "using_threads",
+    "Candidate", "FolderRanking", "Ranking", "SearchResult", "list_rankers", "list_spaces", "list_strategies",
+    "load_images", "rank", "rank_architectures", "rank_into_folder", "score", "search", "size_baseline", "using_threads",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
 from ssnas.training.distributed import process_group
 
@@ -65,7 +66,7 @@ def write_config(out_dir: Path, settings: dict[str, Any]) -> None:
         group.barrier()
     if group is None or group.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / CONFIG_NAME).write_text(yaml.safe_dump(settings, sort_keys=False))
+        write_atomic(out_dir / CONFIG_NAME, yaml.safe_dump(settings, sort_keys=False))  # whole or not at all
     if group is not None:
         group.barrier()
 

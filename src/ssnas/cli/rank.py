@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import torch
 
-from ssnas.api import rank_architectures, size_baseline
+from ssnas.api import rank_architectures, rank_into_folder, size_baseline
 from ssnas.cli._common import (
     config_option,
     emit,
@@ -23,8 +23,10 @@ from ssnas.cli.rank_models import models_options, rank_models, refuse_mixed
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
 from ssnas.groundtruth import load_space_table
+from ssnas.groundtruth.tables import space_table
 from ssnas.paths import DATA_ENV
 from ssnas.ranking.report import correlate
+from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE
 from ssnas.ranking.selection import (
     all_architectures,
     read_architectures,
@@ -44,6 +46,7 @@ from ssnas.rating.defaults import (
 )
 from ssnas.reporting import write_rank_report
 from ssnas.run import run_rank, search_config
+from ssnas.runfolder import check_out
 from ssnas.spaces import create_space
 from ssnas.training.distributed import is_main_process
 from ssnas.training.progress import StageProgress, mirror_log_to_stderr
@@ -66,8 +69,12 @@ from ssnas.training.progress import StageProgress, mirror_log_to_stderr
 @click.option("--all", "rank_all", is_flag=True, help="Rank every non-degenerate architecture (rankers only).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample (and the strategy).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Run folder (strategies) or where scores.csv goes [runs/rank for strategies].")
-@click.option("--resume", is_flag=True, help="Strategies: reuse the trained checkpoint in --out.")
+              help="Run folder or where scores.csv goes [runs/rank for strategies]. Rankers write a folder a chunk "
+                   "at a time (memory flat in the number of architectures; --resume continues a killed run).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out: rankers skip the rated chunks, strategies reuse the trained checkpoint.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help=f"Rankers with --out FOLDER: architectures per chunk file, what a kill can lose [{DEFAULT_CHUNK_SIZE}].")
 @click.option("--objective", default=None, help="Strategies that train with one (setn, tpe/random): training objective [simclr].")
 @click.option("--data", default=None, help="Unlabeled images for rankers and strategies: image folder or cifar10 [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True, help="Strategies: quick | paper.")
@@ -92,7 +99,8 @@ from ssnas.training.progress import StageProgress, mirror_log_to_stderr
 @json_option
 def rank_command(
     ranker: str | None, aggregate: str, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
-    rank_all: bool, seed: int, out: Path | None, resume: bool, objective: str | None, data: str | None, preset: str,
+    rank_all: bool, seed: int, out: Path | None, resume: bool, chunk_size: int | None, objective: str | None,
+    data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
     channels: int | None, cells: int | None, workers: int, rating: tuple[str, ...], device: str, precision: str,
     no_progress: bool, table_path: Path | None, metric: str, as_json: bool, models: str | None, image_size: int | None,
@@ -114,6 +122,12 @@ def rank_command(
         raise UserError("give --ranker or --strategy, not both")
     if sum(x is not None and x is not False for x in (archs, sample, rank_all or None)) != 1:
         raise UserError("give exactly one of --archs FILE, --sample N, --all or --models SPEC")
+    if strategy is None and out is not None and out.suffix != ".csv":  # a run folder: streamed, resumable
+        return _rank_into_folder(out, archs if archs is not None else sample if sample is not None else "all",
+                                 space_name, ranker, aggregate, data, table_path, metric, batch_size, channels, cells,
+                                 seed, workers, chunk_size, resume, no_progress, as_json)  # fmt: skip
+    if chunk_size is not None or (resume and strategy is None):
+        raise UserError("--chunk-size and --resume of a ranker need --out FOLDER (a run folder, not a .csv file)")
     space = create_space(space_name)
     table = load_space_table(space_name, table_path)  # before any work: a space without a table is refused
     if strategy is None:
@@ -169,9 +183,63 @@ def rank_command(
     emit(report, as_json, render_rank_report)
 
 
+def _rank_into_folder(
+    out: Path, select: Path | int | str, space_name: str, ranker: str | None, aggregate: str, data: str | None,
+    table_path: Path | None, metric: str, batch_size: int | None, channels: int | None, cells: int | None, seed: int,
+    workers: int, chunk_size: int | None, resume: bool, no_progress: bool, as_json: bool,
+) -> None:
+    """Rankers with --out FOLDER: `ssnas.api.rank_into_folder` (chunks, resumable), then the report."""
+    table = table_path if table_path is not None else True if space_table(space_name) else None
+    name = ranker or rank_defaults(space_name).ranker
+    check_out(out, resume)  # before loading images
+    spec = _data_spec(data, name) if parse_ranker(name, aggregate).needs_images else None  # data-free: no images
+    started = time.perf_counter()
+    with _LazyBar("ranking", "architectures", bar=not no_progress and not as_json) as bar:
+        done = rank_into_folder(out, spec, select=select, space=space_name, ranker=name, table=table, metric=metric,
+                                batch_size=batch_size, channels=channels, cells=cells, aggregate=aggregate, seed=seed,
+                                workers=workers, chunk_size=chunk_size, resume=resume, progress=bar.update)  # fmt: skip
+    extra = {**done.info, "wall_seconds": time.perf_counter() - started, "threads_per_worker": threads_per_worker(workers),
+             "out": str(out)}  # fmt: skip
+    if done.correlations is not None:
+        emit({**done.correlations, "ranker": name, **extra}, as_json, render_rank_report)
+        return
+    if not done.info["rated_now"] and not resume:  # pragma: no cover - a fresh rating rates something
+        raise UserError(f"nothing was rated into {out}")
+    report = {"ranker": name, "count": done.count, "best": {"arch": done.best["name"], "score": done.best["score"]},
+              **extra}  # fmt: skip
+    emit(report, as_json, lambda r: click.echo(f"{r['ranker']}: {r['count']} architectures rated into {r['out']} "
+                                               f"(scores.csv; no ground-truth table); best: {r['best']['arch']}"))  # fmt: skip
+
+
+class _LazyBar:
+    """A `StageProgress` created at the first `update(done, total)`, so a resumed rating's bar starts
+    at what the folder already held (and its rate counts only this run's work)."""
+
+    def __init__(self, stage: str, unit: str, bar: bool) -> None:
+        self.stage, self.unit, self.bar = stage, unit, bar
+        self.progress: StageProgress | None = None
+
+    def __enter__(self) -> _LazyBar:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = StageProgress(self.stage, total, self.unit, bar=self.bar, completed=done).__enter__()
+        self.progress.update(done, force_line=done == total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
 def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:
     """(N,3,32,32) uint8 from --data or $SSNAS_DATA (the training split; no labels are used)."""
+    return load_dataset(_data_spec(data, ranker)).images
+
+
+def _data_spec(data: str | None, ranker: str) -> str:
+    """--data or $SSNAS_DATA; a one-line error naming both when neither is given."""
     spec = data or os.environ.get(DATA_ENV)
     if not spec:
         raise UserError(f"ranker {ranker!r} scores networks on images: give --data FOLDER (or set ${DATA_ENV})")
-    return load_dataset(spec).images
+    return spec

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import random
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from ssnas.atomic import atomic_open
 from ssnas.errors import UserError
 from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, is_degenerate
 
@@ -13,24 +17,35 @@ from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, is_degene
 def sample_architectures(
     space: SearchSpace, count: int, seed: int, include_degenerate: bool = False
 ) -> list[Architecture]:
-    """`count` distinct architectures drawn with `random.Random(seed)`.
+    """`count` distinct architectures drawn with `random.Random(seed)` (`iter_sample`'s, as a list)."""
+    return list(iter_sample(space, count, seed, include_degenerate))
 
-    Enumerable spaces are sampled without replacement from the full list
-    (degenerate cells excluded unless asked); others by repeated `space.sample`.
+
+def iter_sample(space: SearchSpace, count: int, seed: int, include_degenerate: bool = False) -> Iterator[Architecture]:
+    """`count` distinct architectures drawn with `random.Random(seed)`, one at a time.
+
+    Enumerable spaces are sampled without replacement from the full list (degenerate cells
+    excluded unless asked); others by repeated `space.sample`, the first draw of each
+    architecture kept in draw order. Duplicates are told by an 8-byte BLAKE2 digest of the key,
+    so 100,000 DARTS genotypes cost a few MB of digests, not the 85 MB of their keys.
     """
     rng = random.Random(seed)
     if isinstance(space, SupportsEnumerate):
         pool = all_architectures(space, include_degenerate)
         if count > len(pool):
             raise UserError(f"cannot sample {count} architectures: the space has {len(pool)}")
-        return rng.sample(pool, count)
-    seen: dict[Architecture, None] = {}
+        yield from rng.sample(pool, count)
+        return
+    seen: set[bytes] = set()
     for _ in range(count * 100):
         arch = space.sample(rng)
         if include_degenerate or not is_degenerate(space, arch):
-            seen.setdefault(arch, None)
+            digest = hashlib.blake2b(arch.key.encode(), digest_size=8).digest()
+            if digest not in seen:
+                seen.add(digest)
+                yield arch
         if len(seen) == count:
-            return list(seen)
+            return
     raise UserError(f"could not draw {count} distinct architectures from space {space.name!r}")
 
 
@@ -81,13 +96,21 @@ def read_scores(path: Path) -> list[tuple[str, float]]:
 
 
 def write_scores(path: Path, scores: list[tuple[str, float]], columns: dict[str, list[float]] | None = None) -> None:
-    """arch, score and (where given) each signal's raw value, one architecture per row."""
+    """arch, score and (where given) each signal's raw value, one architecture per row (atomically)."""
     columns = {name: values for name, values in (columns or {}).items() if name != "score"}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["arch", "score", *columns])
-        writer.writerows([key, score, *(values[i] for values in columns.values())] for i, (key, score) in enumerate(scores))
+    rows = ([key, score, *(values[i] for values in columns.values())] for i, (key, score) in enumerate(scores))
+    write_score_rows(path, list(columns), rows)
+
+
+def write_score_rows(path: Path, names: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """`write_scores`' file from rows [arch, score, *values of `names`] given one at a time."""
+    with atomic_open(path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(["arch", "score", *names])
+        writer.writerows(rows)
+        text.flush()
+        text.detach()  # atomic_open syncs and closes the file itself
 
 
 def _delimiter(path: Path) -> str:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from ssnas.rating.aggregate import AGGREGATIONS, COMPOSITES, Ranker, parse_ranker, ranker_names
 from ssnas.rating.engine import (
-    EngineConfig, Scores, build_network, frozen_batch_norm, network_signals, rating_batches, resized,
-    score_architectures, threads_per_worker,
+    EngineConfig, RatingJob, Scores, build_network, frozen_batch_norm, network_signals, rate_chunks, rating_batches,
+    rating_job, resized, score_architectures, threads_per_worker,
 )  # fmt: skip
 from ssnas.rating.registry import SIGNALS
 from ssnas.rating.structural import STRUCTURAL
 
 __all__ = [
-    "AGGREGATIONS", "COMPOSITES", "EngineConfig", "Ranker", "SIGNALS", "STRUCTURAL", "Scores", "build_network",
-    "frozen_batch_norm", "network_signals", "parse_ranker", "ranker_names", "rating_batches", "resized",
-    "score_architectures", "threads_per_worker",
+    "AGGREGATIONS", "COMPOSITES", "EngineConfig", "RatingJob", "Ranker", "SIGNALS", "STRUCTURAL", "Scores",
+    "build_network", "frozen_batch_norm", "network_signals", "parse_ranker", "ranker_names", "rate_chunks",
+    "rating_batches", "rating_job", "resized", "score_architectures", "threads_per_worker",
 ]

@@ -21,11 +21,12 @@ Non-finite values are rated last (`ssnas.rating.aggregate`) and counted in a war
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -159,10 +160,14 @@ class Scores:
 def seconds_per_network(seconds: Columns, names: Sequence[str] | None = None) -> float:
     """Mean seconds per network of the passes behind `names` (default: all leaves), each family
     counted once whichever of its columns are named."""
-    names = list(seconds) if names is None else names
+    return float(sum(np.mean(seconds[n]) for n in pass_columns(list(seconds) if names is None else names)))
+
+
+def pass_columns(names: Sequence[str]) -> list[str]:
+    """One name per pass behind `names` (a family's first column; each structural name): summing the
+    seconds of these counts every pass once."""
     passes = {_pass_of(name) for name in names}
-    firsts = [next(n for n in names if _pass_of(n) == p) for p in passes]
-    return float(sum(np.mean(seconds[n]) for n in firsts))
+    return [next(n for n in names if _pass_of(n) == p) for p in passes]
 
 
 def _pass_of(name: str) -> str:
@@ -186,14 +191,18 @@ def score_architectures(
     config = config or EngineConfig()
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
-    signals = ranker.signals()
-    batch = rating_batch(ranker, images, config)
-    job = _RatingJob(space, tuple(ranker.leaves()), tuple(signals), batch, config.seed)
+    job = rating_job(space, ranker, images, config)
     if workers > 1 and len(archs) > 1:
         columns, seconds = _rate_in_processes(job, list(archs), workers, progress)
     else:
         columns, seconds = job.rate(archs, progress)
     return Scores(list(archs), columns, ranker.combine(columns), seconds, count_nonfinite(columns))
+
+
+def rating_job(space: SearchSpace, ranker: Ranker, images: torch.Tensor | None, config: EngineConfig) -> RatingJob:
+    """What every architecture of one rating is rated with (`RatingJob.rate` rates a list)."""
+    return RatingJob(space, tuple(ranker.leaves()), tuple(ranker.signals()), rating_batch(ranker, images, config),
+                      config.seed)  # fmt: skip
 
 
 def rating_batch(
@@ -231,7 +240,7 @@ def add_signals(
 
 
 @dataclass(frozen=True)
-class _RatingJob:
+class RatingJob:
     """What every architecture is rated with; picklable, so worker processes get a copy."""
 
     space: SearchSpace
@@ -276,26 +285,46 @@ def threads_per_worker(workers: int) -> int:
     return max(1, torch.get_num_threads() // workers)
 
 
-def _rate_in_processes(
-    job: _RatingJob, archs: list[Architecture], workers: int, progress: Callable[[int, int], None] | None
-) -> tuple[Columns, Columns]:
-    """`job.rate` over chunks of `archs` in `workers` spawned processes; results in `archs` order."""
-    threads = threads_per_worker(workers)
-    chunk = max(1, min(32, len(archs) // (4 * workers)))
-    parts: dict[int, tuple[Columns, Columns]] = {}
+def rate_chunks(
+    job: RatingJob, chunks: Iterable[tuple[int, list[Architecture]]], workers: int = 1
+) -> Iterator[tuple[int, list[Architecture], Columns, Columns]]:
+    """(index, archs, columns, seconds) of each (index, archs) chunk as it is rated: in this process
+    for `workers` 1 (in order), else in that many spawned processes splitting this process's
+    threads (in the order they finish). `chunks` is read lazily: at most 2 * `workers` chunks are
+    held at a time, so the architectures of a long rating need never be in memory together."""
+    if workers <= 1:
+        for index, archs in chunks:
+            yield index, archs, *job.rate(archs)
+        return
     context = multiprocessing.get_context("spawn")  # fork after torch's thread pool started can hang
     with ProcessPoolExecutor(workers, mp_context=context, initializer=torch.set_num_threads,
-                             initargs=(threads,)) as pool:  # fmt: skip
-        pending: dict[Future, int] = {pool.submit(job.rate, archs[s : s + chunk]): s for s in range(0, len(archs), chunk)}
-        done = 0
-        while pending:
+                             initargs=(threads_per_worker(workers),)) as pool:  # fmt: skip
+        pending: dict[Future, tuple[int, list[Architecture]]] = {}
+        waiting = iter(chunks)
+        while True:
+            for index, archs in itertools.islice(waiting, 2 * workers - len(pending)):
+                pending[pool.submit(job.rate, archs)] = (index, archs)
+            if not pending:
+                return
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                start = pending.pop(future)
-                parts[start] = future.result()
-                done += len(archs[start : start + chunk])
-                if progress is not None:
-                    progress(done, len(archs))
+                index, archs = pending.pop(future)
+                yield index, archs, *future.result()
+
+
+def _rate_in_processes(
+    job: RatingJob, archs: list[Architecture], workers: int, progress: Callable[[int, int], None] | None
+) -> tuple[Columns, Columns]:
+    """`job.rate` over chunks of `archs` in `workers` spawned processes; results in `archs` order."""
+    size = max(1, min(32, len(archs) // (4 * workers)))
+    chunks = ((start, archs[start : start + size]) for start in range(0, len(archs), size))
+    parts: dict[int, tuple[Columns, Columns]] = {}
+    done = 0
+    for start, part, columns, seconds in rate_chunks(job, chunks, workers):
+        parts[start] = (columns, seconds)
+        done += len(part)
+        if progress is not None:
+            progress(done, len(archs))
     columns: Columns = {name: [] for name in job.leaves}
     seconds: Columns = {name: [] for name in job.leaves}
     for start in sorted(parts):

@@ -20,6 +20,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
@@ -29,6 +30,7 @@ from torch import nn
 from ssnas.errors import UserError
 from ssnas.spaces import SPACES
 from ssnas.spaces.base import Architecture
+from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.spaces.ops import FactorizedReduce, ReLUConvBN
 
 NONE = "none"
@@ -538,6 +540,32 @@ class DartsNetwork(nn.Module):
 # --------------------------------------------------------------------------- space
 
 
+COST_IMAGE_SIZE = 32  # the side the FLOPs of a DARTS network are counted at (CIFAR)
+
+
+# The counts below build throwaway modules; fork_rng keeps them from drawing from the caller's global random state.
+
+
+@lru_cache(maxsize=None)
+def _op_cost(op: str, channels: int, stride: int, side: int) -> tuple[int, int]:
+    """(parameters, MACs per image) of one DARTS op at `channels` on a side x side input."""
+    with torch.random.fork_rng(devices=[]):
+        module = _make_op(op, channels, stride)
+    return count_parameters(module), count_macs(module, torch.zeros(1, channels, side, side))
+
+
+@lru_cache(maxsize=None)
+def _skeleton_cost(steps: int, multiplier: int, C: int, layers: int, stem_multiplier: int,
+                   num_classes: int | None) -> tuple[int, int]:  # fmt: skip
+    """(parameters, MACs) of a DARTS network without its cell ops: one whose every op is a 3x3 max
+    pooling (no parameters, no MACs) counts the stem, preprocessing, classifier alone."""
+    edges = tuple(("max_pool_3x3", i) for node in range(2, 2 + steps) for i in (0, 1))
+    concat = tuple(range(2 + steps - multiplier, 2 + steps))
+    with torch.random.fork_rng(devices=[]):
+        network = DartsNetwork(Genotype(edges, concat, edges, concat), C, layers, stem_multiplier, num_classes)
+    return count_parameters(network), count_macs(network, torch.zeros(1, 3, COST_IMAGE_SIZE, COST_IMAGE_SIZE))
+
+
 @SPACES.register("darts")
 class DartsSpace:
     """DARTS cell space with flat, always-valid choices (for TPE and mutation).
@@ -652,6 +680,31 @@ class DartsSpace:
         options = list(self._choices.values())[position]
         values[position] = rng.choice([option for option in options if option != values[position]])
         return self.make(values)
+
+    # -- cost (closed forms: a cost query builds no network, so 100,000 genotypes cost seconds) ---
+
+    def num_parameters(self, arch: Architecture, num_classes: int | None = 10) -> int:
+        """Parameters of `build(arch, num_classes)`: the genotype-free skeleton plus each op's count (cached)."""
+        total = _skeleton_cost(self.steps, self.multiplier, self.C, self.layers, self.stem_multiplier, num_classes)[0]
+        return total + sum(_op_cost(op, channels, stride, size)[0] for op, channels, stride, size in self._ops(arch))
+
+    def flops(self, arch: Architecture, num_classes: int | None = 10) -> int:
+        """Multiply-accumulates (convs + linear) of `build(arch, num_classes)` on one 32x32 image."""
+        total = _skeleton_cost(self.steps, self.multiplier, self.C, self.layers, self.stem_multiplier, num_classes)[1]
+        return total + sum(_op_cost(op, channels, stride, size)[1] for op, channels, stride, size in self._ops(arch))
+
+    def _ops(self, arch: Architecture) -> list[tuple[str, int, int, int]]:
+        """(op, channels, stride, input side) of every op of `arch`'s network on 32x32 images."""
+        genotype, ops = self.genotype(arch), []
+        channels, side = self.C, COST_IMAGE_SIZE
+        for i in range(self.layers):
+            reduction = i in (self.layers // 3, 2 * self.layers // 3)
+            channels = channels * 2 if reduction else channels
+            for op, index in genotype.cell("reduce" if reduction else "normal")[0]:
+                stride = 2 if reduction and index < 2 else 1
+                ops.append((op, channels, stride, side if index < 2 or not reduction else -(-side // 2)))
+            side = -(-side // 2) if reduction else side
+        return ops
 
     def build(
         self,
