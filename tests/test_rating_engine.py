@@ -93,3 +93,37 @@ def test_a_signal_does_not_depend_on_the_signals_asked_with_it() -> None:
     alone = score_architectures(space, archs, "synflow", images, config).columns["synflow"]
     after = score_architectures(space, archs, "meco+naswot+az-nas+synflow", images, config).columns["synflow"]
     assert alone == after
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_avg_pool_is_avg_pool2d_bit_for_bit(dtype: torch.dtype) -> None:
+    """The 3x3 pooling of NB201 / DARTS cells (9 vectorised slice additions) gives `avg_pool2d`'s
+    values and gradients exactly, on every side (corners count 4 inputs, edges 6), with and without grad."""
+    from ssnas.spaces.ops import AvgPool2d
+
+    fast, reference = AvgPool2d(3, 1, 1, count_include_pad=False), torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(32, 8, 32, 32), (4, 16, 16, 16), (3, 32, 8, 8), (2, 3, 5, 7), (2, 4, 1, 1), (1, 2, 2, 3)]:
+        for scale in (1e-3, 1.0, 1e3):
+            x = (torch.randn(shape, generator=generator, dtype=dtype) * scale).requires_grad_()
+            grad = torch.randn(shape, generator=generator, dtype=dtype)
+            assert fast._exact_route(x)
+            ours, theirs = fast(x), reference(x)
+            assert torch.equal(ours, theirs)
+            assert torch.equal(torch.autograd.grad(ours, x, grad)[0], torch.autograd.grad(theirs, x, grad)[0])
+            with torch.no_grad():
+                assert torch.equal(fast(x), theirs)
+    assert not fast._exact_route(torch.zeros(2, 3, 4, 4).to(memory_format=torch.channels_last).transpose(2, 3))
+
+
+def test_every_signal_is_unchanged_by_the_fast_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every signal of two pooling-heavy cells, rated with the fast pool and with torch's kernel, is equal (==)."""
+    from ssnas.spaces.ops import AvgPool2d
+
+    space = create_space("nb201", C=4, N=1)
+    archs = [space.parse(ALL_POOL), space.parse(MIXED)]
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    config = EngineConfig(batch_size=8, seed=3)
+    fast = score_architectures(space, archs, EVERY_SIGNAL, images, config).columns
+    monkeypatch.setattr(AvgPool2d, "_exact_route", lambda self, x: False)
+    assert score_architectures(space, archs, EVERY_SIGNAL, images, config).columns == fast

@@ -31,7 +31,7 @@ from ssnas.errors import UserError
 from ssnas.spaces import SPACES
 from ssnas.spaces.base import Architecture
 from ssnas.spaces.cost import count_macs, count_parameters
-from ssnas.spaces.ops import FactorizedReduce, ReLUConvBN
+from ssnas.spaces.ops import AvgPool2d, FactorizedReduce, ReLUConvBN
 
 NONE = "none"
 DARTS_OPS: tuple[str, ...] = (
@@ -391,7 +391,7 @@ def _make_op(name: str, channels: int, stride: int) -> nn.Module:
     if name == "max_pool_3x3":
         return nn.MaxPool2d(3, stride=stride, padding=1)
     if name == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+        return AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
     if name == "skip_connect":
         return nn.Identity() if stride == 1 else FactorizedReduce(channels, channels, 2, affine=True, track_running_stats=True)
     if name.startswith("sep_conv_"):
