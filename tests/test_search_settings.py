@@ -137,3 +137,53 @@ def test_resume_compares_only_what_the_search_computes_with(cifar_subset: Path, 
     assert elsewhere.returncode == 0, elsewhere.stderr
     one_line(run_ssnas("search", "--data", str(cifar_subset), "--out", str(out), *TINY_EVOLUTION, "--resume",
                        "--max-flops", "100", env=env), "different settings", "max_flops")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def flat_300(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """300 CIFAR-10 images (30 per class) in one folder, no labels: below setn's floor (768)."""
+    classes = copy_cifar_subset(shared_data, tmp_path_factory.mktemp("cifar300"), per_class=30) / "train"
+    folder = tmp_path_factory.mktemp("flat300")
+    for image in sorted(classes.glob("*/*")):
+        shutil.copy(image, folder / f"{image.parent.name}_{image.name}")
+    return folder
+
+
+def test_the_default_search_runs_on_a_300_image_folder_and_setn_is_refused(flat_300: Path, tmp_path: Path) -> None:
+    """Issue 22.1: the default strategy (evolution on nb201) needs one rating batch, not SETN's 768 images."""
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    out = tmp_path / "run"
+    done = run_ssnas("search", "--data", str(flat_300), "--out", str(out), "--ratings", "4", "--population", "2",
+                     "--channels", "4", "--cells", "1", "--no-progress", "--json", env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["strategy"] == "evolution" and (out / "report.html").is_file()
+    log = (out / "search.log").read_text()
+    assert "of 300 images: 236 training (80% of the folder, floor 0, cap 5,000), 64 held-out (20% of the folder, " \
+           "floor 64, cap 1,024)" in log
+    for strategy, floor in (("setn", 768), ("bossnas", 768), ("tpe", 384)):
+        refused = tmp_path / strategy
+        one_line(run_ssnas("search", "--strategy", strategy, "--data", str(flat_300), "--out", str(refused), env=env),
+                 f"strategy {strategy!r} needs at least {floor} images", "has 300 images",
+                 "'evolution' runs on it: drop --strategy or pass --strategy evolution")  # fmt: skip
+        assert not refused.exists()
+
+
+def test_a_folder_below_evolutions_floor_is_refused_naming_it(flat_folder: Path, tmp_path: Path) -> None:
+    """100 images: evolution's floor is its rating batch (64 on nb201), so --rating-batch-size 128 is refused."""
+    out = tmp_path / "run"
+    one_line(run_ssnas("search", "--data", str(flat_folder), "--out", str(out), "--rating-batch-size", "128",
+                       env={"SSNAS_CACHE": str(tmp_path / "cache")}),
+             "strategy 'evolution' needs at least 128 images (0 training + 128 held-out)", "has 100 images",
+             "use a larger folder or a smaller --rating-batch-size")  # fmt: skip
+    assert not out.exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_plain_ssnas_search_on_a_300_image_folder(flat_300: Path, tmp_path: Path) -> None:
+    """The acceptance as a user types it: no option but the folder (100 ratings of full-size NB201
+    networks, about 75 s on 2 busy cores)."""
+    out = tmp_path / "run"
+    done = run_ssnas("search", "--data", str(flat_300), "--out", str(out), env={"SSNAS_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "result.json").read_text())["num_candidates"] == 100

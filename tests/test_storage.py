@@ -6,7 +6,9 @@ tests exercise the storage and budget machinery, not the proxy.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,11 +18,15 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
+import yaml
 from _fake_worker import FakeEvaluate, fake_loss, fast_study_config, tiny_task
 from _pg import postgres_server
+from cli_helpers import run_ssnas
+from PIL import Image
 
 from ssnas.strategies.tpe import OptunaSearch
-from ssnas.studies import open_storage
+from ssnas.studies import masked_text, masked_url, open_storage
 
 WORKER = Path(__file__).resolve().parent / "_fake_worker.py"
 STATES = ("RUNNING", "COMPLETE", "PRUNED", "FAIL", "WAITING")
@@ -205,3 +211,81 @@ def test_a_journal_lock_left_by_a_killed_worker_is_broken(tmp_path: Path, monkey
     storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "second")
     assert time.monotonic() - started < 20
     assert {s.study_name for s in storage.get_all_studies()} == {"first", "second"}
+
+
+def test_masked_url_hides_every_password_and_nothing_else() -> None:
+    assert masked_url("postgresql://u:p%40ss:w@127.0.0.1:5432/db") == "postgresql://u:***@127.0.0.1:5432/db"
+    assert masked_url("mysql+pymysql://root:toor@db/x") == "mysql+pymysql://root:***@db/x"
+    assert (masked_url("postgresql://u@h/db?sslmode=require&password=qq&x=1")
+            == "postgresql://u@h/db?sslmode=require&password=***&x=1")  # fmt: skip
+    for untouched in ("postgresql://u@h:5432/db", "postgresql://h:5432/db", "sqlite:///runs/a:b@c.db",
+                      "runs/x/study.journal", "/data/user:pw@host/study.journal"):  # fmt: skip
+        assert masked_url(untouched) == untouched
+    message = "could not parse postgresql+psycopg2://u:longpass@h/db; password=longpass; long%pass"
+    assert masked_text(message, "postgresql://u:longpass@h/db") == "could not parse postgresql+psycopg2://u:***@h/db; " \
+        "password=***; long%pass"
+
+
+def test_a_run_folder_saved_with_a_password_resumes_on_the_masked_url(tmp_path: Path) -> None:
+    """config.yaml of an older run holds the password: compared masked, and no message shows it."""
+    from ssnas.errors import UserError
+    from ssnas.run.jobs import _as_written
+    from ssnas.runfolder import check_run_folder
+
+    (tmp_path / "config.yaml").write_text("storage: postgresql://u:old-secret@h/db\n")
+    check_run_folder(tmp_path, {"storage": "postgresql://u:***@h/db"}, True, (), as_written=_as_written)
+    with pytest.raises(UserError, match="different settings") as refused:
+        check_run_folder(tmp_path, {"storage": "postgresql://u:***@h/other"}, True, (), as_written=_as_written)
+    assert "old-secret" not in str(refused.value)
+
+
+def _flat_folder(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for i in range(count):
+        pixels = torch.randint(0, 256, (32, 32, 3), dtype=torch.uint8, generator=generator).numpy()
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return folder
+
+
+def test_no_password_in_run_folders_logs_or_output(tmp_path: Path) -> None:
+    """Issue 22.2: a search, its resume, a worker and `ssnas report` on a PostgreSQL storage with a
+    password leave it in no file of their folders (binary included) and print it nowhere; the run
+    folder's config.yaml holds the URL masked, and reading it back asks for the password."""
+    password = "Pw-" + os.urandom(6).hex()
+    data = _flat_folder(tmp_path / "images", 400)  # the worker takes tpe's floor: 128 training + 256 held-out
+    run, worker = tmp_path / "run", tmp_path / "worker"
+    env = {"SSNAS_CACHE": str(tmp_path / "cache")}
+    tiny = ["--study", "s", "--data", str(data), "--no-progress", "--json"]
+    search = ["search", "--strategy", "random", "--out", str(run), "--trials", "2", "--epochs", "1", "--channels", "4",
+              "--cells", "1", "--batch-size", "16", *tiny]  # fmt: skip
+    with postgres_server("ssnas_secret", password=password) as url:
+        assert f":{password}@" in url
+        done = [run_ssnas(*search, "--storage", url, env=env)]
+        assert done[-1].returncode == 0, done[-1].stderr[-3000:]
+        done.append(run_ssnas(*search, "--storage", url, "--resume", env=env))  # matched on the masked URL
+        assert done[-1].returncode == 0, done[-1].stderr[-3000:]
+        done.append(run_ssnas("worker", "--storage", url, "--out", str(worker), *tiny[:-2], "--json", env=env))
+        assert done[-1].returncode == 0, done[-1].stderr[-3000:]
+        assert json.loads(done[-1].stdout)["storage"] == masked_url(url)
+        done.append(run_ssnas("report", str(run), env=env))
+        assert done[-1].returncode == 0, done[-1].stderr[-3000:]
+        done.append(run_ssnas("search", "--config", str(run / "config.yaml"), "--out", str(tmp_path / "again"), env=env))
+        lines = done[-1].stderr.strip().splitlines()
+        assert done[-1].returncode == 1 and len(lines) == 1 and "password masked" in lines[0], lines
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["storage"] == masked_url(url) and saved["storage"].startswith("postgresql://postgres:***@127.0.0.1:")
+    assert json.loads((run / "result.json").read_text())["info"]["storage"] == saved["storage"]
+    files = [path for folder in (run, worker) for path in folder.rglob("*") if path.is_file()]
+    assert {"config.yaml", "search.log", "result.json", "report.html"} <= {path.name for path in files}
+    leaks = [str(path) for path in files if password.encode() in path.read_bytes()]
+    leaks += [f"output of command {n}" for n, d in enumerate(done) if password in d.stdout + d.stderr]
+    assert not leaks
+
+
+def test_readme_examples_hold_no_secret() -> None:
+    """Storage URLs in the README take the password from the environment (or leave it to PGPASSWORD)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    logins = re.findall(r"[\w+]+://[^:/\s`]*:([^@\s`]*)@", readme)
+    queries = re.findall(r"[?&](?:password|passwd|pwd)=([^&\s`]*)", readme, flags=re.IGNORECASE)
+    assert all(secret.startswith("$") for secret in logins + queries), logins + queries

@@ -8,7 +8,7 @@ Under `torchrun` every process checks the folder and process 0 alone writes it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,11 @@ from ssnas.training.distributed import process_group
 CONFIG_NAME = "config.yaml"
 
 
-def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> None:
-    """UserError when `out_dir` holds a run that this one may not continue."""
+def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str],
+                     as_written: Callable[[Any], Any] | None = None) -> None:  # fmt: skip
+    """UserError when `out_dir` holds a run that this one may not continue. `as_written` maps a
+    saved value to the form `settings` have (a storage URL an older run saved with its password:
+    masked), so both compare alike and no message shows what the file should not have held."""
     check_out(out_dir, resume)
     saved = out_dir / CONFIG_NAME
     if not saved.exists():
@@ -30,6 +33,8 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
     if not resume:
         raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
     previous = yaml.safe_load(saved.read_text()) or {}
+    if as_written is not None:
+        previous = {key: as_written(value) for key, value in previous.items()}
     free = set(resumable)
     changed = sorted(k for k in {*settings, *previous} if k not in free and previous.get(k) != settings.get(k))
     if changed:
@@ -71,8 +76,9 @@ def write_config(out_dir: Path, settings: dict[str, Any]) -> None:
         group.barrier()
 
 
-def prepare_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str]) -> Path:
+def prepare_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str],
+                       as_written: Callable[[Any], Any] | None = None) -> Path:  # fmt: skip
     """Check, create and write `config.yaml`; returns `out_dir`."""
-    check_run_folder(out_dir, settings, resume, resumable)
+    check_run_folder(out_dir, settings, resume, resumable, as_written)
     write_config(out_dir, settings)
     return out_dir

@@ -43,6 +43,10 @@ Watch a study live with optuna-dashboard (`pip install optuna-dashboard`)::
 
 A bare `postgresql://` URL is given to SQLAlchemy as `postgresql+psycopg2://` when psycopg2
 is installed (SQLAlchemy 2.1 would otherwise ask for psycopg 3).
+
+Passwords: a URL is written and shown only as `masked_url` gives it (`user:***@`), so run folders,
+logs and messages hold no password; the real URL lives in memory for the run. Better still, keep
+the password out of the URL: libpq reads `PGPASSWORD` or `~/.pgpass`.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ import importlib.util
 import logging
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -61,6 +66,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import numpy as np
 import optuna
@@ -204,14 +210,52 @@ def _with_postgres_driver(url: str) -> str:
     for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
         if importlib.util.find_spec(module) is not None:
             return f"postgresql+{driver}{sep}{rest}"
-    raise UserError(f"storage {url} needs a PostgreSQL driver: pip install psycopg2-binary")
+    raise UserError(f"storage {masked_url(url)} needs a PostgreSQL driver: pip install psycopg2-binary")
 
 
-def _without_password(url: str) -> str:
-    """`scheme://user:***@host/db` for messages."""
-    scheme, sep, rest = url.partition("://")
-    login, at, host = rest.rpartition("@")
-    return url if not at or ":" not in login else f"{scheme}{sep}{login.split(':')[0]}:***@{host}"
+# Secrets of a storage URL: the login's password (parsed as SQLAlchemy does: up to the first "@")
+# and a password in the query string (`?password=...`, as libpq takes it).
+MASK = "***"
+_LOGIN_PASSWORD = re.compile(r"^(?P<head>[\w+]+://[^:/]*:)(?P<secret>[^@]*)(?=@)")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<secret>[^&#]*)", re.IGNORECASE)
+_LOGIN_IN_TEXT = re.compile(r"(?P<head>[\w+]+://[^:/\s]*:)(?P<secret>[^@\s]*)(?=@)")
+_SHORTEST_MASKED = 4  # masked_text: shorter passwords are masked inside URLs only
+
+
+def masked_url(location: str) -> str:
+    """The storage as it may be written or shown: `postgresql://user:***@host/db`, any
+    `password=` query value masked too; journal paths and URLs without a password as given.
+
+    The one form of a storage URL in run folders, logs and messages (config.yaml, search.log,
+    result.json, report.html, worker output); the real URL stays in memory for the run.
+    """
+    if not is_url(location):
+        return location
+    masked = _LOGIN_PASSWORD.sub(lambda m: m["head"] + MASK, location, count=1)
+    return _QUERY_PASSWORD.sub(lambda m: m["head"] + MASK, masked)
+
+
+def url_secrets(location: str) -> list[str]:
+    """The passwords a storage URL holds (login and query string), as written; [] for none."""
+    if not is_url(location):
+        return []
+    found = [_LOGIN_PASSWORD.match(location), *_QUERY_PASSWORD.finditer(location)]
+    return [m["secret"] for m in found if m is not None and m["secret"] != ""]
+
+
+def masked_text(text: str, location: str | None) -> str:
+    """`text` (an error message) without the secrets of `location`: every URL login in it masked
+    (whatever the driver prefix), query passwords masked, then any other occurrence of a password
+    (as written or percent-decoded) of 4 characters or more."""
+    if location is None or not is_url(location):
+        return text
+    text = _LOGIN_IN_TEXT.sub(lambda m: m["head"] + MASK, text)
+    text = _QUERY_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    forms = {form for secret in url_secrets(location) if secret != MASK for form in (secret, unquote(secret))}
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= _SHORTEST_MASKED:
+            text = text.replace(form, MASK)
+    return text
 
 
 def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage, Liveness]:
@@ -219,6 +263,9 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
     if location is None:
         return optuna.storages.InMemoryStorage(), Liveness()
     if is_url(location):
+        if MASK in url_secrets(location):
+            raise UserError(f"storage {location} has its password masked, as run folders record it; give "
+                            "--storage with the password, or leave it out of the URL and set PGPASSWORD")  # fmt: skip
         url = _with_postgres_driver(location)
         engine_kwargs = {"connect_args": {"timeout": 60}} if location.startswith("sqlite") else None
         with warnings.catch_warnings():
@@ -232,7 +279,8 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(config.max_retry),
                 )
             except Exception as error:  # SQLAlchemy: bad URL, unreachable server, wrong password
-                raise UserError(f"cannot open storage {_without_password(location)}: {error}".splitlines()[0]) from error
+                message = masked_text(f"cannot open storage {masked_url(location)}: {error}", location)
+                raise UserError(message.splitlines()[0]) from error
         return storage, _RDBLiveness(storage, config.grace, config.max_retry)
     # Absolute: the lock is a symlink to the journal, and Optuna breaks a lock left by a killed
     # holder by stat-ing through it; a relative target dangles, and the study would hang forever.
@@ -259,7 +307,8 @@ def study_id(storage: BaseStorage, study_name: str, storage_url: str) -> int:
     try:
         return storage.get_study_id_from_name(study_name)
     except KeyError:
-        raise UserError(f"no study {study_name!r} in {storage_url}; start it with `ssnas search` first") from None
+        where = masked_url(storage_url)
+        raise UserError(f"no study {study_name!r} in {where}; start it with `ssnas search` first") from None
 
 
 def check_study(study_name: str, storage_url: str) -> None:
@@ -397,7 +446,7 @@ def study_info(study: optuna.Study, location: str | None) -> dict[str, Any]:
     mean_seconds = float(np.mean([s for s in seconds if s is not None] or [math.nan]))
     return {
         "study_name": study.study_name,
-        "storage": location or "memory",
+        "storage": masked_url(location) if location else "memory",
         "complete": len(complete),
         "failed": sum(SURPLUS_ATTR not in t.user_attrs for t in failed),
         "surplus": sum(SURPLUS_ATTR in t.user_attrs for t in failed),
@@ -422,6 +471,8 @@ __all__ = [
     "close_failed",
     "existing_trials",
     "is_url",
+    "masked_text",
+    "masked_url",
     "open_storage",
     "storage_location",
     "study_id",

@@ -47,9 +47,11 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @click.option("--num-images", type=POSITIVE, default=None,
-              help="Unlabeled training images [quick: 80% of the folder, 512..5,000; tpe/random: 1% of it].")
+              help="Unlabeled training images [quick: 80% of the folder, up to 5,000; tpe/random: 1% of it; "
+                   "at least the strategy's floor].")
 @click.option("--holdout-images", type=POSITIVE, default=None,
-              help="Held-out unlabeled images [quick: 20% of the folder, 256..1,024; tpe/random: 256].")
+              help="Held-out unlabeled images [quick: 20% of the folder, up to 1,024; tpe/random: 256; at least "
+                   "the strategy's floor].")
 @click.option("--epochs", type=POSITIVE, default=None, help=f"{TRAINS}: training epochs [preset; tpe/random 10].")
 @click.option("--batch-size", type=BATCH, default=None, help=f"{TRAINS}: [preset]")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help=f"{TRAINS}: [preset]")

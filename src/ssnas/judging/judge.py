@@ -36,7 +36,7 @@ from torch import nn
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
 from ssnas.judging.statistics import alignment, neighbour_agreement, rankme, uniformity
-from ssnas.objectives import create_objective
+from ssnas.objectives import OBJECTIVES, create_objective
 from ssnas.objectives.base import Batch, Objective
 from ssnas.objectives.rotation import RotationPrediction
 from ssnas.rating.engine import frozen_batch_norm, network_signals
@@ -48,6 +48,7 @@ JUDGE_OBJECTIVES = ("rotation", "simclr", "supervised")
 # Training-free signals re-measured on the trained weights (prefix "trained-").
 TRAINED_SIGNALS = ("meco", "naswot", "az-expressivity", "az-progressivity", "az-trainability")
 CURVE_SIGNALS = ("curve-area", "curve-final", "curve-slope")
+TRAINED_SIGNAL_IMAGES = 64  # held-out images the trained signals are measured on
 STATISTICS = ("alignment", "uniformity", "rankme", "neighbour-agreement")
 SIGNAL_NAMES = (
     ("pretext-accuracy", "pretext-loss") + CURVE_SIGNALS + STATISTICS + tuple(f"trained-{n}" for n in TRAINED_SIGNALS)
@@ -84,6 +85,11 @@ class JudgeConfig:
         if self.image_passes < self.batch_passes or self.batch_passes < 8:
             raise UserError(f"the judge needs batch_passes >= 8 and image_passes >= batch_passes "
                             f"(one step), got {self.batch_passes} and {self.image_passes}")  # fmt: skip
+
+    def least_images(self) -> tuple[int, int]:
+        """(training, held-out) images the judge needs: one step's batch; the trained signals' batch."""
+        passes_per_image = int(getattr(OBJECTIVES.get(self.objective), "passes_per_image", 2))
+        return self.steps(passes_per_image)[0], TRAINED_SIGNAL_IMAGES
 
     def steps(self, passes_per_image: int) -> tuple[int, int]:
         """(images per step, optimizer steps) for an objective with `passes_per_image`."""
@@ -170,7 +176,8 @@ def judge_network(
 def _trained_signals(network: nn.Module, held: torch.Tensor, seed: int) -> dict[str, float]:
     """`TRAINED_SIGNALS` on the trained weights, 64 held-out images; NaN (rated last) where a family
     cannot run on this network (logged), so one signal never costs the candidate its judgement."""
-    first = VIEWS.create("identity")(held[:64].to(_device_of(network)), torch.Generator().manual_seed(0))[0]
+    batch = held[:TRAINED_SIGNAL_IMAGES].to(_device_of(network))
+    first = VIEWS.create("identity")(batch, torch.Generator().manual_seed(0))[0]
     values: dict[str, float] = {}
     for name in TRAINED_SIGNALS:
         try:

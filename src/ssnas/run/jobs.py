@@ -23,6 +23,7 @@ from ssnas.run.task import budget_constraint, build_space, build_task, fit_data
 from ssnas.spaces import Architecture
 from ssnas.strategies import ScoredArch, SupportsRating
 from ssnas.strategies.base import keep_within
+from ssnas.studies import masked_url
 from ssnas.training.distributed import is_main_process, process_group
 
 log = logging.getLogger("ssnas")
@@ -107,13 +108,19 @@ def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]
     out_dir.mkdir(parents=True, exist_ok=True)
     task = build_task(replace(config, run=replace(config.run, resume=True)), build_space(config), out_dir)
     result = work_on_study(study, storage, task)
-    return {"best": {"arch": result.best.arch.key, "score": result.best.score}, "study": study, "storage": storage,
-            "num_candidates": len(result.candidates)}  # fmt: skip
+    return {"best": {"arch": result.best.arch.key, "score": result.best.score}, "study": study,
+            "storage": masked_url(storage), "num_candidates": len(result.candidates)}  # fmt: skip
 
 
 def prepare_run_folder(config: SearchConfig) -> Path:
     """Create the run folder and write config.yaml, or check that a resumed run has the same settings."""
-    return runfolder.prepare_run_folder(Path(config.run.out), config_dict(config), config.run.resume, RESUMABLE)
+    return runfolder.prepare_run_folder(Path(config.run.out), config_dict(config), config.run.resume, RESUMABLE,
+                                        as_written=_as_written)
+
+
+def _as_written(saved: Any) -> Any:
+    """A value of a saved config.yaml as `config_dict` writes it now (a storage URL an older run saved: masked)."""
+    return masked_url(saved) if isinstance(saved, str) else saved
 
 
 def _log_to(path: Path | None) -> logging.Handler:

@@ -28,10 +28,13 @@ DEFAULT_OBJECTIVE = "simclr"
 DEFAULT_TRIAL_OBJECTIVE = "ssl-proxy"
 
 # CSNAS (methods.md §1.4) trains every trial from scratch for 10 epochs, whatever the preset, on
-# 1 % of the training images (at least one batch), scored on 256 held-out images.
+# 1 % of the training images (at least one batch: the strategy's floor), scored on 256 held-out images.
 CSNAS_EPOCHS = 10
 CSNAS_TRAIN_FRACTION = 0.01
 CSNAS_HOLDOUT = Share(0.0, 256, 256)
+
+# The fewest training and held-out images of the strategies that train a supernet (setn, bossnas).
+SUPERNET_FLOOR = (512, 256)
 
 # Networks a strategy builds per architecture (evolution's rating, tpe / random trials), by
 # default the space's full size: NB201's benchmark network (C=16, N=5) and CSNAS's DARTS proxy
@@ -52,11 +55,12 @@ SPACE_STRATEGIES: dict[str, str] = {
 FALLBACK_STRATEGY = "evolution"
 
 # Training and held-out image counts as shares of the folder (`ssnas.data.split`), unless given:
-# quick = CIFAR-10's 5,000 + 1,024, and 80 % / 20 % of a smaller folder (at least 512 + 256);
-# paper = SETN's halves of the training set. tpe / random use CSNAS's shares (above).
+# quick = CIFAR-10's 5,000 + 1,024, and 80 % / 20 % of a smaller folder; paper = SETN's halves of
+# the training set. tpe / random use CSNAS's shares (above). The floors are the strategy's own
+# (`image_floor` of its settings, `ssnas.run.strategies`): the shares apply above them.
 PRESET_SPLITS: dict[str, tuple[Share, Share]] = {
-    "quick": (Share(0.8, 512, 5000), Share(0.2, 256, 1024)),
-    "paper": (Share(0.5, 512, 25000), Share(0.5, 256, 25000)),
+    "quick": (Share(0.8, 0, 5000), Share(0.2, 0, 1024)),
+    "paper": (Share(0.5, 0, 25000), Share(0.5, 0, 25000)),
 }
 
 # BossNAS's heads on the quick preset (the paper's 2048 / 4096 / 4096 are for a GPU).
@@ -71,5 +75,5 @@ def default_strategy(space: str) -> str:
 __all__ = [
     "BOSSNAS_QUICK_HEADS", "CSNAS_EPOCHS", "CSNAS_HOLDOUT", "CSNAS_TRAIN_FRACTION", "DEFAULT_OBJECTIVE",
     "DEFAULT_TRIAL_OBJECTIVE",
-    "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SPACE_STRATEGIES", "default_strategy",
+    "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SPACE_STRATEGIES", "SUPERNET_FLOOR", "default_strategy",
 ]

@@ -21,6 +21,7 @@ from ssnas.run.presets import PRESETS, default_strategy
 from ssnas.run.strategies import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag
 from ssnas.spaces import SPACES, load_space_module
 from ssnas.strategies import Strategy
+from ssnas.studies import masked_url
 from ssnas.training.precision import resolve_precision_name
 
 
@@ -133,12 +134,21 @@ def config_dict(config: SearchConfig) -> dict[str, Any]:
     """config.yaml: the run settings, then every option the strategy used, under option names.
 
     No key the strategy did not use, no null for one it used (a storage not given, the run
-    folder's journal, is absent), nothing about how this command runs (resume, progress).
+    folder's journal, is absent), nothing about how this command runs (resume, progress), no
+    password: a storage URL is written masked (`ssnas.studies.masked_url`), so a resumed run is
+    matched on its user, host and database, and `--config` of this file needs the password again.
     """
     run = {name: value for name, value in asdict(config.run).items()
            if name not in INVOCATION and not (name in OPTIONAL and value is None)}  # fmt: skip
     strategy = {name: getattr(config.strategy, name) for name in config.strategy.options(config.run.space)}
-    return {**run, **{name: list(v) if isinstance(v, tuple) else v for name, v in strategy.items() if v is not None}}
+    return {**run, **{name: _written(name, v) for name, v in strategy.items() if v is not None}}
+
+
+def _written(name: str, value: Any) -> Any:
+    """A strategy setting as config.yaml holds it: lists, not tuples; a storage URL without its password."""
+    if isinstance(value, tuple):
+        return list(value)
+    return masked_url(value) if name == "storage" else value
 
 
 __all__ = [

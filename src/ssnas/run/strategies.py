@@ -9,7 +9,9 @@ names (`--rating-batch-size` is `rating_batch_size`); None = not given. Every cl
 * `network(space)`: the size of the networks built per architecture (`create_space` arguments);
 * `create(name, space, preset)`: the strategy, built with its own config class (EvolutionConfig,
   SetnConfig, StudyConfig + ProxyConfig, BossConfig);
-* `scored_by()`: what scores a candidate, in words, for `search.log`.
+* `scored_by()`: what scores a candidate, in words, for `search.log`;
+* `image_floor(space)`: the fewest training and held-out images it runs on (resolved settings);
+  the preset's shares of the folder apply above it (`ssnas.run.task.fit_data`).
 
 Training settings belong to the strategies that train (setn, tpe / random proxy trials,
 bossnas); channels / cells to the spaces where the strategy sizes networks (nb201 and darts
@@ -22,10 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
+from ssnas.data.split import Share
+from ssnas.judging import JudgeConfig
 from ssnas.judging.defaults import judge_defaults
 from ssnas.rating.defaults import search_defaults
 from ssnas.run.presets import (
-    BOSSNAS_QUICK_HEADS, CSNAS_EPOCHS, DEFAULT_OBJECTIVE, DEFAULT_TRIAL_OBJECTIVE, FULL_NETWORK, PRESETS,
+    BOSSNAS_QUICK_HEADS, CSNAS_EPOCHS, CSNAS_HOLDOUT, DEFAULT_OBJECTIVE, DEFAULT_TRIAL_OBJECTIVE, FULL_NETWORK,
+    PRESETS, SUPERNET_FLOOR,
 )  # fmt: skip
 from ssnas.strategies import Strategy
 from ssnas.strategies.bossnas import BossConfig, BossNAS
@@ -46,6 +51,25 @@ SIZED_SPACES = STANDALONE_SIZED  # every space where some strategy takes channel
 S = TypeVar("S")
 
 
+@dataclass(frozen=True)
+class ImageFloor:
+    """The fewest training and held-out images a strategy runs on."""
+
+    training: int
+    holdout: int
+
+    @property
+    def total(self) -> int:
+        return self.training + self.holdout
+
+    def within(self, train: Share, holdout: Share) -> tuple[Share, Share]:
+        """The shares with this floor (a cap below the floor is raised to it)."""
+        return _floored(train, self.training), _floored(holdout, self.holdout)
+
+    def describe(self) -> str:
+        return f"{self.training:,} training + {self.holdout:,} held-out"
+
+
 class StrategySettings(Protocol):
     def options(self, space: str) -> tuple[str, ...]: ...
 
@@ -56,6 +80,8 @@ class StrategySettings(Protocol):
     def create(self, name: str, space: str, preset: str) -> Strategy: ...
 
     def scored_by(self) -> str: ...
+
+    def image_floor(self, space: str) -> ImageFloor: ...
 
 
 @dataclass(frozen=True)
@@ -104,6 +130,9 @@ class EvolutionSettings:
 
     def scored_by(self) -> str:
         return f"the label-free rating {self.ranker} at initialisation"
+
+    def image_floor(self, space: str) -> ImageFloor:
+        return ImageFloor(0, _set(self.rating_batch_size))  # trains nothing; rates on one held-out batch
 
 
 EVOLUTION_FIELDS = ("ranker", "ratings", "population", "rating_batch_size", "channels", "cells")
@@ -156,6 +185,11 @@ class TwoStageSettings(EvolutionSettings):
         return (f"the label-free rating {self.ranker} at initialisation (stage 1), then {self.judge_signal}{partners} "
                 f"after brief {self.judge_objective} training of the shortlist (stage 2)")
 
+    def image_floor(self, space: str) -> ImageFloor:
+        """Stage 1's rating batch; the judge's training batch and the held-out batch of its signals."""
+        training, holdout = JudgeConfig(objective=_set(self.judge_objective)).least_images()
+        return ImageFloor(training, max(_set(self.rating_batch_size), holdout))
+
 
 @dataclass(frozen=True)
 class SetnSettings(Training):
@@ -192,6 +226,9 @@ class SetnSettings(Training):
 
     def scored_by(self) -> str:
         return f"{self.objective} on a shared supernet, candidates rated by {' + '.join(self.rating or ())}"
+
+    def image_floor(self, space: str) -> ImageFloor:
+        return ImageFloor(*SUPERNET_FLOOR)
 
 
 @dataclass(frozen=True)
@@ -251,6 +288,10 @@ class OptunaSettings(Training):
             return f"the label-free rating {self.ranker} at initialisation"
         return f"the {self.objective} loss ({self.proxy_loss}) of each trial trained from scratch"
 
+    def image_floor(self, space: str) -> ImageFloor:
+        """CSNAS's: one training batch per trial, 256 held-out images."""
+        return ImageFloor(self.batch_size or 128, CSNAS_HOLDOUT.floor)
+
 
 @dataclass(frozen=True)
 class BossnasSettings(Training):
@@ -284,6 +325,9 @@ class BossnasSettings(Training):
     def scored_by(self) -> str:
         return "ensemble bootstrapping (BossNAS's population-centre rating)"
 
+    def image_floor(self, space: str) -> ImageFloor:
+        return ImageFloor(*SUPERNET_FLOOR)
+
 
 STRATEGY_SETTINGS: dict[str, type[StrategySettings]] = {
     "two-stage": TwoStageSettings, "evolution": EvolutionSettings, "setn": SetnSettings, "tpe": OptunaSettings, "random": OptunaSettings,
@@ -294,6 +338,10 @@ STRATEGY_SETTINGS: dict[str, type[StrategySettings]] = {
 def flag(option: str) -> str:
     """The command-line spelling of an option name: rating_batch_size -> --rating-batch-size."""
     return "--" + option.replace("_", "-")
+
+
+def _floored(share: Share, floor: int) -> Share:
+    return replace(share, floor=floor, cap=None if share.cap is None else max(share.cap, floor))
 
 
 def _sized(space: str, sized: Iterable[str]) -> tuple[str, ...]:
@@ -333,6 +381,6 @@ def _supernet(channels: int | None, cells: int | None) -> dict[str, int]:
 
 
 __all__ = [
-    "NETWORK", "SIZED_SPACES", "STRATEGY_SETTINGS", "TRAINING", "BossnasSettings", "EvolutionSettings",
+    "NETWORK", "SIZED_SPACES", "STRATEGY_SETTINGS", "TRAINING", "BossnasSettings", "EvolutionSettings", "ImageFloor",
     "OptunaSettings", "SetnSettings", "StrategySettings", "Training", "TwoStageSettings", "flag",
 ]

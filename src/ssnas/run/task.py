@@ -17,9 +17,9 @@ from ssnas.data.datasets import ImageSet, load_dataset
 from ssnas.data.split import Share, fit_split
 from ssnas.errors import UserError
 from ssnas.objectives import OBJECTIVES
-from ssnas.run.presets import CSNAS_HOLDOUT, CSNAS_TRAIN_FRACTION, PRESET_SPLITS
+from ssnas.run.presets import CSNAS_HOLDOUT, CSNAS_TRAIN_FRACTION, PRESET_SPLITS, default_strategy
 from ssnas.run.settings import SearchConfig, objective_of
-from ssnas.run.strategies import Training
+from ssnas.run.strategies import STRATEGY_SETTINGS, ImageFloor, Training
 from ssnas.spaces import SearchSpace, create_space
 from ssnas.spaces.budget import Budget, Constraint
 from ssnas.strategies import SearchTask
@@ -30,9 +30,11 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
     """Load the training images and fix the training / held-out counts the run uses.
 
     Counts not given take the preset's share of the folder (`PRESET_SPLITS`; CSNAS's for tpe /
-    random); returns the config with both counts set, the images and a sentence saying what
-    was used and why. Raises UserError (one line) when the folder is too small for the counts
-    or has no labels for a supervised objective.
+    random), at least the strategy's floor (`image_floor` of its settings); returns the config
+    with both counts set, the images and a sentence saying what was used and why. Raises
+    UserError (one line) when the folder is too small for the counts (below the strategy's floor:
+    naming the floor and a strategy that runs on the folder) or has no labels for a supervised
+    objective.
     """
     run = config.run
     dataset = load_dataset(str(run.data), split="train")
@@ -41,16 +43,38 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
         label_free = ", ".join(name for name in OBJECTIVES.names() if not needs_labels(name))
         raise UserError(f"--objective {objective} needs labels, and {run.data} has none (a flat folder); put its "
                         f"images in one subfolder per class, or use a label-free objective: {label_free}")  # fmt: skip
-    train_share, holdout_share = PRESET_SPLITS[run.preset]
+    floor = config.strategy.image_floor(run.space)
+    if run.num_images is None and run.holdout_images is None and len(dataset) < floor.total:
+        raise UserError(_below_floor(config, floor, len(dataset)))
+    shares = PRESET_SPLITS[run.preset]
     if run.strategy in ("tpe", "random"):  # CSNAS's trial scale: 1 % of the folder, at least one batch
-        batch_size = getattr(config.strategy, "batch_size", None) or 128
-        train_share, holdout_share = Share(CSNAS_TRAIN_FRACTION, batch_size), CSNAS_HOLDOUT
+        shares = Share(CSNAS_TRAIN_FRACTION, 0), CSNAS_HOLDOUT
+    train_share, holdout_share = floor.within(*shares)
     split = fit_split(
         len(dataset), run.num_images if run.num_images is not None else train_share,
         run.holdout_images if run.holdout_images is not None else holdout_share, source=str(run.data),
     )  # fmt: skip
     run = replace(run, num_images=split.num_images, holdout_images=split.holdout_images)
     return replace(config, run=run), dataset, split.reason
+
+
+def _below_floor(config: SearchConfig, floor: ImageFloor, total: int) -> str:
+    """The refusal of a folder below the strategy's floor, naming a strategy that runs on it."""
+    run = config.run
+    assert run.strategy is not None
+    message = (f"strategy {run.strategy!r} needs at least {floor.total:,} images ({floor.describe()}); "
+               f"{run.data} has {total:,} images")  # fmt: skip
+    default = default_strategy(run.space)
+    for name in dict.fromkeys((default, "evolution")):
+        settings = STRATEGY_SETTINGS[name]().resolve(run.space, run.preset)
+        if name != run.strategy and settings.image_floor(run.space).total <= total:
+            how = f"drop --strategy or pass --strategy {name}" if name == default else f"pass --strategy {name}"
+            return f"{message}; {name!r} runs on it: {how}"
+    if "rating_batch_size" in config.strategy.options(run.space):  # would a smaller rating batch fit?
+        smallest = replace(config.strategy, rating_batch_size=1).image_floor(run.space)  # type: ignore[type-var]
+        if smallest.total <= total:
+            return f"{message}; use a larger folder or a smaller --rating-batch-size"
+    return f"{message}; use a larger folder"
 
 
 def build_space(config: SearchConfig) -> SearchSpace:

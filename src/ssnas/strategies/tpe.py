@@ -71,6 +71,7 @@ from ssnas.studies import (
     close_failed,
     existing_trials,
     is_url,
+    masked_url,
     open_storage,
     storage_location,
     study_id,
@@ -303,7 +304,7 @@ class OptunaSearch:
         existing = existing_trials(storage, self.study.study_name)
         if existing and not task.resume:
             raise UserError(
-                f"study {self.study.study_name!r} in {location} already has {existing} trials; "
+                f"study {self.study.study_name!r} in {_shown(location)} already has {existing} trials; "
                 "resume it, or choose another study name or storage"
             )
         study = optuna.create_study(
@@ -337,6 +338,11 @@ class OptunaSearch:
         return rated
 
 
+def _shown(location: str | None) -> str:
+    """The storage in a message: its URL without the password, or "memory"."""
+    return masked_url(location) if location is not None else "memory"
+
+
 def _check_settings(study: optuna.Study, settings: dict[str, Any], location: str | None) -> None:
     """A study may only be continued by the same kind of search on the same space."""
     stored = study.user_attrs.get(STUDY_ATTR)
@@ -345,7 +351,7 @@ def _check_settings(study: optuna.Study, settings: dict[str, Any], location: str
     for key in ("space", "objective", "sampler", "proxy"):
         if stored.get(key) != settings.get(key):
             raise UserError(
-                f"study {study.study_name!r} in {location} was started with {key}={stored.get(key)!r}, "
+                f"study {study.study_name!r} in {_shown(location)} was started with {key}={stored.get(key)!r}, "
                 f"not {settings.get(key)!r}"
             )
 
@@ -369,7 +375,7 @@ def run_worker(
     storage, liveness = open_storage(storage_url, base)
     settings = storage.get_study_user_attrs(study_id(storage, study_name, storage_url)).get(STUDY_ATTR)
     if not settings:
-        raise UserError(f"study {study_name!r} in {storage_url} was not started by ssnas (no settings stored)")
+        raise UserError(f"study {study_name!r} in {_shown(storage_url)} was not started by ssnas (no settings stored)")
     if settings["space"] != task.space.name or settings["objective"] != task.objective:
         raise UserError(
             f"study {study_name!r} searches space {settings['space']!r} with objective {settings['objective']!r}; "
