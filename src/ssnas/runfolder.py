@@ -7,7 +7,9 @@ Under `torchrun` every process checks the folder and process 0 alone writes it.
 
 from __future__ import annotations
 
+import json
 import os
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,12 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
         return
     if not resume:
         raise UserError(f"run folder {out_dir} already holds a run; pass --resume to continue it or choose another --out")
-    previous = yaml.safe_load(saved.read_text()) or {}
+    try:
+        previous = yaml.safe_load(saved.read_bytes()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise corrupt(saved, error) from None
+    if not isinstance(previous, dict):
+        raise corrupt(saved, "not a mapping of settings")
     if as_written is not None:
         previous = {key: as_written(value) for key, value in previous.items()}
     free = set(resumable)
@@ -40,6 +47,46 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
     if changed:
         details = ", ".join(f"{k} ({previous.get(k)!r} -> {settings.get(k)!r})" for k in changed)
         raise UserError(f"cannot resume {out_dir} with different settings: {details}")
+    check_state_files(out_dir)
+
+
+def check_state_files(out_dir: Path) -> None:
+    """UserError naming the first file of the run folder a resumed run cannot read back: a JSON
+    file that does not parse, or a checkpoint (`.pt`, a zip archive) that is truncated or fails its
+    checksums. Checked before anything is written, so a refused resume changes nothing."""
+    for path in sorted(out_dir.rglob("*")):
+        if path.name.startswith(".") or not path.is_file():  # .NAME.tmp: a write that a kill interrupted
+            continue
+        if path.suffix == ".json":
+            read_json(path)
+        elif path.suffix == ".pt":
+            _check_archive(path)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value saved in the run-folder file `path`; UserError naming it when it is damaged."""
+    try:
+        return json.loads(path.read_bytes())
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
+        raise corrupt(path, error) from None
+
+
+def corrupt(path: Path, reason: object) -> UserError:
+    """The one-line error for a damaged run-folder file: which file, why, and what to do."""
+    why = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+    return UserError(f"{path} is corrupt or truncated ({why}); delete it to redo its part with --resume, "
+                     "or start over with another --out")  # fmt: skip
+
+
+def _check_archive(path: Path) -> None:
+    """A torch checkpoint is a zip archive with a CRC-32 per member: read it all and compare."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except Exception as error:  # noqa: BLE001 - zipfile raises many kinds on a damaged file
+        raise corrupt(path, error) from None
+    if damaged is not None:
+        raise corrupt(path, f"{damaged} fails its checksum")
 
 
 def check_out(out_dir: Path, resume: bool) -> None:

@@ -74,8 +74,10 @@ from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import FrozenTrial, Trial, TrialState
+from sqlalchemy.exc import SAWarning
 
 from ssnas.errors import UserError
+from ssnas.paths import expand_user
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +272,7 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
         engine_kwargs = {"connect_args": {"timeout": 60}} if location.startswith("sqlite") else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
+            warnings.simplefilter("error", SAWarning)  # e.g. URL arguments the driver would ignore: refused in one line
             try:
                 storage = RDBStorage(
                     url,
@@ -284,13 +287,18 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
         return storage, _RDBLiveness(storage, config.grace, config.max_retry)
     # Absolute: the lock is a symlink to the journal, and Optuna breaks a lock left by a killed
     # holder by stat-ing through it; a relative target dangles, and the study would hang forever.
-    path = Path(location).expanduser().resolve()
+    path = expand_user(location).resolve()
     if path.is_dir():
         raise UserError(f"storage {path} is a folder; give a journal file path such as {path / DEFAULT_JOURNAL}")
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = JournalFileSymlinkLock(str(path), grace_period=JOURNAL_LOCK_GRACE)
-    storage = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-    return storage, _JournalLiveness(storage, config.grace, config.max_retry)
+    try:
+        journal = JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+    except Exception as error:  # noqa: BLE001 - Optuna replays the file here: no journal fails anywhere
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"storage {path} is not an Optuna journal or is corrupt ({reason}); give the "
+                        "journal of the running search, or a new file for a new study") from None  # fmt: skip
+    return journal, _JournalLiveness(journal, config.grace, config.max_retry)
 
 
 def existing_trials(storage: BaseStorage, study_name: str) -> int:
@@ -314,7 +322,7 @@ def study_id(storage: BaseStorage, study_name: str, storage_url: str) -> int:
 def check_study(study_name: str, storage_url: str) -> None:
     """UserError unless `storage_url` opens and holds `study_name` (a worker checks this before
     it writes anything; a journal path that does not exist is refused, not created)."""
-    if not is_url(storage_url) and not Path(storage_url).expanduser().is_file():
+    if not is_url(storage_url) and not expand_user(storage_url).is_file():
         raise UserError(f"no study journal at {storage_url}; give the --storage of the running search")
     storage, _ = open_storage(storage_url, StudyConfig())
     try:

@@ -12,6 +12,7 @@ import click
 import yaml
 
 from ssnas.errors import UserError
+from ssnas.paths import expand_user
 from ssnas.spaces import SPACES, load_space_module
 from ssnas.training.precision import PRECISIONS
 
@@ -89,14 +90,21 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        raise UserError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise UserError(f"config file {path} is not UTF-8 text (byte {error.start} cannot be decoded)") from None
+    except RecursionError:
+        raise UserError(f"config file {path} is nested too deeply") from None
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: e.g. an integer of over 4,300 digits
+        raise UserError(f"config file {path} is not valid YAML: {_first_line(error)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of option names to values")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+_SCALARS = (str, int, float)  # YAML null, booleans (ints), numbers and text; not lists, mappings or dates
 
 
 def _apply_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
@@ -107,10 +115,46 @@ def _apply_config(ctx: click.Context, _param: click.Parameter, value: Path | Non
     unknown = sorted(set(config) - known)
     if unknown:
         raise UserError(
-            f"unknown key(s) in {value}: {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+            f"unknown key(s) in {value}: {', '.join(map(_key_shown, unknown))}; valid keys: {', '.join(sorted(known))}"
         )
+    params = {p.name: p for p in ctx.command.params if p.name in config}
+    for name, given in config.items():
+        if getattr(params[name], "multiple", False) and isinstance(given, _SCALARS):
+            config[name] = given = [given]  # `rating: meco` for `rating: [meco]`
+        _check_config_value(ctx, params[name], given, value)
     ctx.default_map = {**(ctx.default_map or {}), **config}
     return value
+
+
+def _check_config_value(ctx: click.Context, param: click.Parameter, given: Any, path: Path) -> None:
+    """UserError unless `given` has the shape `param` takes (one scalar, or a list of them for a
+    repeatable option) and converts without a crash; a value click refuses is left for click to report."""
+    many = bool(getattr(param, "multiple", False)) or param.nargs != 1
+    items = given if many and isinstance(given, list) else [given]
+    if not all(item is None or isinstance(item, _SCALARS) for item in items):
+        takes = "a list of values" if many else "one value"
+        raise UserError(f"{path}: {param.name} takes {takes}, not {_shown(given)}")
+    if any(isinstance(item, str) and "\x00" in item for item in items):  # no path or name holds one
+        raise UserError(f"{path}: {param.name}: {_shown(given)} holds a NUL character")
+    try:
+        param.type_cast_value(ctx, given)
+    except (click.BadParameter, UserError):
+        pass  # reported by click with the option's name when the command's options are read
+    except (TypeError, ValueError, ArithmeticError, AttributeError) as error:  # int(.inf); a number for a flag
+        raise UserError(f"{path}: {param.name}: {_shown(given)} is not a valid value ({_first_line(error)})") from None
+
+
+def _key_shown(key: str) -> str:
+    return _shown(key) if not key.isprintable() or len(key) > 60 else key
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def config_option(command: F) -> F:
@@ -148,8 +192,9 @@ SPACE = SpaceName()
 def _load_space_module(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None
+    value = str(value)  # a --config file may give a number
     load_space_module(value)  # UserError: one line, exit 1
-    return str(Path(value).expanduser().resolve())  # config.yaml finds it again from any folder
+    return str(expand_user(value).resolve())  # config.yaml finds it again from any folder
 
 
 def space_module_option(record: bool = False) -> Callable[[F], F]:

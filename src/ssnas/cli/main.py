@@ -53,9 +53,13 @@ def cli() -> None:
     """Label-free neural architecture search: find an architecture without labelling anything."""
 
 
+# Characters that end a line on a terminal (str.splitlines), shown escaped so an error stays one line.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def fail(message: str, code: int = 1) -> None:
     """One line on stderr, then exit with `code`."""
-    click.echo(f"ssnas: error: {message}", err=True)
+    click.echo(f"ssnas: error: {message.strip().translate(_LINE_BREAKS)}", err=True)
     sys.exit(code)
 
 
@@ -80,8 +84,9 @@ def main(argv: list[str] | None = None) -> Any:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted; the run folder keeps its last checkpoint", code=130)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as error:
-        fail(f"{error.strerror}: {error.filename}")
+    except OSError as error:  # the machine refused: missing file, name too long, symlink loop, disk full
+        where = f": {error.filename}" if error.filename is not None else ""
+        fail(f"{error.strerror or error}{where}".splitlines()[0])
 
 
 if __name__ == "__main__":

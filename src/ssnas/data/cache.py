@@ -24,7 +24,7 @@ def fingerprint(listing: Iterable[tuple[str, int, int]], *extra: object) -> str:
     for value in extra:
         digest.update(f"{value!r}\n".encode())
     for relative, size, mtime_ns in listing:
-        digest.update(f"{relative}\t{size}\t{mtime_ns}\n".encode())
+        digest.update(f"{relative}\t{size}\t{mtime_ns}\n".encode(errors="surrogateescape"))  # names of any bytes
     return digest.hexdigest()
 
 

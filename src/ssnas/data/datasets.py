@@ -34,7 +34,7 @@ from PIL import Image, ImageOps
 
 from ssnas.data import cache
 from ssnas.errors import UserError
-from ssnas.paths import data_dir
+from ssnas.paths import data_dir, expand_user
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 SPLITS = ("train", "test")
@@ -273,14 +273,36 @@ def load_image_folder(
         cache.save_entry(_FOLDER_CACHE, key, entry)
     skipped: list[str] = entry["skipped"]
     if skipped and not skip_corrupt:
-        raise UserError(f"cannot read image {folder / skipped[0]} (pass skip_corrupt=True to leave it out)")
+        raise UserError(f"cannot read image {_shown(folder / skipped[0])} (pass skip_corrupt=True to leave it out)")
     if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {folder}, e.g. {skipped[0]}", stacklevel=2)
+        warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {_shown(folder)}, e.g. {_shown(skipped[0])}",
+                      stacklevel=2)  # fmt: skip
     return ImageSet(entry["images"], entry["labels"], list(entry["classes"]), str(folder), len(skipped))
 
 
+def _shown(path: str | Path) -> str:
+    """A path for a one-line message: as it is, or quoted with escapes when it holds a line break
+    or another unprintable character."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
 def _is_image(entry: os.DirEntry[str]) -> bool:
-    return entry.is_file() and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+    return _is_file(entry) and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:  # a symlink loop, or a link into a folder we may not read: not an image
+        return False
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def _visible(folder: str) -> list[os.DirEntry[str]]:
@@ -298,7 +320,7 @@ def _scan(folder: Path) -> tuple[list[tuple[str, int, int]], list[int] | None, l
     """Content listing of the images in a fixed order, their labels (or None) and the class names."""
     entries = _visible(str(folder))
     images = [_row(entry, folder) for entry in entries if _is_image(entry)]
-    subfolders = [entry for entry in entries if entry.is_dir()]
+    subfolders = [entry for entry in entries if _is_dir(entry)]
     if images and subfolders:
         raise UserError(
             f"{folder} mixes images and subfolders; use one subfolder per class or a flat folder of images"
@@ -308,8 +330,9 @@ def _scan(folder: Path) -> tuple[list[tuple[str, int, int]], list[int] | None, l
     listing: list[tuple[str, int, int]] = []
     labels: list[int] = []
     classes: list[str] = []
+    seen = {_identity(str(folder))}
     for subfolder in subfolders:
-        found = _images_below(subfolder.path, folder)
+        found = _images_below(subfolder.path, folder, seen)
         if found:
             labels += [len(classes)] * len(found)
             classes.append(subfolder.name)
@@ -319,14 +342,25 @@ def _scan(folder: Path) -> tuple[list[tuple[str, int, int]], list[int] | None, l
     return listing, labels, classes
 
 
-def _images_below(folder: str, root: Path) -> list[tuple[str, int, int]]:
+def _images_below(folder: str, root: Path, seen: set[tuple[int, int]]) -> list[tuple[str, int, int]]:
+    """The images under `folder`, each folder read once: a symlink back to a folder already
+    read (a loop) is not followed again."""
+    identity = _identity(folder)
+    if identity in seen:
+        return []
+    seen.add(identity)
     found: list[tuple[str, int, int]] = []
     for entry in _visible(folder):
-        if entry.is_dir():
-            found += _images_below(entry.path, root)
+        if _is_dir(entry):
+            found += _images_below(entry.path, root, seen)
         elif _is_image(entry):
             found.append(_row(entry, root))
     return found
+
+
+def _identity(folder: str) -> tuple[int, int]:
+    stat = os.stat(folder)
+    return stat.st_dev, stat.st_ino
 
 
 def _decode_folder(
@@ -410,7 +444,7 @@ def load_dataset(
         if resolution != dataset.images.shape[-1]:
             dataset.images = resize_images(dataset.images, resolution)
         return dataset
-    folder = Path(spec).expanduser()
+    folder = expand_user(spec)
     if not folder.exists():
         raise UserError(f"unknown dataset {spec!r}: not one of {', '.join(CIFAR)} and not an existing folder")
     _check_split(split)

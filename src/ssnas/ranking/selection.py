@@ -7,7 +7,9 @@ import hashlib
 import io
 import random
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from ssnas.atomic import atomic_open
 from ssnas.errors import UserError
@@ -60,7 +62,7 @@ def read_architectures(space: SearchSpace, path: Path) -> list[Architecture]:
     """One architecture string per line, or a CSV whose first column (or `arch`) holds them."""
     if not path.is_file():
         raise UserError(f"architecture file not found: {path}")
-    with path.open(newline="") as handle:
+    with _reading(path) as handle:
         rows = [row for row in csv.reader(handle, delimiter=_delimiter(path)) if row and row[0].strip()]
     if rows and rows[0][0].strip().lower() in {"arch", "arch_str", "architecture", "genotype"}:
         rows = rows[1:]
@@ -79,13 +81,16 @@ def read_scores(path: Path) -> list[tuple[str, float]]:
     """A CSV with columns `arch,score` (header required)."""
     if not path.is_file():
         raise UserError(f"scores file not found: {path}")
-    with path.open(newline="") as handle:
+    with _reading(path) as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
         if "arch" not in fields or "score" not in fields:
-            raise UserError(f"{path} must have columns 'arch' and 'score' (found: {', '.join(fields) or 'none'})")
+            found = ", ".join(f if f.isprintable() else repr(f) for f in fields) or "none"
+            raise UserError(f"{path} must have columns 'arch' and 'score' (found: {found})")
         pairs = []
         for line_number, row in enumerate(reader, start=2):
+            if row["arch"] is None:  # a short row under a header that puts arch later
+                raise UserError(f"{path}, line {line_number}: no arch")
             try:
                 pairs.append((row["arch"].strip(), float(row["score"])))
             except (TypeError, ValueError):
@@ -111,6 +116,19 @@ def write_score_rows(path: Path, names: Sequence[str], rows: Iterable[Sequence[o
         writer.writerows(rows)
         text.flush()
         text.detach()  # atomic_open syncs and closes the file itself
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[TextIO]:
+    """`path` opened as UTF-8 CSV text (a leading byte-order mark dropped); UserError naming the
+    file for bytes that are not UTF-8 or a row the csv module refuses."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            yield handle
+        except UnicodeDecodeError as error:
+            raise UserError(f"{path} is not UTF-8 text ({error.reason})") from None
+        except csv.Error as error:  # e.g. a field over csv.field_size_limit() (128 KiB)
+            raise UserError(f"{path} is not a CSV file the reader accepts: {error}") from None
 
 
 def _delimiter(path: Path) -> str:

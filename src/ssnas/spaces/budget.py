@@ -134,10 +134,13 @@ class CostModel:
     def _load_latency(self) -> dict[str, float]:
         if self.cache_file is None or not self.cache_file.exists():
             return {}
-        payload = json.loads(self.cache_file.read_text())
-        if payload.get("setting") != self.setting():
-            return {}  # measured elsewhere or with other threads: measure again
-        return {str(k): float(v) for k, v in payload["latency_ms"].items()}
+        try:
+            payload = json.loads(self.cache_file.read_bytes())
+            if payload.get("setting") != self.setting():
+                return {}  # measured elsewhere or with other threads: measure again
+            return {str(k): float(v) for k, v in payload["latency_ms"].items()}
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError):  # a damaged cache: measure again
+            return {}
 
     def _save_latency(self) -> None:
         if self.cache_file is None:

@@ -402,7 +402,8 @@ class NB201Space:
         """Parse the benchmark string; UserError naming what is wrong."""
         if not isinstance(text, str):
             raise UserError(f"bad NB201 architecture {text!r}: expected a string")
-        prefix = f"bad NB201 architecture {text!r}"
+        shown = text if len(text) <= 120 else f"{text[:117]}..."  # a huge text is not echoed whole
+        prefix = f"bad NB201 architecture {shown!r}"
         nodes = text.strip().split("+")
         if len(nodes) != NUM_NODES - 1:
             raise UserError(

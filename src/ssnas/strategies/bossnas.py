@@ -50,6 +50,7 @@ from ssnas.spaces.bn import batch_norms, recalibrate_bn
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.rating import SIGNALS, network_signals
+from ssnas.runfolder import corrupt, read_json
 from ssnas.training.distributed import is_main_process
 from ssnas.training.loop import TrainResult, train
 from ssnas.training.precision import resolve_device, resolve_precision
@@ -589,7 +590,9 @@ class BossNAS:
         saved = stage_dir / "rating.json" if stage_dir is not None else None
         settings = {"signals": list(self.config.signals), "population": [list(p) for p in population]}
         if saved is not None and saved.exists():
-            payload = json.loads(saved.read_text())
+            payload = read_json(saved)
+            if not isinstance(payload, dict) or "settings" not in payload or "values" not in payload:
+                raise corrupt(saved, "not a block rating")
             if payload["settings"] == settings:
                 return {tuple(p): v for p, v in zip(payload["settings"]["population"], payload["values"])}
         ratings = rate_paths(stage, objective, population, data, self.config.signals, precision)

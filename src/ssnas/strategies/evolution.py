@@ -37,6 +37,7 @@ from typing import Any
 from ssnas.errors import UserError
 from ssnas.rating.defaults import search_defaults
 from ssnas.atomic import write_atomic
+from ssnas.runfolder import corrupt, read_json
 from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, is_degenerate
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
@@ -103,10 +104,15 @@ class RatingLog:
         """Saved ratings of an earlier run with the same settings; returns how many."""
         if self.path is None or not self.path.exists():
             return 0
-        payload = json.loads(self.path.read_text())
+        payload = read_json(self.path)
+        if not isinstance(payload, dict):
+            raise corrupt(self.path, "not a JSON object")
         if payload.get("settings") != self.settings:
             raise UserError(f"{self.path} was written by a search with other settings; use a new --out")
-        self.saved = {key: values for key, values in payload["ratings"]}
+        try:
+            self.saved = {str(key): {str(n): float(v) for n, v in values.items()} for key, values in payload["ratings"]}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise corrupt(self.path, "its ratings are not [architecture, {signal: value}] pairs") from None
         return len(self.saved)
 
     def rate(self, archs: Sequence[Architecture]) -> None:

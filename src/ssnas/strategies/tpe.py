@@ -57,6 +57,8 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ssnas.errors import TrainingDiverged, UserError
+from ssnas.paths import expand_user
+from ssnas.runfolder import check_writable_folder
 from ssnas.spaces import Architecture
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
@@ -293,10 +295,16 @@ class OptunaSearch:
         return self._open(task)[2]
 
     def check_storage(self) -> None:
-        """Open a storage given as a URL now (UserError when unreachable or the password is wrong),
-        so a bad URL fails before any run folder is made; journal files are opened by `search`."""
-        if self.study.storage is not None and is_url(self.study.storage):
-            open_storage(self.study.storage, self.study)
+        """Open the given storage now (UserError when unreachable, the password is wrong or the file
+        is no journal), so it fails before any run folder is made; a new journal file is created by
+        `search`, and here only its folder is checked."""
+        location = self.study.storage
+        if location is None:
+            return
+        if is_url(location) or expand_user(location).exists():
+            open_storage(location, self.study)
+        else:
+            check_writable_folder(expand_user(location).parent, "--storage")
 
     def _open(self, task: SearchTask) -> tuple[optuna.Study, Liveness, str | None]:
         location = storage_location(self.study.storage, task.out_dir)

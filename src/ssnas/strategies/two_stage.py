@@ -47,6 +47,7 @@ from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.strategies.evolution import Evolution, EvolutionConfig
 from ssnas.strategies.raters import create_rater
 from ssnas.rating.defaults import search_defaults
+from ssnas.runfolder import corrupt, read_json
 from ssnas.training.loop import CHECKPOINT_NAME, TrainConfig, train
 from ssnas.training.progress import StageProgress, format_duration
 
@@ -242,7 +243,7 @@ class TwoStage:
                 unit = folder / f"{number:02d}" if folder is not None else None
                 done = unit / JUDGEMENT_FILE if unit is not None else None
                 if done is not None and done.exists():
-                    judged[key] = Judgement.from_dict(json.loads(done.read_text()))
+                    judged[key] = _load_judgement(done)
                 else:
                     expected = plan.image_passes / plan.passes_per_second[number] + OVERHEAD_SECONDS
                     slowdown = max(1.0, spent / planned_spent) if planned_spent else 1.0
@@ -329,7 +330,17 @@ def _load_plan(folder: Path | None) -> Plan | None:
     path = folder / PLAN_FILE if folder is not None else None
     if path is None or not path.exists():
         return None
-    return Plan(**json.loads(path.read_text()))
+    try:
+        return Plan(**read_json(path))
+    except TypeError:  # not an object, or other fields than a plan's
+        raise corrupt(path, "not a stage-2 plan") from None
+
+
+def _load_judgement(path: Path) -> Judgement:
+    try:
+        return Judgement.from_dict(read_json(path))
+    except TypeError:
+        raise corrupt(path, "not a judgement") from None
 
 
 __all__ = ["TwoStage", "TwoStageConfig", "Plan"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,17 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by `save_atomic` (UserError naming the file if unreadable)."""
+    from ssnas.runfolder import corrupt  # here: ssnas.runfolder imports ssnas.training
+
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as error:
-        raise UserError(f"cannot read checkpoint {path}: {error}") from None
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # noqa: BLE001 - a truncated or garbled file fails in zip, pickle or torch
+        if isinstance(error, OSError) and not (Path(path).is_file() and os.access(path, os.R_OK)):
+            raise UserError(f"cannot read checkpoint {path}: {error.strerror or error}") from None
+        raise corrupt(path, error) from None  # torch reports some truncations as OSError 'Invalid argument'
+    if not isinstance(state, dict):
+        raise corrupt(path, f"it holds a {type(state).__name__}, not a checkpoint")
+    return state
 
 
 def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
