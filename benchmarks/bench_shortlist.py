@@ -80,7 +80,7 @@ def evaluate(signal: np.ndarray, truth: np.ndarray, stage1: np.ndarray, args: ar
     signal = rated_last(signal)
     out = {"spearman": spearman_rho(signal, truth), "kendall": kendall_tau(signal, truth),
            "pool_pick": float(truth[np.argmax(signal)])}  # fmt: skip
-    for k in args.k:
+    for k in (k for k in args.k if k < len(truth)):  # a shortlist smaller than the pool
         out[f"regret_random_k{k}"] = pick_regret(signal, truth, k, args.draws, seed=k)
         out[f"stage1_top{k}"] = shortlist_pick(signal, stage1, truth, k)
     return out
