@@ -120,3 +120,13 @@ def test_rank_report_bundles_everything(noisy: tuple[np.ndarray, np.ndarray]) ->
         "n", "kendall_tau", "kendall_tau_ci", "spearman_rho", "spearman_rho_ci", "pearson_r",
         "pearson_r_ci", "top_5_overlap", "top_20_overlap", "regret",
     }
+
+
+def test_bootstrap_draws_one_replicate_at_a_time_as_the_block_draw() -> None:
+    """Rows drawn per replicate (memory n, not n_boot x n) are numpy's (n_boot, n) block draw."""
+    rng = np.random.default_rng(1)
+    pred = rng.normal(size=501)
+    truth = pred + rng.normal(size=501)
+    rows = np.random.default_rng(3).integers(0, 501, size=(200, 501))
+    values = np.array([spearman_rho(pred[r], truth[r]) for r in rows])
+    assert bootstrap_ci(spearman_rho, pred, truth, n_boot=200, seed=3) == tuple(np.percentile(values, [2.5, 97.5]))

@@ -9,13 +9,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import SSNAS, copy_cifar_subset, kill_once_written, run_ssnas
+from test_cli import assert_one_line_error
+
 from ssnas.api import rank_into_folder
+from ssnas.errors import UserError
 from ssnas.ranking.selection import iter_sample, sample_architectures
 from ssnas.ranking.stream import chunk_path, read_chunk
 from ssnas.spaces import create_space, is_degenerate
-from test_cli import assert_one_line_error
 
 ENV = {"OMP_NUM_THREADS": "1"}
 # 40 NB201 cells at C=4, N=1 with the default ranker (az-nas-ssl: an ensemble ranked over every cell)
@@ -109,3 +110,16 @@ def test_lazy_sample_draws_what_the_old_in_memory_sample_drew() -> None:
             if not is_degenerate(space, arch):
                 seen.setdefault(arch, None)
         assert list(iter_sample(space, 300, 4)) == list(seen), name
+
+
+@pytest.mark.parametrize("space", ["mbconv", "hytra"])
+def test_other_large_spaces_stream_the_same_way(space: str, tmp_path: Path) -> None:
+    done = rank_into_folder(tmp_path / "run", select=3, space=space, ranker="synflow", batch_size=4, chunk_size=2)
+    assert done.count == 3 and len(list((tmp_path / "run" / "ratings").glob("chunk-*.csv"))) == 2
+    assert list(done.keys()) == [a.key for a in sample_architectures(create_space(space), 3, seed=0)]
+
+
+def test_a_ranker_that_cannot_rate_the_space_leaves_no_folder(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="cannot compute num_parameters"):
+        rank_into_folder(tmp_path / "run", select=5, space="mbconv", ranker="params")
+    assert not (tmp_path / "run").exists()

@@ -394,7 +394,11 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     """
     from ssnas.groundtruth import load_space_table
     from ssnas.ranking.report import correlate
-    from ssnas.ranking.selection import all_architectures, iter_sample, read_architectures
+    from ssnas.ranking.selection import (
+        all_architectures,
+        iter_sample,
+        read_architectures,
+    )
     from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE, rate_into_folder
     from ssnas.rating import EngineConfig, parse_ranker, rating_job, resized
     from ssnas.rating.defaults import network_options, rank_defaults
@@ -416,14 +420,14 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     settings: dict[str, Any] = {"command": "rank", "space": space, "ranker": name, "aggregate": aggregate}
     if select == "all":
         listed = all_architectures(searched)
-        archs: Callable[[], Any] = lambda: listed  # noqa: E731
+        archs: Callable[[], Any] = lambda: listed
         settings.update(selection="all", count=len(listed))
     elif isinstance(select, int):
-        archs = lambda: iter_sample(searched, select, seed)  # noqa: E731
+        archs = lambda: iter_sample(searched, select, seed)
         settings.update(selection="sample", count=select)
     else:
         listed = read_architectures(searched, Path(select))
-        archs = lambda: listed  # noqa: E731
+        archs = lambda: listed
         settings.update(selection="archs", archs=str(select), archs_sha256=_sha256(Path(select).read_bytes()),
                         count=len(listed))  # fmt: skip
     settings.update(seed=seed, batch_size=engine.batch_size, proxy_network=options or None, device=device,

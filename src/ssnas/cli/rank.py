@@ -26,13 +26,13 @@ from ssnas.groundtruth import load_space_table
 from ssnas.groundtruth.tables import space_table
 from ssnas.paths import DATA_ENV
 from ssnas.ranking.report import correlate
-from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE
 from ssnas.ranking.selection import (
     all_architectures,
     read_architectures,
     sample_architectures,
     write_scores,
 )
+from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE
 from ssnas.rating import (
     AGGREGATIONS,
     parse_ranker,

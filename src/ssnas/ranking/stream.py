@@ -43,10 +43,16 @@ from typing import Any
 
 from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
-from ssnas.rating.aggregate import Ranker
-from ssnas.rating.engine import Columns, RatingJob, count_nonfinite, pass_columns, rate_chunks
 from ssnas.ranking.selection import write_score_rows
-from ssnas.runfolder import CONFIG_NAME, prepare_run_folder
+from ssnas.rating.aggregate import Ranker
+from ssnas.rating.engine import (
+    Columns,
+    RatingJob,
+    count_nonfinite,
+    pass_columns,
+    rate_chunks,
+)
+from ssnas.runfolder import CONFIG_NAME, check_run_folder, write_config
 from ssnas.spaces import Architecture
 
 CHUNK_FOLDER = "ratings"
@@ -100,7 +106,14 @@ def rate_into_folder(
     `settings`; `--resume` (`resume`) rates only the chunks `out` lacks."""
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {chunk_size}")
-    prepare_run_folder(out, {k: v for k, v in settings.items() if v is not None}, resume, RESUMABLE)
+    settings = {k: v for k, v in settings.items() if v is not None}
+    check_run_folder(out, settings, resume, RESUMABLE)
+    if not resume:  # rate the first architecture before writing anything: a ranker that cannot rate this
+        first = next(iter(archs()), None)  # space fails here, not in a folder that then needs --resume
+        if first is None:
+            raise UserError("no architectures to rank")
+        job.rate([first])
+    write_config(out, settings)
     folder = out / CHUNK_FOLDER
     folder.mkdir(exist_ok=True)
     for leftover in folder.glob(".chunk-*.tmp"):  # a kill while a chunk was being written

@@ -320,8 +320,8 @@ def _rate_in_processes(
     chunks = ((start, archs[start : start + size]) for start in range(0, len(archs), size))
     parts: dict[int, tuple[Columns, Columns]] = {}
     done = 0
-    for start, part, columns, seconds in rate_chunks(job, chunks, workers):
-        parts[start] = (columns, seconds)
+    for start, part, part_columns, part_seconds in rate_chunks(job, chunks, workers):
+        parts[start] = (part_columns, part_seconds)
         done += len(part)
         if progress is not None:
             progress(done, len(archs))
