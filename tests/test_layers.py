@@ -27,6 +27,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("spaces",),  # search spaces, their costs and compute budgets
     ("objectives",),  # self-supervised losses
     ("training",),  # train loop, checkpoints, precision, distributed
+    ("runfolder",),  # run folders: config.yaml, resume checks, damaged-file errors
     ("rating",),  # label-free signals, shared by every strategy and by `ssnas rank`
     ("judging",),  # brief self-supervised training of a shortlisted candidate, then its signals
     ("groundtruth",),  # NB201 / NATS tables
@@ -34,7 +35,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("strategies",),  # evolution, setn, tpe, bossnas
     ("ranking", "evaluation"),  # metrics, correlation against ground truth, selection
     ("reporting",),  # figures, HTML
-    ("runfolder", "retrain", "pretraining", "export", "settings", "run"),  # workflows behind the commands
+    ("retrain", "pretraining", "export", "settings", "run"),  # workflows behind the commands
     ("api",),  # the Python API: functions over the workflows, returning data
     ("cli", "testing"),  # the commands; contract suites shipped for other people's implementations
 ]

@@ -184,6 +184,7 @@ def test_plain_ssnas_search_on_a_300_image_folder(flat_300: Path, tmp_path: Path
     """The acceptance as a user types it: no option but the folder (100 ratings of full-size NB201
     networks, about 75 s on 2 busy cores)."""
     out = tmp_path / "run"
-    done = run_ssnas("search", "--data", str(flat_300), "--out", str(out), env={"SSNAS_CACHE": str(tmp_path / "cache")})
+    done = run_ssnas("search", "--data", str(flat_300), "--out", str(out),  # one thread: xdist runs 2 workers
+                     env={"SSNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "result.json").read_text())["num_candidates"] == 100

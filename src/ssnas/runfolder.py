@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from ssnas.atomic import write_atomic
-from ssnas.errors import UserError
+from ssnas.errors import UserError, corrupt
 from ssnas.training.distributed import process_group
 
 CONFIG_NAME = "config.yaml"
@@ -69,13 +69,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_bytes())
     except (UnicodeDecodeError, ValueError, RecursionError) as error:  # json.JSONDecodeError is a ValueError
         raise corrupt(path, error) from None
-
-
-def corrupt(path: Path, reason: object) -> UserError:
-    """The one-line error for a damaged run-folder file: which file, why, and what to do."""
-    why = (str(reason).strip().splitlines() or [type(reason).__name__])[0]
-    return UserError(f"{path} is corrupt or truncated ({why}); delete it to redo its part with --resume, "
-                     "or start over with another --out")  # fmt: skip
 
 
 def _check_archive(path: Path) -> None:

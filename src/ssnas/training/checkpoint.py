@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ssnas.atomic import atomic_open
-from ssnas.errors import UserError
+from ssnas.errors import UserError, corrupt
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
@@ -22,8 +22,6 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
 
 def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by `save_atomic` (UserError naming the file if unreadable)."""
-    from ssnas.runfolder import corrupt  # here: ssnas.runfolder imports ssnas.training
-
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as error:  # noqa: BLE001 - a truncated or garbled file fails in zip, pickle or torch
