@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+
+from cli_helpers import missing_prerequisite
 
 SUPERUSER = "postgres"
 
@@ -40,10 +41,7 @@ def require_bin_dir() -> Path:
     """The binaries, or a skip; in CI (CI=true) their absence is a failure."""
     folder = find_bin_dir()
     if folder is None:
-        message = "PostgreSQL server binaries not found (apt-get install -y postgresql)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_prerequisite("PostgreSQL server binaries not found (apt-get install -y postgresql)")
     return folder
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
+
+from cli_helpers import missing_prerequisite
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -16,10 +17,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data() -> Path:
     """`../shared/data`; in CI a missing folder is a failure, elsewhere a skip."""
     if not (SHARED_DATA / "cifar10-jpeg").is_dir():
-        message = f"real data not found at {SHARED_DATA}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_prerequisite(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
 
 

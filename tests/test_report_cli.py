@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from cli_helpers import copy_cifar_subset, run_ssnas
+from cli_helpers import copy_cifar_subset, missing_prerequisite, run_ssnas
 from html_pages import embedded_pngs, parse, settings_rows, visible_text
 
 pytestmark = pytest.mark.realdata
@@ -185,10 +184,7 @@ def chromium() -> str:
     """The Chromium binary; missing in CI is a failure (`make test` installs it), elsewhere a skip."""
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        message = "Chromium not found: `make test` installs it (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_prerequisite("Chromium not found: `make test` installs it (apt-get install chromium)")
     return found
 
 
