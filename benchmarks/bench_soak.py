@@ -1,7 +1,18 @@
-"""Soak a shared TPE study under faults: workers SIGKILLed and restarted until the budget is done.
+"""Soak a shared TPE study, or a shared rating, under faults: workers SIGKILLed and restarted until done.
 
     .venv/bin/python benchmarks/bench_soak.py [--workers 4] [--trials 200] [--kill-every 5]
         [--storages postgres journal] [--out benchmarks/results/soak.json]
+    .venv/bin/python benchmarks/bench_soak.py --workers 4 --kill-every 10 --storages postgres \
+        --reference ONE_PROCESS/scores.csv --out benchmarks/results/soak_rating_nb201.json \
+        --rating --all --space nb201 --data ../shared/data/cifar10-jpeg
+
+Rating mode (`--rating RANK_ARGS`, last on the line): `ssnas rank RANK_ARGS --out DIR --storage S`
+starts a shared rating and `--workers` - 1 `ssnas worker` processes join it (the real CLI, one
+thread each). Every `--kill-every` newly rated chunks a random one of them (the starting command
+included) is SIGKILLed and started again (the starting command with --resume). Reported: chunks
+lost (no COMPLETE trial) and duplicated (COMPLETE twice), rows and distinct architectures of the
+merged scores.csv, whether it is byte-identical to `--reference` (one process's), kills, re-queued
+chunks, wall time.
 
 One study per storage (PostgreSQL started on 127.0.0.1 by the script, as tests/_pg.py does,
 and the journal file). `--workers` worker processes run `ssnas.strategies.tpe.run_worker` with
@@ -20,10 +31,12 @@ no retry, and trials left RUNNING), re-queued trials, kills survived, trials/hou
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,11 +47,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from _fake_worker import FakeEvaluate, fast_study_config, tiny_task  # noqa: E402
+from _fake_worker import FakeEvaluate, fast_study_config, tiny_task
 
-from ssnas.strategies.tpe import OptunaSearch, run_worker  # noqa: E402
-from ssnas.studies import open_storage  # noqa: E402
+from ssnas.strategies.tpe import OptunaSearch, run_worker
+from ssnas.studies import open_storage
 
+SSNAS_CLI = [sys.executable, "-m", "ssnas.cli.main"]
 MAX_RETRY = 50  # a trial may be killed many times in a row in a soak; each time it is re-queued
 
 
@@ -148,13 +162,110 @@ def count(storage: str, study: str, trials: int, workers: int, kills: int, exit_
     )
 
 
+# --- rating mode: a whole space rated by processes sharing one study, SIGKILLed at will -------------
+
+
+@dataclass
+class RatingSoakResult:
+    storage: str
+    processes: int  # the starting `ssnas rank --storage` and the `ssnas worker`s, all killable
+    chunks: int
+    architectures: int
+    chunks_complete: int
+    lost: int  # chunks with no COMPLETE trial at the end
+    duplicated: int  # chunks COMPLETE more than once (work done twice; written once)
+    rows: int  # rows of the merged scores.csv
+    unique_archs: int
+    kills_survived: int
+    requeued: int  # trials failed for a stale heartbeat (each one's chunk taken again)
+    equal_to_one_process: bool | None  # merged scores.csv byte-identical to --reference (None: not given)
+    exit_codes: list[int]
+    seconds: float
+    architectures_per_second: float
+
+
+def soak_rating(storage: str, study: str, processes: int, kill_every: int, seed: int, rank_args: list[str],
+                work: Path, log: Path, reference: Path | None, heartbeat: int, timeout: float) -> RatingSoakResult:  # fmt: skip
+    """Rate with `processes` processes sharing `study` (the first one the starting `ssnas rank`),
+    SIGKILLing a random one every `kill_every` newly completed chunks and starting it again (the
+    starting command with --resume). Counts chunks and rows at the end."""
+    from ssnas.ranking.shared import SharedStudy, chunk_progress, join_rating
+
+    out = work / f"rating-{study}"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    start = [*SSNAS_CLI, "rank", *rank_args, "--out", str(out), "--storage", storage, "--study", study,
+             "--heartbeat-interval", str(heartbeat), "--no-progress", "--json"]  # fmt: skip
+    worker = [*SSNAS_CLI, "worker", "--study", study, "--storage", storage, "--json",
+              *(rank_args[rank_args.index("--data"):][:2] if "--data" in rank_args else [])]  # fmt: skip
+
+    def spawn(index: int, resume: bool = False) -> subprocess.Popen[bytes]:
+        command = start + (["--resume"] if resume else []) if index == 0 else worker
+        return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+
+    rng = random.Random(seed)
+    started = time.monotonic()
+    pool = [(spawn(0), started)]
+    shared, study_handle, chunks = SharedStudy(storage, study), None, 0
+    kills, next_kill = 0, kill_every
+    while any(p.poll() is None for p, _ in pool):
+        if time.monotonic() - started > timeout:
+            for p, _ in pool:
+                p.kill()
+            raise SystemExit(f"rating soak on {storage} did not finish in {timeout:.0f} s; see {log}")
+        time.sleep(1.0)
+        if study_handle is None:
+            try:
+                study_handle, _, settings = join_rating(shared)
+            except Exception:  # noqa: BLE001 - the study is not there yet
+                continue
+            chunks = int(settings["chunks"])
+            pool += [(spawn(i), time.monotonic()) for i in range(1, processes)]
+        done = len(chunk_progress(study_handle, chunks).texts)
+        up = [i for i, (p, born) in enumerate(pool) if p.poll() is None and time.monotonic() - born > 5.0]
+        if done >= next_kill and done < chunks and up:
+            victim = rng.choice(up)
+            os.kill(pool[victim][0].pid, signal.SIGKILL)
+            pool[victim][0].wait()
+            pool[victim] = (spawn(victim, resume=victim == 0), time.monotonic())
+            kills, next_kill = kills + 1, done + kill_every
+    seconds = time.monotonic() - started
+    assert study_handle is not None
+    state = chunk_progress(study_handle, chunks)
+    trials = study_handle.get_trials(deepcopy=False)
+    scores = out / "scores.csv"
+    keys = [line.split(",", 1)[0] for line in scores.read_text().splitlines()[1:]] if scores.exists() else []
+    count = sum(text.count("\n") - 1 for text in state.texts.values())
+    return RatingSoakResult(
+        storage=storage.split("://")[0] if "://" in storage else "journal",
+        processes=processes, chunks=chunks, architectures=count, chunks_complete=len(state.texts),
+        lost=chunks - len(state.texts), duplicated=state.duplicates, rows=len(keys), unique_archs=len(set(keys)),
+        kills_survived=kills,
+        requeued=sum(t.state.name == "FAIL" and "no heartbeat" in str(t.user_attrs.get("ssnas:fail_reason", ""))
+                     for t in trials),
+        equal_to_one_process=None if reference is None or not scores.exists() else _sha(scores) == _sha(reference),
+        exit_codes=[p.returncode for p, _ in pool], seconds=round(seconds, 1),
+        architectures_per_second=round(count / seconds, 2),
+    )  # fmt: skip
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--kill-every", type=int, default=5, help="completed trials between kills")
     parser.add_argument("--sleep", type=float, default=0.5, help="seconds per fake trial")
-    parser.add_argument("--storages", nargs="+", default=["postgres", "journal"], choices=["postgres", "journal"])
+    parser.add_argument("--storages", nargs="+", default=["postgres", "journal"], choices=["postgres", "journal", "sqlite"])
+    parser.add_argument("--rating", nargs=argparse.REMAINDER, default=None, metavar="RANK_ARGS",
+                        help="rating mode: the `ssnas rank` arguments of the shared rating (e.g. --all --space nb201 "
+                             "--data DIR); --trials and --sleep are ignored, --kill-every counts chunks")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="rating mode: one process's scores.csv of the same rating, compared byte for byte")
+    parser.add_argument("--heartbeat", type=int, default=10, help="rating mode: heartbeat interval (s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per storage before giving up")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_soak")
@@ -162,6 +273,8 @@ def main() -> None:
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     results = []
+    if args.rating is not None:
+        return rating_main(args)
     for kind in args.storages:
         log = args.work / f"{kind}.log"
         log.write_text("")
@@ -184,6 +297,45 @@ def main() -> None:
         "settings": {k: str(v) for k, v in vars(args).items()},
         "results": [asdict(r) for r in results],
         "target_met": all(r.completed == r.trials and r.duplicated == 0 and r.lost == 0 for r in results),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    print(json.dumps(payload, indent=2))
+
+
+def rating_main(args: argparse.Namespace) -> None:
+    """--rating: one soak per storage of a shared `ssnas rank` rating."""
+    from bench_rankers import cpu_record
+
+    results = []
+    for kind in args.storages:
+        log = args.work / f"rating-{kind}.log"
+        log.write_text("")
+        load_before = os.getloadavg()
+        common = dict(processes=args.workers, kill_every=args.kill_every, seed=args.seed, rank_args=args.rating,
+                      work=args.work, log=log, reference=args.reference, heartbeat=args.heartbeat, timeout=args.timeout)
+        if kind == "postgres":
+            from _pg import postgres_server
+
+            with postgres_server("ssnas_soak_rating") as url:
+                result = soak_rating(url, "soak-rating", **common)  # type: ignore[arg-type]
+        elif kind == "sqlite":
+            database = args.work / "soak-rating.db"
+            database.unlink(missing_ok=True)
+            result = soak_rating(f"sqlite:///{database}", "soak-rating", **common)  # type: ignore[arg-type]
+        else:
+            journal = args.work / "soak-rating.journal"
+            for stale in args.work.glob("soak-rating.journal*"):
+                stale.unlink()
+            result = soak_rating(str(journal), "soak-rating", **common)  # type: ignore[arg-type]
+        results.append({**asdict(result), "load_before": load_before, "load_after": os.getloadavg()})
+        print(json.dumps(results[-1]), flush=True)
+    payload = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": cpu_record(),
+        "results": results,
+        "target_met": all(r["lost"] == 0 and r["duplicated"] == 0 and r["rows"] == r["unique_archs"] == r["architectures"]
+                          and r["equal_to_one_process"] is not False for r in results),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")

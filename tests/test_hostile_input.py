@@ -310,8 +310,6 @@ def test_commands_reading_those_files_answer_or_refuse_in_one_line(content: byte
 
 
 @pytest.mark.realdata
-@pytest.mark.xfail(reason="ssnas rank --out FILE.csv writes the scores before the correlation refuses "
-                          "fewer than 3 architectures (src/ssnas/cli/rank.py)", strict=False)  # fmt: skip
 def test_rank_refusing_too_few_architectures_writes_no_scores(shared_data: Path) -> None:
     with scratch() as folder:
         (folder / "two.txt").write_text("\n".join(NB201_KEYS[:2]))

@@ -5,7 +5,9 @@ The Python API (every command of the `ssnas` CLI calls it):
     load_images(path, limit=None)            -> (N,3,H,W) uint8 images of a folder
     search(data, space="nb201", **settings)  -> SearchResult (best architecture, candidates, run folder)
     rank(archs_or_models, data, ranker=...)  -> Ranking (records, correlations with a table)
-    rank_into_folder(out, data, select="all") -> FolderRanking (a whole space, chunked, resumable)
+    rank_into_folder(out, data, select="all") -> FolderRanking (a whole space, chunked, resumable;
+                                                 storage=URL shares it with other processes)
+    rate_shared(storage, study, data)        -> a worker of a shared rating (any machine)
     score(model_factory, images, ranker=...) -> the label-free signals of any torch.nn.Module
     list_spaces(), list_rankers(), list_strategies()
     create_space(name, **options)            -> a search space (parse, sample, build networks)
@@ -33,7 +35,7 @@ _API = {
     "load_images": "ssnas.api", "search": "ssnas.api", "rank": "ssnas.api", "score": "ssnas.api",
     "list_spaces": "ssnas.api", "list_rankers": "ssnas.api", "list_strategies": "ssnas.api",
     "SearchResult": "ssnas.api", "Ranking": "ssnas.api", "Candidate": "ssnas.api",
-    "rank_into_folder": "ssnas.api", "FolderRanking": "ssnas.api",
+    "rank_into_folder": "ssnas.api", "FolderRanking": "ssnas.api", "rate_shared": "ssnas.api",
     "create_space": "ssnas.spaces", "Architecture": "ssnas.spaces", "SearchSpace": "ssnas.spaces",
 }  # fmt: skip
 
@@ -42,7 +44,7 @@ __all__ = ["__version__", *_API]
 if TYPE_CHECKING:
     from ssnas.api import (
         Candidate, FolderRanking, Ranking, SearchResult, list_rankers, list_spaces, list_strategies, load_images, rank,
-        rank_into_folder, score, search,
+        rank_into_folder, rate_shared, score, search,
     )  # fmt: skip
     from ssnas.spaces import Architecture, SearchSpace, create_space
 

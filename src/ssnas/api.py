@@ -377,7 +377,8 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
                      metric: str = "cifar10_valid", batch_size: int | None = None, channels: int | None = None,
                      cells: int | None = None, aggregate: str = "mean-rank", seed: int = 0, device: str = "cpu",
                      threads: int | None = None, workers: int = 1, chunk_size: int | None = None, resume: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> FolderRanking:  # fmt: skip
+                     progress: Callable[[int, int], None] | None = None, storage: str | None = None,
+                     study: str = "ssnas-rating", heartbeat_interval: int | None = None) -> FolderRanking:  # fmt: skip
     """Rate a whole space (or a sample of one too large to list) into the run folder `out`, a chunk
     at a time: memory stays flat in the number of architectures, a killed rating continues with
     `resume=True` and ends with the same scores.csv (`ssnas.ranking.stream`).
@@ -388,22 +389,25 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
         table: True = the space's own ground-truth table (correlations and report.html), a CSV
             path, or None / False for none (spaces without a table: scores.csv only).
         chunk_size: architectures per chunk file (default 128): what a kill can lose.
+        storage, study: share the rating through this Optuna storage (journal file, SQLite,
+            PostgreSQL URL) with any number of `rate_shared` workers (`ssnas worker`); this call
+            rates chunks too, waits for all, and writes the same folder as a one-process rating.
+        heartbeat_interval: seconds between a shared rating's heartbeats; a killed worker's chunk
+            is taken again after twice this (default 20).
 
     >>> r = ssnas.rank_into_folder("runs/nb201-all", images, select="all", table=True, workers=2)  # doctest: +SKIP
     >>> r.correlations["spearman_rho"], r.run_dir / "scores.csv"                                 # doctest: +SKIP
     """
     from ssnas.groundtruth import load_space_table
+    from ssnas.ranking.plan import plan_rating
     from ssnas.ranking.report import correlate
-    from ssnas.ranking.selection import (
-        all_architectures,
-        iter_sample,
-        read_architectures,
-    )
+    from ssnas.ranking.shared import SharedStudy
     from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE, rate_into_folder
-    from ssnas.rating import EngineConfig, parse_ranker, rating_job, resized
+    from ssnas.rating import parse_ranker
     from ssnas.rating.defaults import network_options, rank_defaults
     from ssnas.reporting import write_rank_report
     from ssnas.spaces import create_space
+    from ssnas.studies import masked_url
 
     out = Path(out)
     searched = create_space(space)
@@ -415,31 +419,26 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     if images is None and parsed.needs_images:
         raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
     options = network_options(space, channels, cells)
-    engine = EngineConfig(batch_size=batch_size or defaults.batch_size, seed=seed, device=device)
     chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
-    settings: dict[str, Any] = {"command": "rank", "space": space, "ranker": name, "aggregate": aggregate}
-    if select == "all":
-        listed = all_architectures(searched)
-        archs: Callable[[], Any] = lambda: listed
-        settings.update(selection="all", count=len(listed))
-    elif isinstance(select, int):
-        archs = lambda: iter_sample(searched, select, seed)
-        settings.update(selection="sample", count=select)
-    else:
-        listed = read_architectures(searched, Path(select))
-        archs = lambda: listed
-        settings.update(selection="archs", archs=str(select), archs_sha256=_sha256(Path(select).read_bytes()),
-                        count=len(listed))  # fmt: skip
-    settings.update(seed=seed, batch_size=engine.batch_size, proxy_network=options or None, device=device,
-                    data=None if data is None or isinstance(data, torch.Tensor) else str(data),
-                    images_sha256=_rating_images_sha256(images, engine) if parsed.signals() else None,
-                    chunk_size=chunk_size, workers=workers)  # fmt: skip
+    shared = None
+    if storage is not None:
+        if workers != 1:
+            raise UserError("a shared rating (--storage) rates in one process here: start more `ssnas worker "
+                            "--study NAME --storage URL` processes instead of --workers")  # fmt: skip
+        shared = SharedStudy(storage, study, **({"heartbeat_interval": heartbeat_interval} if heartbeat_interval else {}))
     started = time.perf_counter()
     with using_threads(threads):
-        job = rating_job(resized(searched, options), parsed, images, engine)
-        done = rate_into_folder(out, settings, archs, settings["count"], job, parsed, chunk_size=chunk_size,
-                                workers=workers, resume=resume, progress=progress)  # fmt: skip
-    info = {"seconds_per_arch": done.seconds_per_arch, "proxy_network": options, "batch_size": engine.batch_size,
+        plan = plan_rating(searched, select, images, ranker=name, aggregate=aggregate, seed=seed,
+                           batch_size=batch_size or defaults.batch_size, network=options, device=device,
+                           data=None if data is None or isinstance(data, torch.Tensor) else str(data),
+                           chunk_size=chunk_size, workers=workers)  # fmt: skip
+        settings = plan.settings
+        if shared is not None:
+            settings = {**settings, "storage": masked_url(storage), "study": study}  # type: ignore[arg-type]
+        done = rate_into_folder(out, settings, plan.archs, plan.count, plan.job, parsed, chunk_size=chunk_size,
+                                workers=workers, resume=resume, progress=progress, shared=shared)  # fmt: skip
+    engine_batch = plan.settings["batch_size"]
+    info = {"seconds_per_arch": done.seconds_per_arch, "proxy_network": options, "batch_size": engine_batch,
             "workers": workers, "nonfinite": done.nonfinite, "chunk_size": chunk_size, "rated_now": done.rated}  # fmt: skip
     correlations = None
     if truth_table is not None:
@@ -453,21 +452,43 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     return FolderRanking(name, out, done.count, done.rated, best, correlations, time.perf_counter() - started, info)
 
 
-def _sha256(data: bytes) -> str:
-    import hashlib
+def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | None = None, *,
+                threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Work on the shared rating `study` in `storage` (started by `rank_into_folder(..., storage=...)`,
+    or `ssnas rank --storage`) until every chunk is rated; returns what this worker did. The rating's
+    settings come from the study; `data` must hold the images it was started with (checked).
 
-    return hashlib.sha256(data).hexdigest()
+    >>> ssnas.rate_shared("postgresql://ssnas@db-host/ssnas", "nb201-all", "cifar10")  # doctest: +SKIP
+    {'study': 'nb201-all', 'chunks_rated': 31, 'architectures_rated': 3968, 'chunks': 120, ...}
+    """
+    from ssnas.ranking.plan import plan_from_settings
+    from ssnas.ranking.shared import SharedStudy, join_rating, work_on_chunks
+    from ssnas.ranking.stream import ChunkRater
+    from ssnas.rating import parse_ranker
+    from ssnas.spaces import create_space
+    from ssnas.studies import masked_url, worker_label
 
+    started = time.perf_counter()
+    probe = SharedStudy(storage, study)
+    _, _, settings = join_rating(probe)
+    shared = SharedStudy(storage, study, heartbeat_interval=int(settings.get("heartbeat_interval", probe.heartbeat_interval)))
+    study_handle, liveness, settings = join_rating(shared)
+    images = _as_images(data)
+    if images is None and parse_ranker(settings["ranker"], settings["aggregate"]).needs_images:
+        raise UserError(f"the rating's ranker {settings['ranker']!r} scores networks on images: give the same --data "
+                        "as the rating was started with")  # fmt: skip
+    with using_threads(threads):
+        plan = plan_from_settings(create_space(settings["space"]), settings, images)
+        rater = ChunkRater(plan.archs, plan.chunk_size, plan.job, plan.count)
 
-def _rating_images_sha256(images: torch.Tensor | None, engine: Any) -> str | None:
-    """SHA-256 of the uint8 images every network is rated on (the seeded draw), so a resumed
-    rating can refuse other images whatever folder they came from."""
-    from ssnas.rating.engine import rating_indices
+        def report(state: Any) -> None:
+            if progress is not None:
+                progress(sum(rater.size(k) for k in state.texts), rater.count)
 
-    if images is None:
-        return None
-    drawn = images[rating_indices(len(images), engine.batch_size, engine.seed)[0]]
-    return _sha256(drawn.contiguous().numpy().tobytes() + str(tuple(drawn.shape)).encode())
+        rated = work_on_chunks(study_handle, liveness, rater, shared, worker_label(), report)
+    return {"study": study, "storage": masked_url(storage), "chunks": rater.chunks, "chunks_rated": len(rated),
+            "architectures_rated": sum(rater.size(k) for k in rated), "count": rater.count,
+            "ranker": settings["ranker"], "space": settings["space"], "seconds": time.perf_counter() - started}
 
 
 def size_baseline(space: Any, archs: Sequence[Architecture]) -> list[float]:

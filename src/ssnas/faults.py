@@ -3,7 +3,8 @@
     SSNAS_KILL_AT=rate:2 ssnas search ...   # killed on reaching the point 'rate' the 2nd time
 
 Points: 'train' (after each optimizer step of `ssnas.training.loop.train`), 'rate' (before each
-candidate is rated), 'write' (after result.json, before candidates.csv). With the variable unset
+candidate is rated), 'write' (after result.json, before candidates.csv), 'chunk' (a shared
+rating's worker: a chunk rated, before it is stored). With the variable unset
 (always, outside tests) a point costs one environment lookup.
 """
 

@@ -75,6 +75,12 @@ from ssnas.training.progress import StageProgress, mirror_log_to_stderr
               help="Continue the run in --out: rankers skip the rated chunks, strategies reuse the trained checkpoint.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help=f"Rankers with --out FOLDER: architectures per chunk file, what a kill can lose [{DEFAULT_CHUNK_SIZE}].")
+@click.option("--storage", default=None, metavar="URL",
+              help="Rankers with --out FOLDER: share the rating through this Optuna storage (journal file, "
+                   "sqlite:///x.db, postgresql://...); `ssnas worker --study NAME --storage URL` joins from any machine.")
+@click.option("--study", default="ssnas-rating", show_default=True, help="With --storage: the shared rating's study name.")
+@click.option("--heartbeat-interval", type=click.IntRange(min=1), default=None,
+              help="With --storage: seconds between heartbeats; a killed worker's chunk is retaken after twice this [20].")
 @click.option("--objective", default=None, help="Strategies that train with one (setn, tpe/random): training objective [simclr].")
 @click.option("--data", default=None, help="Unlabeled images for rankers and strategies: image folder or cifar10 [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True, help="Strategies: quick | paper.")
@@ -99,7 +105,8 @@ from ssnas.training.progress import StageProgress, mirror_log_to_stderr
 @json_option
 def rank_command(
     ranker: str | None, aggregate: str, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
-    rank_all: bool, seed: int, out: Path | None, resume: bool, chunk_size: int | None, objective: str | None,
+    rank_all: bool, seed: int, out: Path | None, resume: bool, chunk_size: int | None, storage: str | None, study: str,
+    heartbeat_interval: int | None, objective: str | None,
     data: str | None, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
     channels: int | None, cells: int | None, workers: int, rating: tuple[str, ...], device: str, precision: str,
@@ -123,9 +130,15 @@ def rank_command(
     if sum(x is not None and x is not False for x in (archs, sample, rank_all or None)) != 1:
         raise UserError("give exactly one of --archs FILE, --sample N, --all or --models SPEC")
     if strategy is None and out is not None and out.suffix != ".csv":  # a run folder: streamed, resumable
+        if storage is not None and archs is not None:
+            raise UserError("a shared rating (--storage) rates --all or --sample N: a file of architectures is not "
+                            "on every worker's machine")  # fmt: skip
         return _rank_into_folder(out, archs if archs is not None else sample if sample is not None else "all",
                                  space_name, ranker, aggregate, data, table_path, metric, batch_size, channels, cells,
-                                 seed, workers, chunk_size, resume, no_progress, as_json)  # fmt: skip
+                                 seed, workers, chunk_size, resume, no_progress, as_json,
+                                 (storage, study, heartbeat_interval))  # fmt: skip
+    if storage is not None or heartbeat_interval is not None:
+        raise UserError("--storage shares a ranker's rating into --out FOLDER (a run folder, not a .csv file)")
     if chunk_size is not None or (resume and strategy is None):
         raise UserError("--chunk-size and --resume of a ranker need --out FOLDER (a run folder, not a .csv file)")
     space = create_space(space_name)
@@ -172,10 +185,10 @@ def rank_command(
         columns = {}
     if not is_main_process():  # under torchrun, process 0 writes and reports
         return
+    baseline = size_baseline(space, selection) if name != "params" else None
+    report = correlate(keys, scores, table, metric, baseline=baseline)  # refusals (too few cells) before any write
     if out is not None:
         write_scores(out / "scores.csv" if out.suffix != ".csv" else out, list(zip(keys, scores)), columns)
-    baseline = size_baseline(space, selection) if name != "params" else None
-    report = correlate(keys, scores, table, metric, baseline=baseline)
     report["ranker"] = name
     report.update(extra)
     if out is not None and out.suffix != ".csv":  # a run folder gets report.html
@@ -187,6 +200,7 @@ def _rank_into_folder(
     out: Path, select: Path | int | str, space_name: str, ranker: str | None, aggregate: str, data: str | None,
     table_path: Path | None, metric: str, batch_size: int | None, channels: int | None, cells: int | None, seed: int,
     workers: int, chunk_size: int | None, resume: bool, no_progress: bool, as_json: bool,
+    sharing: tuple[str | None, str, int | None],
 ) -> None:
     """Rankers with --out FOLDER: `ssnas.api.rank_into_folder` (chunks, resumable), then the report."""
     table = table_path if table_path is not None else True if space_table(space_name) else None
@@ -197,7 +211,8 @@ def _rank_into_folder(
     with _LazyBar("ranking", "architectures", bar=not no_progress and not as_json) as bar:
         done = rank_into_folder(out, spec, select=select, space=space_name, ranker=name, table=table, metric=metric,
                                 batch_size=batch_size, channels=channels, cells=cells, aggregate=aggregate, seed=seed,
-                                workers=workers, chunk_size=chunk_size, resume=resume, progress=bar.update)  # fmt: skip
+                                workers=workers, chunk_size=chunk_size, resume=resume, progress=bar.update,
+                                storage=sharing[0], study=sharing[1], heartbeat_interval=sharing[2])  # fmt: skip
     extra = {**done.info, "wall_seconds": time.perf_counter() - started, "threads_per_worker": threads_per_worker(workers),
              "out": str(out)}  # fmt: skip
     if done.correlations is not None:

@@ -1,13 +1,19 @@
-"""`ssnas worker`: join a running TPE / random search from another process or machine."""
+"""`ssnas worker`: join a running TPE / random search, or a shared rating, from another process or machine."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 
 from ssnas.cli._common import (
-    TEXT, config_option, emit, json_option, precision_option, space_module_option,
+    TEXT,
+    config_option,
+    emit,
+    json_option,
+    precision_option,
+    space_module_option,
 )
 from ssnas.run import run_worker, search_config
 from ssnas.training.progress import mirror_log_to_stderr
@@ -28,7 +34,25 @@ from ssnas.training.progress import mirror_log_to_stderr
 @config_option
 @json_option
 def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> None:
-    """Work on the trials of STUDY until the study has its requested number of completed trials."""
+    """Work on the trials of STUDY until the study has its requested number of completed trials.
+
+    STUDY may also be a shared rating (`ssnas rank --all --out DIR --storage URL --study STUDY`):
+    the worker then takes chunks of architectures and rates them with the rating's own settings
+    (space, ranker, network; --data must hold the same images) until every chunk is rated."""
     mirror_log_to_stderr(True)
+    from ssnas.ranking.shared import study_kind
+    from ssnas.studies import check_study
+
+    check_study(study, storage)
+    if study_kind(storage, study) == "rating":
+        from ssnas.api import rate_shared
+        from ssnas.paths import DATA_ENV
+
+        data = options["data"] or os.environ.get(DATA_ENV)
+        done = rate_shared(storage, study, data)
+        emit(done, as_json, lambda p: click.echo(f"rating {study}: {p['chunks_rated']} of {p['chunks']} chunks "
+                                                 f"({p['architectures_rated']} architectures) rated by this worker; "
+                                                 "every chunk is rated"))  # fmt: skip
+        return
     payload = run_worker(search_config(strategy="tpe", progress=False, **options), study, storage)
     emit(payload, as_json, lambda p: click.echo(f"study {study}: best so far {p['best']['arch']} ({p['best']['score']:.4f})"))

@@ -41,9 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
 from ssnas.ranking.selection import write_score_rows
+from ssnas.ranking.shared import (
+    ChunkProgress,
+    SharedStudy,
+    iter_chunk_texts,
+    open_rating,
+    work_on_chunks,
+)
 from ssnas.rating.aggregate import Ranker
 from ssnas.rating.engine import (
     Columns,
@@ -54,6 +63,7 @@ from ssnas.rating.engine import (
 )
 from ssnas.runfolder import CONFIG_NAME, check_run_folder, write_config
 from ssnas.spaces import Architecture
+from ssnas.studies import Liveness, worker_label
 
 CHUNK_FOLDER = "ratings"
 SCORES_FILE = "scores.csv"
@@ -99,11 +109,12 @@ def chunk_paths(out: Path) -> list[Path]:
 def rate_into_folder(
     out: Path, settings: dict[str, Any], archs: Callable[[], Iterable[Architecture]], count: int, job: RatingJob,
     ranker: Ranker, *, chunk_size: int, workers: int = 1, resume: bool = False,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, shared: SharedStudy | None = None,
 ) -> FolderRating:
     """Rate the `count` architectures `archs()` yields into `out` (see the module docstring) and
     write scores.csv. `archs()` must yield the same sequence every time it is called with the same
-    `settings`; `--resume` (`resume`) rates only the chunks `out` lacks."""
+    `settings`; `--resume` (`resume`) rates only the chunks `out` lacks. With `shared`, the chunks
+    are taken from (and rated for) a study that other workers share (`ssnas.ranking.shared`)."""
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {chunk_size}")
     settings = {k: v for k, v in settings.items() if v is not None}
@@ -113,18 +124,25 @@ def rate_into_folder(
         if first is None:
             raise UserError("no architectures to rank")
         job.rate([first])
+    expected = -(-count // chunk_size)
+    opened = open_rating(shared, settings, expected) if shared is not None else None  # refusals before any write
     write_config(out, settings)
     folder = out / CHUNK_FOLDER
     folder.mkdir(exist_ok=True)
     for leftover in folder.glob(".chunk-*.tmp"):  # a kill while a chunk was being written
         leftover.unlink(missing_ok=True)
-    header = ["arch", *job.leaves, SECONDS]
+    header = header_of(job)
     done = {int(p.stem.split("-")[1]) for p in chunk_paths(out)}
-    expected = -(-count // chunk_size)
     if done - set(range(expected)):
         raise UserError(f"{folder} holds chunks beyond the {expected} of this rating; choose another --out")
     already = sum(min(chunk_size, count - i * chunk_size) for i in done)
     rated = 0
+
+    if shared is not None and opened is not None:  # chunks are taken from a study that any number of workers share
+        rated = _rate_shared(out, shared, opened, ChunkRater(archs, chunk_size, job, count), progress)
+        for index, chunk in enumerate(_batched(archs(), chunk_size)):
+            _check_chunk(chunk_path(out, index), header, [a.key for a in chunk])
+        return finish(out, ranker, job.leaves, rated)
 
     def missing() -> Iterator[tuple[int, list[Architecture]]]:
         chunks = _batched(archs(), chunk_size)
@@ -135,13 +153,66 @@ def rate_into_folder(
                 yield index, chunk
 
     for index, chunk, columns, seconds in rate_chunks(job, missing(), workers):
-        write_atomic(chunk_path(out, index), _chunk_text(header, chunk, columns, seconds, job.leaves))
+        write_atomic(chunk_path(out, index), chunk_text(header, chunk, columns, seconds, job.leaves))
         rated += len(chunk)
         if progress is not None:
             progress(already + rated, count)
     if len(chunk_paths(out)) != expected:
         raise UserError(f"{folder} has {len(chunk_paths(out))} chunks, expected {expected}: the selection changed")
     return finish(out, ranker, job.leaves, rated)
+
+
+def _rate_shared(out: Path, shared: SharedStudy, opened: tuple[optuna.Study, Liveness], rater: ChunkRater,
+                 progress: Callable[[int, int], None] | None) -> int:  # fmt: skip
+    """Work on the shared study until every chunk is rated, then write the chunks `out` lacks from
+    the study; returns the architectures this process rated."""
+    study, liveness = opened
+
+    def report(state: ChunkProgress) -> None:
+        if progress is not None:
+            progress(sum(rater.size(k) for k in state.texts), rater.count)
+
+    rated_chunks = work_on_chunks(study, liveness, rater, shared, worker_label(), report)
+    for index, text in iter_chunk_texts(study, rater.chunks):
+        if not chunk_path(out, index).exists():
+            write_atomic(chunk_path(out, index), text)
+    return sum(rater.size(k) for k in rated_chunks)
+
+
+class ChunkRater:
+    """Rates chunk k of a selection (`__call__(k)` -> the chunk file's text), for the workers of a
+    shared rating. Chunks mostly come in rising order: the selection is read on from where the last
+    chunk ended, and started again only for an earlier chunk."""
+
+    def __init__(self, archs: Callable[[], Iterable[Architecture]], chunk_size: int, job: RatingJob,
+                 count: int) -> None:  # fmt: skip
+        self.archs, self.chunk_size, self.job, self.count = archs, chunk_size, job, count
+        self.chunks = -(-count // chunk_size)
+        self.header = header_of(job)
+        self._position = 0
+        self._iterator: Iterator[Architecture] | None = None
+
+    def size(self, k: int) -> int:
+        """How many architectures chunk k holds."""
+        return min(self.chunk_size, self.count - k * self.chunk_size)
+
+    def __call__(self, k: int) -> str:
+        if not 0 <= k < self.chunks:
+            raise UserError(f"chunk {k} is not one of the {self.chunks} of this rating")
+        start = k * self.chunk_size
+        if self._iterator is None or start < self._position:
+            self._iterator, self._position = iter(self.archs()), 0
+        for _ in itertools.islice(self._iterator, start - self._position):
+            pass
+        chunk = list(itertools.islice(self._iterator, self.chunk_size))
+        self._position = start + len(chunk)
+        columns, seconds = self.job.rate(chunk)
+        return chunk_text(self.header, chunk, columns, seconds, self.job.leaves)
+
+
+def header_of(job: RatingJob) -> list[str]:
+    """A chunk file's header: arch, each leaf signal, seconds."""
+    return ["arch", *job.leaves, SECONDS]
 
 
 def finish(out: Path, ranker: Ranker, leaves: Iterable[str], rated: int = 0) -> FolderRating:
@@ -185,7 +256,7 @@ def read_chunk(path: Path) -> tuple[list[str], Columns, list[float]]:
     return [row[0] for row in rows], columns, [float(row[-1]) for row in rows]
 
 
-def _chunk_text(header: list[str], archs: list[Architecture], columns: Columns, seconds: Columns,
+def chunk_text(header: list[str], archs: list[Architecture], columns: Columns, seconds: Columns,
                 leaves: Iterable[str]) -> str:  # fmt: skip
     """The chunk file: one row per architecture, values as their round-trip repr."""
     leaves = list(leaves)
@@ -216,5 +287,5 @@ def _batched(items: Iterable[Architecture], size: int) -> Iterator[list[Architec
         yield chunk
 
 
-__all__ = ["CHUNK_FOLDER", "DEFAULT_CHUNK_SIZE", "FolderRating", "chunk_path", "finish", "iter_keys",
-           "rate_into_folder", "read_chunk"]  # fmt: skip
+__all__ = ["CHUNK_FOLDER", "DEFAULT_CHUNK_SIZE", "ChunkRater", "FolderRating", "chunk_path", "chunk_text", "finish",
+           "header_of", "iter_keys", "rate_into_folder", "read_chunk"]  # fmt: skip
