@@ -289,3 +289,24 @@ def test_readme_examples_hold_no_secret() -> None:
     logins = re.findall(r"[\w+]+://[^:/\s`]*:([^@\s`]*)@", readme)
     queries = re.findall(r"[?&](?:password|passwd|pwd)=([^&\s`]*)", readme, flags=re.IGNORECASE)
     assert all(secret.startswith("$") for secret in logins + queries), logins + queries
+
+
+def test_a_postgres_host_that_never_answers_is_refused_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that accepts the TCP connection and never speaks (a firewall, a hung host): the
+    storage is refused in one line after the connect timeout instead of hanging the command."""
+    import socket
+    import time
+
+    from ssnas import studies
+    from ssnas.errors import UserError
+    from ssnas.studies import StudyConfig
+
+    monkeypatch.setattr(studies, "PG_CONNECT_TIMEOUT", 2)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        url = f"postgresql://user:secret@127.0.0.1:{silent.getsockname()[1]}/ssnas"
+        started = time.monotonic()
+        with pytest.raises(UserError, match="cannot open storage postgresql://user:\\*\\*\\*@") as refused:
+            open_storage(url, StudyConfig())
+        assert time.monotonic() - started < 20 and "secret" not in str(refused.value)

@@ -89,6 +89,10 @@ SURPLUS_ATTR = "ssnas:surplus"
 DUPLICATE_ATTR = "ssnas:duplicate_of"
 OVER_BUDGET_ATTR = "ssnas:over_budget"
 
+# Seconds a PostgreSQL connection may take before the storage is refused (libpq's connect_timeout;
+# a `connect_timeout=` in the URL wins).
+PG_CONNECT_TIMEOUT = 15
+
 # Seconds after which a journal lock nobody refreshes (its holder was killed) is broken.
 JOURNAL_LOCK_GRACE = 30
 
@@ -270,6 +274,8 @@ def open_storage(location: str | None, config: StudyConfig) -> tuple[BaseStorage
                             "--storage with the password, or leave it out of the URL and set PGPASSWORD")  # fmt: skip
         url = _with_postgres_driver(location)
         engine_kwargs = {"connect_args": {"timeout": 60}} if location.startswith("sqlite") else None
+        if url.startswith("postgresql+") and "connect_timeout=" not in url:  # a host that never answers: fail, not hang
+            engine_kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             warnings.simplefilter("error", SAWarning)  # e.g. URL arguments the driver would ignore: refused in one line

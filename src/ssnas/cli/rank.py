@@ -49,7 +49,7 @@ from ssnas.run import run_rank, search_config
 from ssnas.runfolder import check_out
 from ssnas.spaces import create_space
 from ssnas.training.distributed import is_main_process
-from ssnas.training.progress import StageProgress, mirror_log_to_stderr
+from ssnas.training.progress import LazyProgress, StageProgress, mirror_log_to_stderr
 
 
 @click.command("rank")
@@ -208,7 +208,7 @@ def _rank_into_folder(
     check_out(out, resume)  # before loading images
     spec = _data_spec(data, name) if parse_ranker(name, aggregate).needs_images else None  # data-free: no images
     started = time.perf_counter()
-    with _LazyBar("ranking", "architectures", bar=not no_progress and not as_json) as bar:
+    with LazyProgress("ranking", "architectures", bar=not no_progress and not as_json) as bar:
         done = rank_into_folder(out, spec, select=select, space=space_name, ranker=name, table=table, metric=metric,
                                 batch_size=batch_size, channels=channels, cells=cells, aggregate=aggregate, seed=seed,
                                 workers=workers, chunk_size=chunk_size, resume=resume, progress=bar.update,
@@ -224,27 +224,6 @@ def _rank_into_folder(
               **extra}  # fmt: skip
     emit(report, as_json, lambda r: click.echo(f"{r['ranker']}: {r['count']} architectures rated into {r['out']} "
                                                f"(scores.csv; no ground-truth table); best: {r['best']['arch']}"))  # fmt: skip
-
-
-class _LazyBar:
-    """A `StageProgress` created at the first `update(done, total)`, so a resumed rating's bar starts
-    at what the folder already held (and its rate counts only this run's work)."""
-
-    def __init__(self, stage: str, unit: str, bar: bool) -> None:
-        self.stage, self.unit, self.bar = stage, unit, bar
-        self.progress: StageProgress | None = None
-
-    def __enter__(self) -> _LazyBar:
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if self.progress is None:
-            self.progress = StageProgress(self.stage, total, self.unit, bar=self.bar, completed=done).__enter__()
-        self.progress.update(done, force_line=done == total)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
 
 
 def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:

@@ -16,7 +16,7 @@ from ssnas.cli._common import (
     space_module_option,
 )
 from ssnas.run import run_worker, search_config
-from ssnas.training.progress import mirror_log_to_stderr
+from ssnas.training.progress import LazyProgress, mirror_log_to_stderr
 
 
 @click.command("worker")
@@ -49,7 +49,8 @@ def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> N
         from ssnas.paths import DATA_ENV
 
         data = options["data"] or os.environ.get(DATA_ENV)
-        done = rate_shared(storage, study, data)
+        with LazyProgress("rating", "architectures", bar=not as_json) as bar:
+            done = rate_shared(storage, study, data, progress=bar.update)
         emit(done, as_json, lambda p: click.echo(f"rating {study}: {p['chunks_rated']} of {p['chunks']} chunks "
                                                  f"({p['architectures_rated']} architectures) rated by this worker; "
                                                  "every chunk is rated"))  # fmt: skip

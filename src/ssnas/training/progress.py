@@ -140,3 +140,24 @@ def mirror_log_to_stderr(enabled: bool) -> logging.Handler | None:
     root.setLevel(logging.INFO)
     root.addHandler(handler)
     return handler
+
+
+class LazyProgress:
+    """A `StageProgress` created at the first `update(done, total)`, so a resumed or joined rating's bar
+    starts at what was already rated (and its rate counts only this process's time)."""
+
+    def __init__(self, stage: str, unit: str, bar: bool) -> None:
+        self.stage, self.unit, self.bar = stage, unit, bar
+        self.progress: StageProgress | None = None
+
+    def __enter__(self) -> LazyProgress:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = StageProgress(self.stage, total, self.unit, bar=self.bar, completed=done).__enter__()
+        self.progress.update(done, force_line=done == total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
