@@ -310,3 +310,18 @@ def test_a_postgres_host_that_never_answers_is_refused_not_waited_for(monkeypatc
         with pytest.raises(UserError, match="cannot open storage postgresql://user:\\*\\*\\*@") as refused:
             open_storage(url, StudyConfig())
         assert time.monotonic() - started < 20 and "secret" not in str(refused.value)
+
+
+def test_a_worker_on_a_folder_below_the_floor_is_told_to_use_the_searchs_images(tmp_path: Path) -> None:
+    """The worker cannot change the study's strategy, so its refusal names the floor and asks for
+    the search's --data instead of suggesting --strategy (which `ssnas worker` does not take)."""
+    from cli_helpers import noise_images
+
+    url = str(tmp_path / "study.journal")
+    _start_study(url, "s", 3)
+    small = noise_images(tmp_path / "small", 100)
+    done = run_ssnas("worker", "--study", "s", "--storage", url, "--data", str(small), "--out", str(tmp_path / "w"))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1, done.stderr
+    assert "strategy 'tpe' needs at least" in lines[0] and "give it the search's --data" in lines[0]
+    assert "--strategy" not in lines[0]

@@ -19,7 +19,7 @@ from ssnas.started import PROCESS_STARTED
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve
-from ssnas.run.task import budget_constraint, build_space, build_task, fit_data
+from ssnas.run.task import BelowFloor, budget_constraint, build_space, build_task, fit_data
 from ssnas.spaces import Architecture
 from ssnas.strategies import ScoredArch, SupportsRating
 from ssnas.strategies.base import keep_within
@@ -106,7 +106,11 @@ def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]
     config = resolve(config)
     out_dir = Path(config.run.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    task = build_task(replace(config, run=replace(config.run, resume=True)), build_space(config), out_dir)
+    try:
+        task = build_task(replace(config, run=replace(config.run, resume=True)), build_space(config), out_dir)
+    except BelowFloor as refused:  # the study fixes the strategy: no other one to suggest
+        raise UserError(f"{refused.floor_message}; a worker needs the search's own images: give it the search's "
+                        "--data") from None  # fmt: skip
     result = work_on_study(study, storage, task)
     return {"best": {"arch": result.best.arch.key, "score": result.best.score}, "study": study,
             "storage": masked_url(storage), "num_candidates": len(result.candidates)}  # fmt: skip

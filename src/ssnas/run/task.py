@@ -45,7 +45,7 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
                         f"images in one subfolder per class, or use a label-free objective: {label_free}")  # fmt: skip
     floor = config.strategy.image_floor(run.space)
     if run.num_images is None and run.holdout_images is None and len(dataset) < floor.total:
-        raise UserError(_below_floor(config, floor, len(dataset)))
+        raise BelowFloor(_below_floor(config, floor, len(dataset)), _floor_message(config, floor, len(dataset)))
     shares = PRESET_SPLITS[run.preset]
     if run.strategy in ("tpe", "random"):  # CSNAS's trial scale: 1 % of the folder, at least one batch
         shares = Share(CSNAS_TRAIN_FRACTION, 0), CSNAS_HOLDOUT
@@ -58,12 +58,26 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
     return replace(config, run=run), dataset, split.reason
 
 
+class BelowFloor(UserError):
+    """A folder below the strategy's floor; `floor_message` says so without suggesting another
+    strategy (a worker joins a search whose strategy is fixed)."""
+
+    def __init__(self, message: str, floor_message: str) -> None:
+        super().__init__(message)
+        self.floor_message = floor_message
+
+
+def _floor_message(config: SearchConfig, floor: ImageFloor, total: int) -> str:
+    assert config.run.strategy is not None
+    return (f"strategy {config.run.strategy!r} needs at least {floor.total:,} images ({floor.describe()}); "
+            f"{config.run.data} has {total:,} images")  # fmt: skip
+
+
 def _below_floor(config: SearchConfig, floor: ImageFloor, total: int) -> str:
     """The refusal of a folder below the strategy's floor, naming a strategy that runs on it."""
     run = config.run
     assert run.strategy is not None
-    message = (f"strategy {run.strategy!r} needs at least {floor.total:,} images ({floor.describe()}); "
-               f"{run.data} has {total:,} images")  # fmt: skip
+    message = _floor_message(config, floor, total)
     default = default_strategy(run.space)
     for name in dict.fromkeys((default, "evolution")):
         settings = STRATEGY_SETTINGS[name]().resolve(run.space, run.preset)
