@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import SSNAS, copy_cifar_subset, kill_once_written, run_ssnas
+from cli_helpers import SSNAS, copy_cifar_subset, file_contents, kill_once_written, run_ssnas
 from test_cli import assert_one_line_error
 
 from ssnas.api import rank_into_folder
@@ -123,3 +123,20 @@ def test_a_ranker_that_cannot_rate_the_space_leaves_no_folder(tmp_path: Path) ->
     with pytest.raises(UserError, match="cannot compute num_parameters"):
         rank_into_folder(tmp_path / "run", select=5, space="mbconv", ranker="params")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_being_rated_is_not_rated_by_a_second_process(tmp_path: Path) -> None:
+    """While one process rates into a folder (it holds the folder's lock), `--resume` of the same
+    folder from another process is refused in one line and changes nothing; once the first is gone
+    (its lock goes with it, SIGKILL included), the resume runs."""
+    from ssnas.runfolder import exclusive
+
+    out = tmp_path / "run"
+    command = ["rank", "--sample", "8", "--ranker", "params", "--chunk-size", "4", "--no-progress", "--out", str(out)]
+    assert run_ssnas(*command, env=ENV).returncode == 0
+    before = file_contents(out)
+    with exclusive(out, "unused"):
+        refused = run_ssnas(*command, "--resume", env=ENV)
+    assert_one_line_error(refused, "is in use by another ssnas process", "--storage")
+    assert file_contents(out) == before
+    assert run_ssnas(*command, "--resume", env=ENV).returncode == 0

@@ -7,10 +7,12 @@ Under `torchrun` every process checks the folder and process 0 alone writes it.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +124,20 @@ def prepare_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, re
     check_run_folder(out_dir, settings, resume, resumable, as_written)
     write_config(out_dir, settings)
     return out_dir
+
+
+@contextmanager
+def exclusive(out_dir: Path, instead: str) -> Iterator[None]:
+    """Hold an advisory lock on the folder `out_dir` (flock on the folder itself: nothing is written
+    in it, and the kernel drops the lock when the process dies, SIGKILL included). UserError when
+    another process holds it, ending with `instead` (what to do rather than wait)."""
+    handle = os.open(out_dir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{out_dir} is in use by another ssnas process; wait for it to end, or {instead}") from None
+        yield
+    finally:
+        os.close(handle)
+

@@ -36,6 +36,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from contextlib import ExitStack
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ from ssnas.rating.engine import (
     pass_columns,
     rate_chunks,
 )
-from ssnas.runfolder import CONFIG_NAME, check_run_folder, write_config
+from ssnas.runfolder import CONFIG_NAME, check_run_folder, exclusive, write_config
 from ssnas.spaces import Architecture
 from ssnas.studies import Liveness, worker_label
 
@@ -117,6 +118,27 @@ def rate_into_folder(
     are taken from (and rated for) a study that other workers share (`ssnas.ranking.shared`)."""
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {chunk_size}")
+    with ExitStack() as held:  # one process rates into a folder at a time (several share one with --storage)
+        existed = out.is_dir()  # locked before it is checked; a new folder once it is made
+        if existed:
+            held.enter_context(exclusive(out, _SHARE_INSTEAD))
+
+        def lock_new_folder() -> None:
+            if not existed:
+                held.enter_context(exclusive(out, _SHARE_INSTEAD))
+
+        return _rate_into_folder(out, settings, archs, count, job, ranker, chunk_size, workers, resume, progress,
+                                 shared, lock_new_folder)  # fmt: skip
+
+
+_SHARE_INSTEAD = "share one rating among processes with --storage (ssnas worker)"
+
+
+def _rate_into_folder(
+    out: Path, settings: dict[str, Any], archs: Callable[[], Iterable[Architecture]], count: int, job: RatingJob,
+    ranker: Ranker, chunk_size: int, workers: int, resume: bool, progress: Callable[[int, int], None] | None,
+    shared: SharedStudy | None, lock: Callable[[], None],
+) -> FolderRating:
     settings = {k: v for k, v in settings.items() if v is not None}
     check_run_folder(out, settings, resume, RESUMABLE)
     if not resume:  # rate the first architecture before writing anything: a ranker that cannot rate this
@@ -127,6 +149,7 @@ def rate_into_folder(
     expected = -(-count // chunk_size)
     opened = open_rating(shared, settings, expected) if shared is not None else None  # refusals before any write
     write_config(out, settings)
+    lock()
     folder = out / CHUNK_FOLDER
     folder.mkdir(exist_ok=True)
     for leftover in folder.glob(".chunk-*.tmp"):  # a kill while a chunk was being written
