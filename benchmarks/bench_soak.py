@@ -177,7 +177,7 @@ class RatingSoakResult:
     rows: int  # rows of the merged scores.csv
     unique_archs: int
     kills_survived: int
-    requeued: int  # trials failed for a stale heartbeat (each one's chunk taken again)
+    requeued: int  # trials failed for a stale heartbeat (a process killed mid-chunk; the chunk taken again)
     equal_to_one_process: bool | None  # merged scores.csv byte-identical to --reference (None: not given)
     exit_codes: list[int]
     seconds: float
@@ -241,8 +241,8 @@ def soak_rating(storage: str, study: str, processes: int, kill_every: int, seed:
         processes=processes, chunks=chunks, architectures=count, chunks_complete=len(state.texts),
         lost=chunks - len(state.texts), duplicated=state.duplicates, rows=len(keys), unique_archs=len(set(keys)),
         kills_survived=kills,
-        requeued=sum(t.state.name == "FAIL" and "no heartbeat" in str(t.user_attrs.get("ssnas:fail_reason", ""))
-                     for t in trials),
+        requeued=sum(t.state.name == "FAIL" and "surplus" not in str(t.user_attrs.get("ssnas:fail_reason", ""))
+                     for t in trials),  # stale heartbeat: ssnas's reason on the journal, none from Optuna's own (RDB)
         equal_to_one_process=None if reference is None or not scores.exists() else _sha(scores) == _sha(reference),
         exit_codes=[p.returncode for p, _ in pool], seconds=round(seconds, 1),
         architectures_per_second=round(count / seconds, 2),
