@@ -20,12 +20,13 @@ from ssnas.training.progress import LazyProgress, mirror_log_to_stderr
 
 
 @click.command("worker")
-@click.option("--study", type=TEXT, required=True, help="Study name (printed by `ssnas search`; default 'ssnas').")
-@click.option("--storage", type=TEXT, required=True, help="The search's storage: journal file, sqlite:///x.db or postgresql://...")
+@click.option("--study", type=TEXT, required=True, help="Study name: a search's (printed by `ssnas search`; default 'ssnas') or a shared "
+                   "rating's (`ssnas rank --storage`; default 'ssnas-rating').")
+@click.option("--storage", type=TEXT, required=True, help="The search's or rating's storage: journal file, sqlite:///x.db or postgresql://...")
 @click.option("--space", default="nb201", show_default=True, help="Must match the study's space.")
 @space_module_option(record=True)
 @click.option("--objective", default="simclr", show_default=True, help="Must match the study's objective.")
-@click.option("--data", type=TEXT, default=None, help="The same images as the search [$SSNAS_DATA].")
+@click.option("--data", type=TEXT, default=None, help="The same images as the search or rating [$SSNAS_DATA].")
 @click.option("--preset", default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split seed: must match the search.")
 @click.option("--device", default="auto", show_default=True)
