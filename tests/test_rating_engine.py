@@ -127,3 +127,20 @@ def test_every_signal_is_unchanged_by_the_fast_pool(monkeypatch: pytest.MonkeyPa
     fast = score_architectures(space, archs, EVERY_SIGNAL, images, config).columns
     monkeypatch.setattr(AvgPool2d, "_exact_route", lambda self, x: False)
     assert score_architectures(space, archs, EVERY_SIGNAL, images, config).columns == fast
+
+
+def test_rating_processes_replaced_after_their_chunks_rate_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rating processes are replaced after TASKS_PER_WORKER chunks (bounding their memory); with a
+    fresh process for every chunk the values equal one process's, and every chunk comes back."""
+    from ssnas.rating import engine
+    from ssnas.rating.aggregate import parse_ranker
+
+    monkeypatch.setattr(engine, "TASKS_PER_WORKER", 1)
+    space = create_space("nb201", C=4, N=1)
+    archs = [space.parse(cell) for cell in (LARGEST, MIXED, ALL_SKIP, ALL_POOL, ONE_PATH, LARGEST)]
+    images = torch.randint(0, 256, (8, 3, 32, 32), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    job = engine.rating_job(space, parse_ranker("synflow+naswot", "mean-rank"), images, EngineConfig(batch_size=8))
+    chunks = [(i, archs[i : i + 1]) for i in range(len(archs))]
+    alone = {index: columns for index, _, columns, _ in engine.rate_chunks(job, chunks, workers=1)}
+    recycled = {index: columns for index, _, columns, _ in engine.rate_chunks(job, chunks, workers=2)}
+    assert recycled == alone and sorted(recycled) == list(range(len(archs)))
