@@ -9,7 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import SSNAS, copy_cifar_subset, file_contents, kill_once_written, run_ssnas
+from cli_helpers import (
+    SSNAS,
+    copy_cifar_subset,
+    file_contents,
+    kill_once_written,
+    refusal_line,
+    run_in_process,
+    run_ssnas,
+)
 from test_cli import assert_one_line_error
 
 from ssnas.api import rank_into_folder
@@ -133,10 +141,11 @@ def test_a_folder_being_rated_is_not_rated_by_a_second_process(tmp_path: Path) -
 
     out = tmp_path / "run"
     command = ["rank", "--sample", "8", "--ranker", "params", "--chunk-size", "4", "--no-progress", "--out", str(out)]
-    assert run_ssnas(*command, env=ENV).returncode == 0
+    assert run_in_process(*command)[0] == 0
     before = file_contents(out)
-    with exclusive(out, "unused"):
-        refused = run_ssnas(*command, "--resume", env=ENV)
-    assert_one_line_error(refused, "is in use by another ssnas process", "--storage")
+    with exclusive(out, "unused"):  # flock: a second open of the folder conflicts, even in this process
+        code, stderr, _ = run_in_process(*command, "--resume")
+    line = refusal_line(code, stderr)
+    assert "is in use by another ssnas process" in line and "--storage" in line
     assert file_contents(out) == before
-    assert run_ssnas(*command, "--resume", env=ENV).returncode == 0
+    assert run_in_process(*command, "--resume")[0] == 0
