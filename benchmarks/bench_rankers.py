@@ -4,9 +4,11 @@ Cells with an even benchmark index form the development half (every setting is c
 there), odd indices the evaluation half (figures are reported there). Non-degenerate NB201
 cells only. Every leaf signal is computed once per architecture and each ranker (a name or
 a '+' ensemble) is combined from those columns, so all rankers see identical networks and
-images. Writes JSON: per ranker Spearman, Kendall, top-1% overlap and regret against the
-metric, bootstrap intervals, transfer columns, the size baseline on the same cells, and
-seconds per architecture.
+images. Writes JSON: per ranker Spearman, Kendall, top-1% overlap, regret, nDCG@1000 and
+pick@100 (expected truth of the ranker's pick among 100 random cells; `ssnas.ranking.metrics`)
+against the metric, bootstrap intervals, transfer columns, the size baseline on the same cells,
+the perfect ranker's pick@100, and seconds per architecture. benchmarks/top_metrics.py adds the
+top-of-ranking figures to results written before they existed, from their stored columns.
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_rankers.py --space nb201 --half dev \
         --sample 300 --rankers meco naswot az-nas meco+az-nas --out benchmarks/results/rankers_dev.json
@@ -28,7 +30,7 @@ import torch
 
 from ssnas.groundtruth.tables import TABLES
 from ssnas.data.datasets import load_dataset
-from ssnas.ranking.metrics import bootstrap_ci, kendall_tau, regret, spearman_rho
+from ssnas.ranking.metrics import bootstrap_ci, kendall_tau, ndcg, pick_at, regret, spearman_rho
 from ssnas.ranking.selection import all_architectures
 from ssnas.rating import EngineConfig, Scores, parse_ranker, resized, score_architectures
 from ssnas.spaces import create_space
@@ -39,6 +41,7 @@ SETTINGS = {
     "nats-size": {"table": "nats-sss", "metric": "cifar10_valid", "transfer": ("cifar100_acc", "imagenet16_acc"),
                   "baseline": "width-sum"},
 }
+PICK_M = 100  # pick@m: the ranker's pick among m cells drawn at random
 
 
 def cpu_record() -> dict[str, str]:
@@ -53,6 +56,11 @@ def top_fraction_overlap(pred: np.ndarray, truth: np.ndarray, fraction: float = 
     return len(set(np.argsort(-pred, kind="stable")[:k]) & set(np.argsort(-truth, kind="stable")[:k])) / k
 
 
+def top_figures(pred: np.ndarray, truth: np.ndarray, m: int = PICK_M) -> dict[str, float]:
+    """nDCG@1000 and, with at least `m` cells, pick@m: the top-of-ranking figures beside the correlations."""
+    return {"ndcg": ndcg(pred, truth), **({f"pick_at_{m}": pick_at(pred, truth, m)} if len(pred) >= m else {})}
+
+
 def report(pred: np.ndarray, table, keys: list[str], settings: dict, n_boot: int) -> dict:
     truth = np.array([table.query(k, settings["metric"]) for k in keys])
     out = {
@@ -61,6 +69,7 @@ def report(pred: np.ndarray, table, keys: list[str], settings: dict, n_boot: int
         "kendall": kendall_tau(pred, truth),
         "top1pct_overlap": top_fraction_overlap(pred, truth),
         "regret": regret(pred, truth),
+        **top_figures(pred, truth),
     }
     for column in settings["transfer"]:
         out[f"spearman_{column}"] = spearman_rho(pred, np.array([table.query(k, column) for k in keys]))
@@ -170,6 +179,7 @@ def main() -> None:
     raw = {"keys": keys, "columns": scores.columns, "seconds": scores.seconds, "wall_seconds": wall}
     args.out.with_suffix(".columns.json").write_text(json.dumps(raw, default=float))  # kept even if a report fails
     baseline = size_baseline(space, archs, settings["baseline"])
+    truth = np.array([table.query(k, settings["metric"]) for k in keys])
     result = {
         "command": "benchmarks/bench_rankers.py " + " ".join(__import__("sys").argv[1:]),
         "cpu": cpu_record(),
@@ -178,6 +188,7 @@ def main() -> None:
         "batch_size": args.batch_size, "seed": args.seed, "space_options": options,
         "wall_seconds": wall,
         "baseline": {"name": settings["baseline"], **report(baseline, table, keys, settings, args.bootstrap)},
+        "perfect_ranker": top_figures(truth, truth),
         "rankers": {},
         "columns": scores.columns,
         "seconds": scores.seconds,
@@ -191,7 +202,8 @@ def main() -> None:
         }
         r = result["rankers"][ranker.text]
         print(f"{ranker.text:40s} spearman {r['spearman']:.3f} kendall {r['kendall']:.3f} "
-              f"top1% {r['top1pct_overlap']:.2f} regret {r['regret']:.2f} {r['seconds_per_arch']:.3f} s/arch")
+              f"top1% {r['top1pct_overlap']:.2f} regret {r['regret']:.2f} ndcg {r['ndcg']:.3f} "
+              f"pick@{PICK_M} {r.get(f'pick_at_{PICK_M}', float('nan')):.2f} {r['seconds_per_arch']:.3f} s/arch")
     if args.ensembles:
         result["ensembles"] = best_ensembles(scores.columns, table, keys, settings, args.ensembles)
         for text, rho in list(result["ensembles"].items())[:10]:

@@ -64,6 +64,16 @@ def test_rank_params_matches_an_independent_computation(nb201_csv: Path) -> None
     assert payload["spearman_rho"] == pytest.approx(spearmanr(params, valid).statistic, abs=0.02)
 
 
+def test_rank_json_reports_top_of_ranking_figures_beside_the_baseline(nb201_csv: Path) -> None:
+    result = run_ssnas("rank", "--ranker", "flops", "--sample", "120", "--seed", "3", "--json", "--table", str(nb201_csv))
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    for report in (payload, payload["baseline"]):
+        assert 0 <= report["ndcg"] <= 1 and report["ndcg_k"] == 120
+        assert 80 < report["pick_at_100"] <= report["pick_at_100_oracle"] < 95  # cifar10_valid, in percent
+    assert payload["pick_at_100_oracle"] == payload["baseline"]["pick_at_100_oracle"]  # the same cells
+
+
 def test_bench_correlate_scores_file(tmp_path: Path, nb201_csv: Path) -> None:
     scores = tmp_path / "scores.csv"
     run = run_ssnas("rank", "--ranker", "params", "--sample", "30", "--out", str(scores), "--table", str(nb201_csv), "--json")

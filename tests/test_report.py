@@ -70,8 +70,9 @@ def test_rank_report_has_the_scatter_the_correlations_and_the_cost(tmp_path: Pat
     keys = list(dict.fromkeys(space.sample(random.Random(i)).key for i in range(20)))
     scores = [float(i) for i in range(len(keys))]
     truth = [80.0 + i / 2 for i in range(len(keys))]
-    report = {"metric": "cifar10_valid", "kendall_tau": 1.0, "spearman_rho": 1.0, "pearson_r": 1.0, "batch_size": 64,
-              "baseline": {"kendall_tau": 0.2, "spearman_rho": 0.3, "pearson_r": 0.3}}  # fmt: skip
+    top = {"ndcg": 1.0, "ndcg_k": len(keys), "pick_at_10": 89.1, "pick_at_10_oracle": 89.1}
+    report = {"metric": "cifar10_valid", "kendall_tau": 1.0, "spearman_rho": 1.0, "pearson_r": 1.0, "batch_size": 64, **top,
+              "baseline": {"kendall_tau": 0.2, "spearman_rho": 0.3, "pearson_r": 0.3, **top, "pick_at_10": 85.2}}  # fmt: skip
     path = write_rank_report(tmp_path, "meco", keys, scores, truth, report)
     parser = parse(path)
     assert len(embedded_pngs(parser)) == 2  # score against ground truth, score against cost (space found from the keys)
@@ -79,6 +80,7 @@ def test_rank_report_has_the_scatter_the_correlations_and_the_cost(tmp_path: Pat
                                f"Top {min(10, len(keys))} by score", "Settings"]  # fmt: skip
     text = visible_text(path)
     assert "kendall_tau" in text and "params baseline" in text and "Pareto front" in text
+    assert f"ndcg@{len(keys)}" in text and "pick_at_10 (perfect ranker)" in text and "85.2" in text
     assert settings_rows(path) == ["metric", "batch_size"]  # what the ranker ran with (no config.yaml here)
     assert not re.search(r"\bnan\b|n/a", text, re.IGNORECASE)
 

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ssnas.groundtruth.tables import TABLES
 from ssnas.cli._common import emit, json_option
-from ssnas.ranking.report import correlate
+from ssnas.ranking.report import correlate, ranking_figures
 from ssnas.ranking.selection import read_scores
 from ssnas.spaces import create_space
 
@@ -77,8 +77,12 @@ def render_rank_report(report: dict[str, Any]) -> None:
             ci = rep.get(f"{key}_ci")
             cells.append(f"{rep[key]:.3f}" + (f"  [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
         table.add_row(key, *cells)
-    for key in sorted(k for k in report if k.startswith("top_") or k == "regret"):
-        table.add_row(key, *[f"{rep[key]:.3f}" for _, rep in columns if key in rep])
+    for label, key in ranking_figures(report):
+        table.add_row(label, *[f"{rep[key]:.3f}" for _, rep in columns if key in rep])
     Console().print(table)
     best = report["predicted_best"]
     Console().print(f"predicted best: {best['arch']}  ({report['metric']} {best[report['metric']]:.2f})")
+    if report.get("skipped_images"):
+        Console().print(f"{report['skipped_images']:,} unreadable image file(s) left out (--skip-corrupt)")
+    if report.get("out"):
+        Console().print(f"run folder: {report['out']}")

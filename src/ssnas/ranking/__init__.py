@@ -5,7 +5,9 @@ from __future__ import annotations
 from ssnas.ranking.metrics import (
     bootstrap_ci,
     kendall_tau,
+    ndcg,
     pearson_r,
+    pick_at,
     rank_report,
     regret,
     spearman_rho,
@@ -15,7 +17,9 @@ from ssnas.ranking.metrics import (
 __all__ = [
     "bootstrap_ci",
     "kendall_tau",
+    "ndcg",
     "pearson_r",
+    "pick_at",
     "rank_report",
     "regret",
     "spearman_rho",

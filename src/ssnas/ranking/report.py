@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ssnas.groundtruth.tables import BenchmarkTable
@@ -18,7 +18,8 @@ def correlate(
     ks: Sequence[int] = (10, 50),
     baseline: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """Kendall, Spearman, Pearson, top-k and regret of `scores` vs `table[metric]`.
+    """Kendall, Spearman, Pearson, top-k, regret, nDCG and pick@100 of `scores` vs `table[metric]`
+    (`ssnas.ranking.metrics.rank_report`).
 
     With `baseline` (e.g. parameter counts of the same architectures), its
     report is added under "baseline" so every figure has its yardstick beside it.
@@ -39,3 +40,16 @@ def correlate(
     if baseline is not None:
         result["baseline"] = rank_report(list(baseline), truth, ks=tuple(usable_ks))
     return result
+
+
+def ranking_figures(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, key) of each figure of a `correlate` report after the three correlations, in the
+    order every renderer shows them: regret and top-k overlaps, then the top-of-ranking figures
+    (nDCG at its cut-off, pick@m and the perfect ranker's pick@m)."""
+    figures = [(key, key) for key in sorted(report) if key.startswith("top_") or key == "regret"]
+    if "ndcg" in report:
+        figures.append((f"ndcg@{report['ndcg_k']}", "ndcg"))
+    picks = sorted((k for k in report if k.startswith("pick_at_") and not k.endswith("_oracle")), key=len)
+    for key in picks:
+        figures += [(key, key), (f"{key} (perfect ranker)", f"{key}_oracle")]
+    return figures

@@ -19,6 +19,7 @@ import yaml
 
 from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
+from ssnas.ranking.report import ranking_figures
 from ssnas.reporting.figures import cost_figure, scatter_figure
 from ssnas.reporting.measures import candidate_costs, pareto_front
 from ssnas.reporting.record import CONFIG_FILE
@@ -113,10 +114,9 @@ def write_rank_report(out_dir: Path, ranker: str, keys: Sequence[str], scores: S
     against cost, best by score, settings; returns its path. `space` is read from config.yaml or
     found from the keys when not given."""
     metric = str(report.get("metric", "ground truth"))
-    names = [n for n in ("kendall_tau", "spearman_rho", "pearson_r") if n in report]
-    names += [n for n in sorted(report) if n.startswith("top_") or n == "regret"]
+    names = [(n, n) for n in ("kendall_tau", "spearman_rho", "pearson_r") if n in report] + ranking_figures(report)
     baseline = report.get("baseline")
-    figures = [[n, report[n], *([baseline.get(n, "")] if baseline else [])] for n in names]
+    figures = [[label, report[n], *([baseline.get(n, "")] if baseline else [])] for label, n in names]
     shown = [f"{label} {report[n]:.3f}" for n, label in (("kendall_tau", "Kendall"), ("spearman_rho", "Spearman"))
              if isinstance(report.get(n), float) and math.isfinite(report[n])]  # fmt: skip
     title = f"{ranker}: {', '.join(shown + [f'{len(keys)} architectures'])}"
@@ -128,7 +128,10 @@ def write_rank_report(out_dir: Path, ranker: str, keys: Sequence[str], scores: S
     rows = [[r + 1, Arch(keys[i]), scores[i], truth[i]] for r, i in enumerate(order[:TOP_CANDIDATES])]
     sections = [
         section("Correlation with ground truth",
-                note(f"Against {metric} (the benchmark table's reference accuracy)."),
+                note(f"Against {metric} (the benchmark table's reference accuracy)." + (
+                     f" nDCG weighs the top of the order (gain 2^{metric} - 1, VKDNW's definition); pick_at_m is the "
+                     f"expected {metric} of the ranker's pick among m cells drawn at random, beside the perfect "
+                     "ranker's (the best of m)." if "ndcg" in report else "")),
                 table(["figure", ranker, *(["params baseline"] if baseline else [])], figures)),
         section("Score against ground truth",
                 image(scatter_figure([scores[i] for i in finite], [truth[i] for i in finite], metric, title,
