@@ -91,6 +91,15 @@ def copy_cifar_subset(shared_data: Path, destination: Path, per_class: int, spli
     return destination
 
 
+def flat_cifar_subset(shared_data: Path, destination: Path, per_class: int) -> Path:
+    """The first `per_class` JPEGs of each class of the real CIFAR-10 training folder, in the flat
+    folder `destination` (CLASS_NAME.jpg): unlabeled, as a user's own."""
+    for class_dir in sorted((shared_data / "cifar10-jpeg" / "train").iterdir()):
+        for image in sorted(class_dir.iterdir())[:per_class]:
+            shutil.copy(image, destination / f"{class_dir.name}_{image.name}")
+    return destination
+
+
 def kill_once_written(process: subprocess.Popen[bytes], path: Path, timeout: float = 300) -> bool:
     """SIGKILL `process` as soon as `path` exists; False when it ended (or timed out) before that."""
     deadline = time.monotonic() + timeout

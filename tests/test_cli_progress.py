@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from cli_helpers import SSNAS
+from cli_helpers import SSNAS, flat_cifar_subset
 
 # Only the networks are made small so the tests are quick; no size option (the preset fits the folder).
 # The default strategy (evolution on nb201) rates networks at initialisation; SETN trains a supernet.
@@ -28,11 +27,7 @@ SMALL = {
 @pytest.fixture(scope="module")
 def flat_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """2,000 real CIFAR-10 JPEGs (200 per class) in one flat folder: unlabeled, as a user's own."""
-    folder = tmp_path_factory.mktemp("flat")
-    for class_dir in sorted((shared_data / "cifar10-jpeg" / "train").iterdir()):
-        for image in sorted(class_dir.iterdir())[:200]:
-            shutil.copy(image, folder / f"{class_dir.name}_{image.name}")
-    return folder
+    return flat_cifar_subset(shared_data, tmp_path_factory.mktemp("flat"), per_class=200)
 
 
 @pytest.mark.realdata

@@ -56,3 +56,50 @@ def test_explicit_precisions_are_kept_and_unknown_ones_refused() -> None:
         resolve_precision("fp8", CPU)
     with pytest.raises(UserError, match="CUDA"):
         resolve_precision("amp", CPU)
+
+
+@pytest.mark.parametrize("device", [CPU, torch.device("cuda")])
+def test_auto_means_fp32_where_bf16_was_not_shown_to_keep_quality(monkeypatch: pytest.MonkeyPatch, device) -> None:
+    monkeypatch.setattr(precision_module, "cpu_bf16_native", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", device, bf16_keeps_quality=False).name == "fp32"
+    assert resolve_precision("auto", device, bf16_keeps_quality=True).name == "bf16"
+    assert resolve_precision("bf16", device, bf16_keeps_quality=False).name == "bf16"  # asked for: honoured
+
+
+@pytest.mark.parametrize(("strategy", "expected"), [("setn", "fp32"), ("bossnas", "fp32"), ("tpe", "fp32"),
+                                                    ("random", "fp32"), ("two-stage", "fp32"), ("evolution", "bf16")])
+def test_search_settings_record_the_quality_precision(monkeypatch: pytest.MonkeyPatch, strategy: str, expected: str) -> None:
+    """Strategies whose training decides the rating train in fp32 under `auto` on a native-bf16 CPU
+    (what config.yaml records); evolution trains nothing and keeps the fast choice."""
+    from ssnas.run import resolve, search_config
+
+    monkeypatch.setattr(precision_module, "cpu_bf16_native", lambda: True)
+    config = resolve(search_config(strategy=strategy, data="unused", device="cpu"))
+    assert config.run.precision == expected
+
+
+def test_setn_trains_its_template_in_fp32_under_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Called from Python with precision "auto" (no settings layer), SETN still trains in fp32."""
+    from ssnas.strategies import setn as setn_module
+    from ssnas.strategies.base import SearchTask
+    from ssnas.spaces import create_space
+    from ssnas.training.loop import TrainConfig
+
+    monkeypatch.setattr(precision_module, "cpu_bf16_native", lambda: True)
+    seen: list[str] = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(*args, **kwargs):
+        seen.append(args[4].precision)
+        raise Stop
+
+    monkeypatch.setattr(setn_module, "train", fake_train)
+    images = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
+    task = SearchTask(space=create_space("nb201"), images=images, holdout_images=images, objective="simclr",
+                      train=TrainConfig(precision="auto", device="cpu"), seed=0)
+    with pytest.raises(Stop):
+        setn_module.SETN(supernet={"C": 4, "N": 1}).train_template(task)
+    assert seen == ["fp32"]

@@ -77,12 +77,17 @@ def load_images(path: str | Path, *, split: str = "train", resolution: int = 32,
     return dataset.images
 
 
-def _as_images(data: ImagesLike | None) -> torch.Tensor | None:
+def _as_images(data: ImagesLike | None, skip_corrupt: bool = False) -> tuple[torch.Tensor | None, int]:
+    """The images of `data` (a tensor, a folder or a dataset name) and how many unreadable files
+    `skip_corrupt` left out of a folder."""
     if data is None or isinstance(data, torch.Tensor):
         if data is not None and (data.dtype != torch.uint8 or data.dim() != 4):
             raise UserError(f"images must be a (N,3,H,W) uint8 tensor, got {data.dtype} {tuple(data.shape)}")
-        return data
-    return load_images(data)
+        return data, 0
+    from ssnas.data.datasets import load_dataset
+
+    dataset = load_dataset(str(data), skip_corrupt=skip_corrupt)
+    return dataset.images, dataset.num_skipped
 
 
 # ----------------------------------------------------------------------------- listing
@@ -159,8 +164,8 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
     """Search `space` without labels on the images of `data` and write a run folder.
 
     The same settings as `ssnas search` (option names with underscores: `ratings=200`,
-    `max_flops=50`, `time_budget=15`, ...); an option the strategy does not use is refused
-    before any work. `out` defaults to a new folder under runs/.
+    `max_flops=50`, `time_budget=15`, `skip_corrupt=True`, ...); an option the strategy does not
+    use is refused before any work. `out` defaults to a new folder under runs/.
 
     Returns:
         SearchResult: the best architecture, every candidate best first, the run folder.
@@ -174,14 +179,13 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
     from ssnas.runfolder import CONFIG_NAME
     from ssnas.training.distributed import is_main_process
 
-    if out is None:
-        out = Path("runs") / f"search-{space}-{time.strftime('%Y%m%d-%H%M%S')}-s{seed}"
     data_text = None if data is None else str(data)
-    config = search_config(space=space, strategy=strategy, data=data_text, seed=seed, out=str(out), device=device,
+    out_text = None if out is None else str(out)  # None: a new folder under runs/ (`ssnas.runfolder.new_run_dir`)
+    config = search_config(space=space, strategy=strategy, data=data_text, seed=seed, out=out_text, device=device,
                            precision=precision, resume=resume, progress=progress, **settings)  # fmt: skip
     with using_threads(threads):
         payload = run_search(config)
-    run_dir = Path(config.run.out)
+    run_dir = config.run.out_dir
     truth_names = list(payload.get("ground_truth") or {})  # every cell of a table has the same metrics
     if is_main_process():
         candidates = read_candidates(run_dir / "candidates.csv", truth_names)
@@ -286,7 +290,7 @@ def rank(archs_or_models: ArchsOrModels, data: ImagesLike | None = None, *, rank
     ...                data=images, table=True)                                 # doctest: +SKIP
     >>> r.correlations["spearman"]                                             # doctest: +SKIP
     """
-    images = _as_images(data)
+    images, _ = _as_images(data)
     with using_threads(threads):
         if isinstance(archs_or_models, (str, Mapping)):
             budget = {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}
@@ -378,7 +382,8 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
                      cells: int | None = None, aggregate: str = "mean-rank", seed: int = 0, device: str = "cpu",
                      threads: int | None = None, workers: int = 1, chunk_size: int | None = None, resume: bool = False,
                      progress: Callable[[int, int], None] | None = None, storage: str | None = None,
-                     study: str = "ssnas-rating", heartbeat_interval: int | None = None) -> FolderRanking:  # fmt: skip
+                     study: str = "ssnas-rating", heartbeat_interval: int | None = None,
+                     skip_corrupt: bool = False) -> FolderRanking:  # fmt: skip
     """Rate a whole space (or a sample of one too large to list) into the run folder `out`, a chunk
     at a time: memory stays flat in the number of architectures, a killed rating continues with
     `resume=True` and ends with the same scores.csv (`ssnas.ranking.stream`).
@@ -394,6 +399,7 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
             rates chunks too, waits for all, and writes the same folder as a one-process rating.
         heartbeat_interval: seconds between a shared rating's heartbeats; a killed worker's chunk
             is taken again after twice this (default 20).
+        skip_corrupt: leave unreadable files of a `data` folder out (`info["skipped_images"]`).
 
     >>> r = ssnas.rank_into_folder("runs/nb201-all", images, select="all", table=True, workers=2)  # doctest: +SKIP
     >>> r.correlations["spearman_rho"], r.run_dir / "scores.csv"                                 # doctest: +SKIP
@@ -415,7 +421,7 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     defaults = rank_defaults(space)
     name = ranker or defaults.ranker
     parsed = parse_ranker(name, aggregate)
-    images = _as_images(data)
+    images, skipped = _as_images(data, skip_corrupt)
     if images is None and parsed.needs_images:
         raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
     options = network_options(space, channels, cells)
@@ -439,7 +445,8 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
                                 workers=workers, resume=resume, progress=progress, shared=shared)  # fmt: skip
     engine_batch = plan.settings["batch_size"]
     info = {"seconds_per_arch": done.seconds_per_arch, "proxy_network": options, "batch_size": engine_batch,
-            "workers": workers, "nonfinite": done.nonfinite, "chunk_size": chunk_size, "rated_now": done.rated}  # fmt: skip
+            "workers": workers, "nonfinite": done.nonfinite, "chunk_size": chunk_size, "rated_now": done.rated,
+            "skipped_images": skipped}  # fmt: skip
     correlations = None
     if truth_table is not None:
         keys = list(done.keys())
@@ -453,10 +460,12 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
 
 
 def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | None = None, *,
-                threads: int | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                threads: int | None = None, progress: Callable[[int, int], None] | None = None,
+                skip_corrupt: bool = False) -> dict[str, Any]:  # fmt: skip
     """Work on the shared rating `study` in `storage` (started by `rank_into_folder(..., storage=...)`,
     or `ssnas rank --storage`) until every chunk is rated; returns what this worker did. The rating's
-    settings come from the study; `data` must hold the images it was started with (checked).
+    settings come from the study; `data` must hold the images it was started with (checked);
+    `skip_corrupt` leaves unreadable files of a `data` folder out ("skipped_images").
 
     >>> ssnas.rate_shared("postgresql://ssnas@db-host/ssnas", "nb201-all", "cifar10")  # doctest: +SKIP
     {'study': 'nb201-all', 'chunks_rated': 31, 'architectures_rated': 3968, 'chunks': 120, ...}
@@ -473,7 +482,7 @@ def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | No
     _, _, settings = join_rating(probe)
     shared = SharedStudy(storage, study, heartbeat_interval=int(settings.get("heartbeat_interval", probe.heartbeat_interval)))
     study_handle, liveness, settings = join_rating(shared)
-    images = _as_images(data)
+    images, skipped = _as_images(data, skip_corrupt)
     if images is None and parse_ranker(settings["ranker"], settings["aggregate"]).needs_images:
         raise UserError(f"the rating's ranker {settings['ranker']!r} scores networks on images: give the same --data "
                         "as the rating was started with")  # fmt: skip
@@ -488,7 +497,8 @@ def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | No
         rated = work_on_chunks(study_handle, liveness, rater, shared, worker_label(), report)
     return {"study": study, "storage": masked_url(storage), "chunks": rater.chunks, "chunks_rated": len(rated),
             "architectures_rated": sum(rater.size(k) for k in rated), "count": rater.count,
-            "ranker": settings["ranker"], "space": settings["space"], "seconds": time.perf_counter() - started}
+            "ranker": settings["ranker"], "space": settings["space"], "skipped_images": skipped,
+            "seconds": time.perf_counter() - started}  # fmt: skip
 
 
 def size_baseline(space: Any, archs: Sequence[Architecture]) -> list[float]:

@@ -12,7 +12,10 @@ run folder:
 * `model.pt`: the format of `ssnas train` (`ssnas.retrain`: state_dict, arch, space,
   space_args, build_args, num_classes = None) plus the objective, seed, data and the
   normalisation of the training views, so `probe` (and `retrain.load_model`) rebuild it;
-* `metrics.json`: loss per epoch, images/s, seconds, whether the run is complete.
+* `metrics.json`: loss per epoch, images/s, seconds, whether the run is complete, and the
+  unreadable image files `skip_corrupt` left out (`skipped_images`).
+
+Without `out` the run gets a new folder under runs/ (`ssnas.runfolder.out_or_new`).
 
 `probe` extracts frozen features (identity views, eval mode) of labelled train and test
 images and reports kNN (k = 200, cosine, T = 0.1; Wu et al., 2018) and/or linear-probe top-1,
@@ -35,7 +38,7 @@ from ssnas.data.views import VIEWS, ViewMaker, identity_views
 from ssnas.errors import UserError
 from ssnas.objectives import OBJECTIVES, create_objective
 from ssnas.retrain import MODEL_NAME, build_seeded, read_arch_text, read_model_file, resolve_space
-from ssnas.runfolder import check_run_folder, write_config
+from ssnas.runfolder import check_run_folder, out_or_new, write_config
 from ssnas.training.distributed import process_group
 from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import TrainConfig, train
@@ -45,7 +48,7 @@ from ssnas.training.probes import extract_features, knn_accuracy, linear_probe_a
 METRICS_NAME = "metrics.json"
 PROBES = ("knn", "linear")
 # Settings that may differ between a run and its resumption.
-RESUMABLE = ("resume", "device", "progress", "max_steps")
+RESUMABLE = ("resume", "device", "progress", "max_steps", "skip_corrupt")
 # Which space constructor arguments --channels / --cells set.
 SIZE_ARGUMENTS: dict[str, tuple[str, str]] = {"nb201": ("C", "N"), "darts": ("C", "layers")}
 
@@ -69,9 +72,10 @@ DEFAULTS: dict[str, ObjectiveDefaults] = {
     # batches of 128-512; LARS at these batch sizes needs a larger trust coefficient than
     # the loop's eta = 0.001 to move in a few epochs.
     "byol": ObjectiveDefaults("sgd", 0.12, 5e-4),
-    # The CSNAS code (methods.md §1.4): SGD lr 1e-3 at batch 256, no weight decay.
+    # The CSNAS code (Nguyen & Chang, arXiv 2102.10557; namnguyen0510/CSNAS search/): SGD lr 1e-3 at batch 256, no
+    # weight decay.
     "csnas-nce": ObjectiveDefaults("sgd", 1e-3, 0.0),
-    # NAS-Bench-201's ground-truth training (methods.md): SGD nesterov 0.1 at 256, wd 5e-4.
+    # NAS-Bench-201's ground-truth training (Dong & Yang, ICLR 2020): SGD nesterov 0.1 at 256, wd 5e-4.
     "supervised": ObjectiveDefaults("sgd", 0.1, 5e-4, nesterov=True, warmup=False),
 }
 _FALLBACK = ObjectiveDefaults("sgd", 0.1, 5e-4)
@@ -85,6 +89,7 @@ class PretrainConfig:
     space: str = "nb201"
     objective: str = "simclr"
     data: str = "cifar10"  # image folder (train/ is used when split) or cifar10/cifar100
+    skip_corrupt: bool = False  # leave unreadable image files of `data` out (metrics.json: skipped_images)
     num_images: int | None = None  # random subset of the training split (seeded); None = all
     epochs: int = 100
     batch_size: int = 256
@@ -98,7 +103,7 @@ class PretrainConfig:
     channels_last: bool = True
     device: str = "auto"
     seed: int = 0
-    out: str = "runs/pretrain"
+    out: str | None = None  # run folder; None: a new one under runs/ (`pretrain` names it)
     resume: bool = False
     progress: bool = True
     max_steps: int | None = None  # stop early (throughput timing); the schedule still spans `epochs`
@@ -129,9 +134,9 @@ def space_kwargs(space: str, channels: int | None, cells: int | None) -> dict[st
     return {name: value for name, value in zip(names, (channels, cells)) if value is not None}
 
 
-def training_images(data: str, num_images: int | None, seed: int) -> ImageSet:
+def training_images(data: str, num_images: int | None, seed: int, skip_corrupt: bool = False) -> ImageSet:
     """The training split of `data`, or a seeded random subset of `num_images` of it."""
-    dataset = load_dataset(data, split="train")
+    dataset = load_dataset(data, split="train", skip_corrupt=skip_corrupt)
     return dataset if num_images is None else dataset.subset(num_images, seed)
 
 
@@ -169,7 +174,8 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     )  # fails early on a bad arch
     model = build_seeded(search_space, arch, config.seed)
     train_config = _train_config(config)
-    out_dir = Path(config.out)
+    out_dir = out_or_new(config.out, config.resume, "pretrain", config.space, config.objective, f"s{config.seed}")
+    config = replace(config, out=config.out or str(out_dir))  # config.yaml: the folder it is in, as given
     check_run_folder(out_dir, asdict(config), config.resume, RESUMABLE)
     parallel = process_group()  # torchrun: process 0 alone writes the run folder
     is_main = parallel is None or parallel.is_main
@@ -179,7 +185,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         if finished.get("completed"):
             return {**finished, "already_complete": True}
 
-    dataset = training_images(config.data, config.num_images, config.seed)
+    dataset = training_images(config.data, config.num_images, config.seed, config.skip_corrupt)
     needs_labels = create_objective(config.objective).needs_labels
     if needs_labels and dataset.labels is None:
         raise UserError(f"objective {config.objective!r} needs labels, but {config.data} has no class folders")
@@ -200,7 +206,7 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
         "precision": resolve_precision(config.precision, device).name,
         "steps": result.steps, "completed": completed, "history": result.history, "final_loss": result.final_loss,
         "images_per_second": result.images_per_second, "seconds": result.seconds, "out": str(out_dir),
-        "processes": parallel.world_size if parallel is not None else 1,
+        "processes": parallel.world_size if parallel is not None else 1, "skipped_images": dataset.num_skipped,
     }  # fmt: skip
     if not is_main:
         return metrics
@@ -234,8 +240,8 @@ def load_pretrained(run_dir: str | Path, random_init: bool = False) -> tuple[nn.
     return model, saved
 
 
-def _labelled(data: str, split: str, count: int | None, seed: int, resolution: int) -> ImageSet:
-    dataset = load_dataset(data, split=split, resolution=resolution)
+def _labelled(data: str, split: str, count: int | None, seed: int, resolution: int, skip_corrupt: bool) -> ImageSet:
+    dataset = load_dataset(data, split=split, resolution=resolution, skip_corrupt=skip_corrupt)
     if dataset.labels is None:
         raise UserError(f"probing needs labelled images (one subfolder per class) in {data} ({split})")
     return dataset if count is None else dataset.subset(count, seed)
@@ -252,6 +258,7 @@ def probe(
     device: str = "auto",
     batch_size: int = 512,
     precision: str = "auto",
+    skip_corrupt: bool = False,
 ) -> dict[str, Any]:
     """Top-1 of frozen-feature probes of a pretrained network on labelled data.
 
@@ -265,6 +272,7 @@ def probe(
             pretraining images.
         random_init: probe the same network at the initialisation its pretraining started from.
         seed: subset seed; None = the run's seed.
+        skip_corrupt: leave unreadable image files out ("skipped_images": how many, both splits).
 
     Returns:
         {"accuracy": {method: fraction in [0, 1]}, "train_images", "test_images", ...}.
@@ -276,8 +284,8 @@ def probe(
     model, saved = load_pretrained(run_dir, random_init)
     seed = saved.get("seed", 0) if seed is None else seed
     resolution = saved.get("resolution", 32)
-    train_set = _labelled(data, "train", train_images, seed, resolution)
-    test_set = _labelled(data, "test", test_images, seed, resolution)
+    train_set = _labelled(data, "train", train_images, seed, resolution, skip_corrupt)
+    test_set = _labelled(data, "test", test_images, seed, resolution, skip_corrupt)
     assert train_set.labels is not None and test_set.labels is not None
     chosen = resolve_precision(precision, resolve_device(device))
     model.to(resolve_device(device))
@@ -297,6 +305,7 @@ def probe(
         "random_init": random_init,
         "train_images": len(train_set),
         "test_images": len(test_set),
+        "skipped_images": train_set.num_skipped + test_set.num_skipped,
         "same_images_as_pretraining": data == saved.get("data") and len(train_set) == saved.get("num_images")
         and (train_images is None or seed == saved.get("seed")),
         "feature_dim": int(train_feats.shape[1]),

@@ -12,7 +12,10 @@ eval mode, batched). The run folder gets:
 * `checkpoint.pt`: the loop's checkpoint (exact resume with `resume=True`);
 * `model.pt`: `{"state_dict", "arch", "space", "space_args", "build_args", "num_classes", "classes"}`,
   read back by `load_model` (needs ssnas; `ssnas export` makes an ssnas-free TorchScript file);
-* `metrics.json`: training loss per epoch, test accuracy, seconds, steps, parameters.
+* `metrics.json`: training loss per epoch, test accuracy, seconds, steps, parameters, and the
+  unreadable image files `skip_corrupt` left out (`skipped_images`).
+
+Without `out_dir` the run gets a new folder under runs/ (`ssnas.runfolder.out_or_new`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssnas.data.datasets import load_dataset
+from ssnas.data.datasets import load_dataset, skipped_note
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
 from ssnas.spaces import Architecture, SearchSpace, create_space
@@ -36,7 +39,7 @@ from ssnas.training.checkpoint import load_checkpoint, save_atomic
 from ssnas.training.loop import train
 from ssnas.training.precision import resolve_device, resolve_precision_name
 from ssnas.training.recipes import Recipe, get_recipe
-from ssnas.runfolder import prepare_run_folder
+from ssnas.runfolder import out_or_new, prepare_run_folder
 from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "model.pt"
 METRICS_NAME = "metrics.json"
 # Settings that may differ between a run and its resumption.
-RESUMABLE = ("resume", "device", "progress", "max_steps")
+RESUMABLE = ("resume", "device", "progress", "max_steps", "skip_corrupt")
 
 
 def read_arch_text(text: str) -> str:
@@ -109,7 +112,7 @@ def retrain(
     recipe: str | Recipe | None = None,
     data: str = "cifar10",
     epochs: int | None = None,
-    out_dir: str | Path = "runs/train",
+    out_dir: str | Path | None = None,
     resume: bool = False,
     *,
     batch_size: int | None = None,
@@ -121,6 +124,7 @@ def retrain(
     precision: str = "auto",
     max_steps: int | None = None,
     progress: bool = True,
+    skip_corrupt: bool = False,
 ) -> dict[str, Any]:
     """Train `arch_text` from scratch with labels and report its test accuracy.
 
@@ -129,6 +133,8 @@ def retrain(
         space: registered space name ("nb201", "darts", "hytra", ...).
         recipe: a `Recipe` or its name in `RECIPES`; None = the space's default.
         data: "cifar10", "cifar100" or a labelled image folder with train/ and test/.
+        out_dir: the run folder; None: a new one under runs/.
+        skip_corrupt: leave unreadable image files of `data` out ("skipped_images": how many).
         epochs, batch_size, lr: override the recipe's values.
         space_args: `create_space` arguments, on top of the recipe's (e.g. {"C": 8, "N": 1}).
         train_images: train on this many images (seeded subset); None = all.
@@ -143,14 +149,16 @@ def retrain(
     chosen = base.with_overrides(epochs=epochs, batch_size=batch_size, lr=lr)
     args = {**chosen.space_args, **(space_args or {})}
     search_space, arch, args = resolve_space(space, arch_text, args)
-    out = Path(out_dir)
+    out = out_or_new(out_dir, resume, "train", space, f"s{seed}")
     config = {
-        "arch": arch.key, "space": space, "space_args": args, "data": data, "train_images": train_images,
+        "arch": arch.key, "space": space, "space_args": args, "data": data, "skip_corrupt": skip_corrupt,
+        "train_images": train_images,
         "seed": seed, "device": device, "precision": resolve_precision_name(precision, device), "max_steps": max_steps, "resume": resume,
         "progress": progress, "recipe": chosen.to_dict(),
     }  # fmt: skip
-    train_set = load_dataset(data, "train", resolution=chosen.resolution)
-    test_set = load_dataset(data, "test", resolution=chosen.resolution)
+    train_set = load_dataset(data, "train", resolution=chosen.resolution, skip_corrupt=skip_corrupt)
+    test_set = load_dataset(data, "test", resolution=chosen.resolution, skip_corrupt=skip_corrupt)
+    skipped = train_set.num_skipped + test_set.num_skipped
     if train_set.labels is None or test_set.labels is None:
         raise UserError(f"{data} has no labels; retraining needs class subfolders (train/<class>/, test/<class>/)")
     if train_images is not None:
@@ -165,7 +173,8 @@ def retrain(
                                        progress=progress, checkpoint_every=200)  # fmt: skip
     resolve_device(device)
     prepare_run_folder(out, config, bool(config["resume"]), RESUMABLE)  # after every input check, so a failed start leaves no run folder
-    log.info("retrain %s (%s) with recipe %s on %d images of %s", arch.key, space, chosen.name, len(train_set), data)
+    log.info("retrain %s (%s) with recipe %s on %d images of %s%s", arch.key, space, chosen.name, len(train_set), data,
+             skipped_note(skipped))  # fmt: skip
     result = train(model, objective, train_set.images, chosen.views_maker(), train_config,
                    labels=train_set.labels, out_dir=out, resume=resume)  # fmt: skip
 
@@ -184,6 +193,7 @@ def retrain(
         "num_classes": num_classes,
         "train_images": len(train_set),
         "test_images": len(test_set),
+        "skipped_images": skipped,
         "test_accuracy": accuracy,
         "history": result.history,
         "final_loss": result.final_loss,

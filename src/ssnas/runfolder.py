@@ -1,7 +1,8 @@
-"""Run folders shared by `ssnas search`, `train` and `pretrain`: one `config.yaml` per run.
+"""Run folders shared by `ssnas search`, `rank`, `train`, `pretrain` and `worker`: one `config.yaml` per run.
 
 A folder that already holds a run is only continued with `--resume` and the same
 settings (the names in `resumable` may change), so nothing is silently overwritten.
+A command given no `--out` runs in a new folder under runs/ (`out_or_new`).
 Under `torchrun` every process checks the folder and process 0 alone writes it.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +26,46 @@ from ssnas.errors import UserError, corrupt
 from ssnas.training.distributed import process_group
 
 CONFIG_NAME = "config.yaml"
+RUNS = Path("runs")  # where a command given no --out puts its new run folder
+_NAMED: set[Path] = set()  # folders this process has named already (two runs in one second stay apart)
+
+
+def new_run_dir(*labels: object) -> Path:
+    """A run folder that does not exist yet: `runs/LABEL-...-YYYYmmdd-HHMMSS` (e.g.
+    runs/search-nb201-s0-20250102-030405), with -2, -3, ... when that one exists or this process
+    named it already. Nothing is created here, so a run refused before it starts leaves no folder.
+    Under torchrun process 0 names it and every process gets that name."""
+    group = process_group()
+    if group is not None and not group.is_main:
+        return Path(_broadcast_text(""))
+    stem = "-".join(re.sub(r"[^A-Za-z0-9._+]+", "_", str(label)) for label in labels)
+    stem = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder, count = RUNS / stem, 1
+    while folder in _NAMED or folder.exists():
+        count += 1
+        folder = RUNS / f"{stem}-{count}"
+    _NAMED.add(folder)
+    return Path(_broadcast_text(str(folder))) if group is not None else folder
+
+
+def out_or_new(out: str | Path | None, resume: bool, *labels: object) -> Path:
+    """The run folder of a command: `out` when given, else a new one (`new_run_dir(*labels)`).
+    UserError for `resume` without `out`: a new folder holds no run to continue."""
+    if out is not None:
+        return Path(out)
+    if resume:
+        raise UserError("--resume continues the run in --out: give --out RUN_FOLDER (without --out every run "
+                        "gets a new folder under runs/)")  # fmt: skip
+    return new_run_dir(*labels)
+
+
+def _broadcast_text(text: str) -> str:
+    """Process 0's `text` in every process of the torchrun group."""
+    import torch.distributed as dist
+
+    box = [text]
+    dist.broadcast_object_list(box, src=0)
+    return str(box[0])
 
 
 def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str],

@@ -79,6 +79,17 @@ PRECISION_HELP = ("auto = bf16 where it is native (CUDA with bf16; a CPU with AV
 precision_option = click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                                 help=PRECISION_HELP)  # fmt: skip
 
+skip_corrupt_option = click.option(
+    "--skip-corrupt", "skip_corrupt", is_flag=True,
+    help="Leave image files of --data that cannot be decoded out instead of stopping at the first (how many: "
+         "skipped_images in the output, and the run's log).",
+)  # fmt: skip
+
+
+def out_help(default: str, what: str = "Run folder") -> str:
+    """--out's help: what it is and the new folder a run gets without it."""
+    return f"{what} [a new one each run: runs/{default}-YYYYmmdd-HHMMSS]."
+
 
 def registry_help(text: str, names: list[str]) -> str:
     """`text` followed by the registered names (so help never lists them by hand)."""

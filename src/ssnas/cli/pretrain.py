@@ -12,8 +12,8 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option,
-    space_module_option,
+    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, out_help,
+    precision_option, skip_corrupt_option, space_module_option,
 )
 from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
@@ -29,6 +29,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--objective", type=click.Choice(OBJECTIVES.names()), default="simclr", show_default=True)
 @click.option("--data", type=TEXT, default="cifar10", show_default=True,
               help="Image folder (its train/ when split) or cifar10/cifar100; labels are used only by 'supervised'.")
+@skip_corrupt_option
 @click.option("--num-images", type=POSITIVE, default=None, help="Seeded random subset of the training images [all].")
 @click.option("--epochs", type=POSITIVE, default=100, show_default=True)
 @click.option("--batch-size", type=BATCH, default=256, show_default=True)
@@ -42,7 +43,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=TEXT, default="runs/pretrain", show_default=True, help="Run folder.")
+@click.option("--out", type=TEXT, default=None, help=out_help("pretrain-SPACE-OBJECTIVE-sSEED"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out (a completed run is not trained again).")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @config_option
@@ -50,8 +51,8 @@ from ssnas.training.progress import mirror_log_to_stderr
 def pretrain_command(as_json: bool, no_progress: bool, **options: Any) -> None:
     """Pretrain the standalone network of ARCH with a (self-supervised) objective.
 
-    Writes config.yaml, checkpoint.pt, model.pt and metrics.json to --out; probe the
-    result with `ssnas probe OUT`.
+    Writes config.yaml, checkpoint.pt, model.pt and metrics.json to --out (without it, a new
+    folder under runs/); probe the result with `ssnas probe OUT`.
     """
     mirror_log_to_stderr(not no_progress and is_main_process())
     payload = pretrain(PretrainConfig(**options, progress=not no_progress and not as_json))
@@ -77,6 +78,7 @@ def _render_pretrain(payload: dict[str, Any]) -> None:
 @click.option("--linear", is_flag=True, help="Linear-probe top-1 (L-BFGS logistic regression).")
 @click.option("--data", type=TEXT, default="cifar10", show_default=True,
               help="Labelled data: folder with train/ and test/ class folders, or cifar10/cifar100.")
+@skip_corrupt_option
 @click.option("--train-images", type=POSITIVE, default=None,
               help="Seeded subset of the train split [all]; the run's --num-images picks its pretraining images.")
 @click.option("--test-images", type=POSITIVE, default=None, help="Seeded subset of the test split [all].")

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-import torch
 
 from ssnas.api import rank_architectures, rank_into_folder, size_baseline
 from ssnas.cli._common import (
@@ -16,11 +15,12 @@ from ssnas.cli._common import (
     json_option,
     precision_option,
     registry_help,
+    skip_corrupt_option,
     space_module_option,
 )
 from ssnas.cli.bench import metric_option, render_rank_report, table_option
 from ssnas.cli.rank_models import models_options, rank_models, refuse_mixed
-from ssnas.data.datasets import load_dataset
+from ssnas.data.datasets import ImageSet, load_dataset
 from ssnas.errors import UserError
 from ssnas.groundtruth import load_space_table
 from ssnas.groundtruth.tables import space_table
@@ -46,7 +46,7 @@ from ssnas.rating.defaults import (
 )
 from ssnas.reporting import write_rank_report
 from ssnas.run import run_rank, search_config
-from ssnas.runfolder import check_out
+from ssnas.runfolder import check_out, out_or_new
 from ssnas.spaces import create_space
 from ssnas.training.distributed import is_main_process
 from ssnas.training.progress import LazyProgress, StageProgress, mirror_log_to_stderr
@@ -69,8 +69,9 @@ from ssnas.training.progress import LazyProgress, StageProgress, mirror_log_to_s
 @click.option("--all", "rank_all", is_flag=True, help="Rank every non-degenerate architecture (rankers only).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample (and the strategy).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Run folder or where scores.csv goes [runs/rank for strategies]. Rankers write a folder a chunk "
-                   "at a time (memory flat in the number of architectures; --resume continues a killed run).")
+              help="Run folder or where scores.csv goes. Rankers write a folder a chunk at a time (memory flat in "
+                   "the number of architectures; --resume continues a killed run) [rankers: none, the report only; "
+                   "strategies: a new folder each run, runs/rank-STRATEGY-SPACE-sSEED-YYYYmmdd-HHMMSS].")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out: rankers skip the rated chunks, strategies reuse the trained checkpoint.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
@@ -83,6 +84,7 @@ from ssnas.training.progress import LazyProgress, StageProgress, mirror_log_to_s
               help="With --storage: seconds between heartbeats; a killed worker's chunk is retaken after twice this [20].")
 @click.option("--objective", default=None, help="Strategies that train with one (setn, tpe/random): training objective [simclr].")
 @click.option("--data", default=None, help="Unlabeled images for rankers and strategies: image folder or cifar10 [$SSNAS_DATA].")
+@skip_corrupt_option
 @click.option("--preset", default="quick", show_default=True, help="Strategies: quick | paper.")
 @click.option("--epochs", type=int, default=None, help="Strategies: training epochs [preset].")
 @click.option("--num-images", type=int, default=None, help="Strategies: unlabeled training images [preset].")
@@ -107,7 +109,7 @@ def rank_command(
     ranker: str | None, aggregate: str, strategy: str | None, space_name: str, archs: Path | None, sample: int | None,
     rank_all: bool, seed: int, out: Path | None, resume: bool, chunk_size: int | None, storage: str | None, study: str,
     heartbeat_interval: int | None, objective: str | None,
-    data: str | None, preset: str,
+    data: str | None, skip_corrupt: bool, preset: str,
     epochs: int | None, num_images: int | None, holdout_images: int | None, batch_size: int | None,
     channels: int | None, cells: int | None, workers: int, rating: tuple[str, ...], device: str, precision: str,
     no_progress: bool, table_path: Path | None, metric: str, as_json: bool, models: str | None, image_size: int | None,
@@ -122,7 +124,8 @@ def rank_command(
                         "--table": table_path, "--channels": channels, "--cells": cells})  # fmt: skip
         return rank_models(models, image_size, max_params, max_flops, max_latency_ms, ranker=ranker,
                            aggregate=aggregate, data=data, batch_size=batch_size, seed=seed, out=out, as_json=as_json,
-                           no_progress=no_progress, load_images=_ranker_images)  # fmt: skip
+                           no_progress=no_progress,
+                           load_images=lambda spec, name: _ranker_images(spec, name, skip_corrupt))  # fmt: skip
     if any(v is not None for v in (image_size, max_params, max_flops, max_latency_ms)):
         raise UserError("--image-size, --max-params, --max-flops and --max-latency-ms apply to --models")
     if ranker and strategy:
@@ -136,7 +139,7 @@ def rank_command(
         return _rank_into_folder(out, archs if archs is not None else sample if sample is not None else "all",
                                  space_name, ranker, aggregate, data, table_path, metric, batch_size, channels, cells,
                                  seed, workers, chunk_size, resume, no_progress, as_json,
-                                 (storage, study, heartbeat_interval))  # fmt: skip
+                                 (storage, study, heartbeat_interval), skip_corrupt)  # fmt: skip
     if storage is not None or heartbeat_interval is not None:
         raise UserError("--storage shares a ranker's rating into --out FOLDER (a run folder, not a .csv file)")
     if chunk_size is not None or (resume and strategy is None):
@@ -151,7 +154,8 @@ def rank_command(
         else:
             selection = all_architectures(space)
         name = ranker or rank_defaults(space_name).ranker
-        images = _ranker_images(data, name) if parse_ranker(name, aggregate).needs_images else None
+        dataset = _ranker_images(data, name, skip_corrupt) if parse_ranker(name, aggregate).needs_images else None
+        images = None if dataset is None else dataset.images
         started = time.perf_counter()
         with StageProgress("ranking", len(selection), "architectures", bar=not no_progress and not as_json) as bar:
             ranking = rank_architectures(selection, images, ranker=name, space=space_name, table=None, metric=metric,
@@ -164,24 +168,27 @@ def rank_command(
         extra = {"seconds_per_arch": ranking.info["seconds_per_arch"], "wall_seconds": time.perf_counter() - started,
                  "proxy_network": ranking.info["proxy_network"], "batch_size": ranking.info["batch_size"],
                  "workers": workers, "nonfinite": ranking.info["nonfinite"],
-                 "threads_per_worker": threads_per_worker(workers)}  # fmt: skip
+                 "threads_per_worker": threads_per_worker(workers),
+                 "skipped_images": 0 if dataset is None else dataset.num_skipped}  # fmt: skip
     else:
         if rank_all:
             raise UserError("--all is for zero-cost rankers; a strategy rates --archs FILE or --sample N")
         config = search_config(
             space=space_name, strategy=strategy, objective=objective, data=data, preset=preset, seed=seed,
-            device=device, precision=precision, out=str(out or Path("runs/rank")), resume=resume, epochs=epochs, num_images=num_images,
-            holdout_images=holdout_images, batch_size=batch_size, channels=channels, cells=cells, rating=rating or None, progress=not no_progress and not as_json,
-            table=str(table_path) if table_path else None,
-        )
+            device=device, precision=precision, resume=resume,
+            out=str(out_or_new(out, resume, "rank", strategy, space_name, f"s{seed}")),  # no --out: a new folder
+            epochs=epochs, num_images=num_images, holdout_images=holdout_images, batch_size=batch_size,
+            channels=channels, cells=cells, rating=rating or None, progress=not no_progress and not as_json,
+            table=str(table_path) if table_path else None, skip_corrupt=skip_corrupt,
+        )  # fmt: skip
         texts = [a.key for a in read_architectures(space, archs)] if archs is not None else None
-        scored, _ = run_rank(config, texts, sample, seed)
+        scored, _, skipped = run_rank(config, texts, sample, seed)
         keys = [s.arch.key for s in scored]
         scores = [s.score for s in scored]
         selection = [s.arch for s in scored]
-        out = Path(config.run.out)
+        out = config.run.out_dir
         name = strategy
-        extra = {}
+        extra = {"out": str(out), "skipped_images": skipped}
         columns = {}
     if not is_main_process():  # under torchrun, process 0 writes and reports
         return
@@ -200,7 +207,7 @@ def _rank_into_folder(
     out: Path, select: Path | int | str, space_name: str, ranker: str | None, aggregate: str, data: str | None,
     table_path: Path | None, metric: str, batch_size: int | None, channels: int | None, cells: int | None, seed: int,
     workers: int, chunk_size: int | None, resume: bool, no_progress: bool, as_json: bool,
-    sharing: tuple[str | None, str, int | None],
+    sharing: tuple[str | None, str, int | None], skip_corrupt: bool,
 ) -> None:
     """Rankers with --out FOLDER: `ssnas.api.rank_into_folder` (chunks, resumable), then the report."""
     table = table_path if table_path is not None else True if space_table(space_name) else None
@@ -212,7 +219,8 @@ def _rank_into_folder(
         done = rank_into_folder(out, spec, select=select, space=space_name, ranker=name, table=table, metric=metric,
                                 batch_size=batch_size, channels=channels, cells=cells, aggregate=aggregate, seed=seed,
                                 workers=workers, chunk_size=chunk_size, resume=resume, progress=bar.update,
-                                storage=sharing[0], study=sharing[1], heartbeat_interval=sharing[2])  # fmt: skip
+                                storage=sharing[0], study=sharing[1], heartbeat_interval=sharing[2],
+                                skip_corrupt=skip_corrupt)  # fmt: skip
     extra = {**done.info, "wall_seconds": time.perf_counter() - started, "threads_per_worker": threads_per_worker(workers),
              "out": str(out)}  # fmt: skip
     if done.correlations is not None:
@@ -226,9 +234,10 @@ def _rank_into_folder(
                                                f"(scores.csv; no ground-truth table); best: {r['best']['arch']}"))  # fmt: skip
 
 
-def _ranker_images(data: str | None, ranker: str) -> torch.Tensor:
-    """(N,3,32,32) uint8 from --data or $SSNAS_DATA (the training split; no labels are used)."""
-    return load_dataset(_data_spec(data, ranker)).images
+def _ranker_images(data: str | None, ranker: str, skip_corrupt: bool) -> ImageSet:
+    """The images of --data or $SSNAS_DATA, (N,3,32,32) uint8 (the training split; no labels are used),
+    and how many unreadable files --skip-corrupt left out (`num_skipped`)."""
+    return load_dataset(_data_spec(data, ranker), skip_corrupt=skip_corrupt)
 
 
 def _data_spec(data: str | None, ranker: str) -> str:

@@ -22,6 +22,7 @@ from rich.table import Column, Table
 
 from ssnas.atomic import write_atomic
 from ssnas.cli._common import POSITIVE, POSITIVE_FLOAT, emit
+from ssnas.data.datasets import ImageSet
 from ssnas.errors import UserError
 from ssnas.rating import parse_ranker
 from ssnas.rating.defaults import FALLBACK_RANK
@@ -62,13 +63,14 @@ def rank_models(
     models: str, image_size: int | None, max_params: float | None, max_flops: float | None,
     max_latency_ms: float | None, *, ranker: str | None, aggregate: str, data: str | None, batch_size: int | None,
     seed: int, out: Path | None, as_json: bool, no_progress: bool,
-    load_images: Callable[[str | None, str], torch.Tensor],
+    load_images: Callable[[str | None, str], ImageSet],
 ) -> None:
-    """Rate the models of `models` and report (`load_images(data, ranker)`: the uint8 images)."""
+    """Rate the models of `models` and report (`load_images(data, ranker)`: the images)."""
     from ssnas.api import rank
 
     name = ranker or FALLBACK_RANK.ranker
-    images = load_images(data, name) if parse_ranker(name, aggregate).needs_images else None
+    dataset = load_images(data, name) if parse_ranker(name, aggregate).needs_images else None
+    images = None if dataset is None else dataset.images
     started = time.perf_counter()
     with StageProgress("rating", len(models.split(",")), "models", bar=not no_progress and not as_json) as bar:
 
@@ -87,6 +89,7 @@ def rank_models(
         "image_size": info["image_size"], "batch_size": info["batch_size"], "seed": seed, "nonfinite": info["nonfinite"],
         "seconds_per_model": info["seconds_per_model"], "wall_seconds": time.perf_counter() - started,
         "threads": torch.get_num_threads(), "cpu": cpu_model(),
+        "skipped_images": 0 if dataset is None else dataset.num_skipped,
     }  # fmt: skip
     if out is not None:
         _write(out, records, report)

@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SPACE, TEXT, config_option, emit, json_option,
-    precision_option, space_module_option,
+    BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SPACE, TEXT, config_option, emit, json_option, out_help,
+    precision_option, skip_corrupt_option, space_module_option,
 )
 from ssnas.judging import SIGNAL_NAMES
 from ssnas.objectives import OBJECTIVES
@@ -38,12 +38,13 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
                    "neither takes one.")
 @click.option("--data", type=TEXT, default=None,
               help="Image folder (flat or class subfolders) or cifar10/cifar100 [default: $SSNAS_DATA, else cifar10].")
+@skip_corrupt_option
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="quick", show_default=True,
               help="quick: minutes on a 2-core CPU (README: speed); paper: the papers' settings, for a GPU.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=TEXT, default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @precision_option
-@click.option("--out", type=TEXT, default="runs/search", show_default=True, help="Run folder.")
+@click.option("--out", type=TEXT, default=None, help=out_help("search-SPACE-sSEED"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @click.option("--num-images", type=POSITIVE, default=None,
@@ -109,10 +110,11 @@ def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], ju
                    **options: Any) -> None:
     """Search an architecture without labels and write a run folder.
 
-    The run folder gets config.yaml (every setting the run used, resolved: `--config` takes it
-    back), search.log, result.json, candidates.csv, report.html and what the strategy keeps
-    (evolution.json; SETN checkpoint.pt and op_distribution.png; study.journal). Progress goes to
-    search.log, and to stderr when stderr is not a terminal (a bar when it is).
+    The run folder (--out, else a new one under runs/) gets config.yaml (every setting the run
+    used, resolved: `--config` takes it back), search.log, result.json, candidates.csv, report.html
+    and what the strategy keeps (evolution.json; SETN checkpoint.pt and op_distribution.png;
+    study.journal). Progress goes to search.log, and to stderr when stderr is not a terminal (a bar
+    when it is).
     """
     mirror_log_to_stderr(not no_progress and is_main_process())
     result = search(**options, rating=rating or None, judge_combine=judge_combine or None,

@@ -9,7 +9,8 @@ import yaml
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, precision_option, space_module_option,
+    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, out_help, precision_option,
+    skip_corrupt_option, space_module_option,
 )
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
@@ -45,6 +46,7 @@ space_arg_option = click.option(
 @space_module_option()
 @click.option("--recipe", default=None, help=f"{' | '.join(sorted(RECIPES))} [nb201 for nb201, darts-cifar for darts, else cifar].")
 @click.option("--data", type=TEXT, default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
+@skip_corrupt_option
 @click.option("--epochs", type=POSITIVE, default=None, help="[recipe]")
 @click.option("--batch-size", type=BATCH, default=None, help="[recipe]")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[recipe]")
@@ -54,17 +56,18 @@ space_arg_option = click.option(
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @precision_option
 @click.option("--max-steps", type=POSITIVE, default=None, help="Stop after this many steps (smoke tests).")
-@click.option("--out", type=TEXT, default="runs/train", show_default=True, help="Run folder.")
+@click.option("--out", type=TEXT, default=None, help=out_help("train-SPACE-sSEED"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
 @config_option
 @json_option
-def train_command(arch: str, space_arg: tuple[str, ...], out: str, no_progress: bool, as_json: bool, **options: Any) -> None:
+def train_command(arch: str, space_arg: tuple[str, ...], out: str | None, no_progress: bool, as_json: bool,
+                  **options: Any) -> None:  # fmt: skip
     """Train ARCH from scratch with labels and report its test accuracy.
 
     ARCH is the architecture's text (NB201 string, DARTS genotype, HyTra layers)
-    or a file holding it. The run folder gets config.yaml, checkpoint.pt, model.pt
-    and metrics.json.
+    or a file holding it. The run folder (--out, else a new one under runs/) gets
+    config.yaml, checkpoint.pt, model.pt and metrics.json.
     """
     mirror_log_to_stderr(not no_progress)
     payload = retrain(arch, out_dir=out, space_args=_space_args(space_arg), progress=not (no_progress or as_json),

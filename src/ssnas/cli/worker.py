@@ -12,10 +12,13 @@ from ssnas.cli._common import (
     config_option,
     emit,
     json_option,
+    out_help,
     precision_option,
+    skip_corrupt_option,
     space_module_option,
 )
 from ssnas.run import run_worker, search_config
+from ssnas.runfolder import out_or_new
 from ssnas.training.progress import LazyProgress, mirror_log_to_stderr
 
 
@@ -27,11 +30,12 @@ from ssnas.training.progress import LazyProgress, mirror_log_to_stderr
 @space_module_option(record=True)
 @click.option("--objective", default="simclr", show_default=True, help="Must match the study's objective.")
 @click.option("--data", type=TEXT, default=None, help="The same images as the search or rating [$SSNAS_DATA].")
+@skip_corrupt_option
 @click.option("--preset", default="quick", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Data split seed: must match the search.")
 @click.option("--device", default="auto", show_default=True)
 @precision_option
-@click.option("--out", type=TEXT, default="runs/worker", show_default=True, help="Folder for this worker's log.")
+@click.option("--out", type=TEXT, default=None, help=out_help("worker-STUDY", "Folder for this worker's log"))
 @config_option
 @json_option
 def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> None:
@@ -51,10 +55,11 @@ def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> N
 
         data = options["data"] or os.environ.get(DATA_ENV)
         with LazyProgress("rating", "architectures", bar=not as_json) as bar:
-            done = rate_shared(storage, study, data, progress=bar.update)
+            done = rate_shared(storage, study, data, progress=bar.update, skip_corrupt=options["skip_corrupt"])
         emit(done, as_json, lambda p: click.echo(f"rating {study}: {p['chunks_rated']} of {p['chunks']} chunks "
                                                  f"({p['architectures_rated']} architectures) rated by this worker; "
                                                  "every chunk is rated"))  # fmt: skip
         return
+    options["out"] = str(out_or_new(options["out"], False, "worker", study))
     payload = run_worker(search_config(strategy="tpe", progress=False, **options), study, storage)
     emit(payload, as_json, lambda p: click.echo(f"study {study}: best so far {p['best']['arch']} ({p['best']['score']:.4f})"))

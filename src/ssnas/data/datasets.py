@@ -90,6 +90,11 @@ class ImageSet:
         return self.select(order[:cut]), self.select(order[cut:])
 
 
+def skipped_note(count: int) -> str:
+    """What a log line adds about the `count` unreadable files --skip-corrupt left out ("" for none)."""
+    return f"; {count:,} unreadable image file(s) left out (--skip-corrupt)" if count else ""
+
+
 def _permutation(n: int, seed: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
@@ -273,7 +278,9 @@ def load_image_folder(
         cache.save_entry(_FOLDER_CACHE, key, entry)
     skipped: list[str] = entry["skipped"]
     if skipped and not skip_corrupt:
-        raise UserError(f"cannot read image {_shown(folder / skipped[0])} (pass skip_corrupt=True to leave it out)")
+        more = f" and {len(skipped) - 1:,} more" if len(skipped) > 1 else ""
+        raise UserError(f"cannot read image {_shown(folder / skipped[0])}{more}; --skip-corrupt (skip_corrupt=True "
+                        "in Python) leaves unreadable files out")  # fmt: skip
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable image(s) in {_shown(folder)}, e.g. {_shown(skipped[0])}",
                       stacklevel=2)  # fmt: skip

@@ -11,7 +11,7 @@ Python loop): geometric ops (crop, resize, flip, padding) become one
 `F.affine_grid` + `F.grid_sample` per view; colour ops act on the images they were drawn
 for. Recipes: SimCLR (Chen et al., 2020), BYOL (Grill et al., 2020), the CIFAR
 crop-and-flip used by BossNAS (Li et al., 2021) for supervised references, and CSNAS's
-PIRL-style original-plus-patches views (Nguyen & Chang, 2021; see methods.md §1.3).
+PIRL-style original-plus-patches views (Nguyen & Chang, 2021; namnguyen0510/CSNAS search/ssl_utils.py).
 
 >>> views = simclr_views()
 >>> a, b = views(torch.zeros(4, 3, 32, 32, dtype=torch.uint8), torch.Generator().manual_seed(0))
@@ -452,7 +452,7 @@ def csnas_views(
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> PatchViews:
-    """CSNAS memory-bank NCE views (methods.md §1.3): [original, patch_a, patch_b].
+    """CSNAS memory-bank NCE views (namnguyen0510/CSNAS search/ssl_utils.py): [original, patch_a, patch_b].
 
     original: the image with random H- and V-flips (its colour jitter is torchvision's
     default, i.e. none). Patches: a centre crop, and a random crop with H-flip 0.5,

@@ -1,6 +1,6 @@
 """Judge one candidate: train it briefly with a self-supervised objective, then measure it.
 
-The second stage of the default search (`ssnas.strategies.two_stage`) and
+The second stage of the two-stage search (`--strategy two-stage`, `ssnas.strategies.two_stage`) and
 `benchmarks/bench_shortlist.py` call `judge_network`. A candidate is trained from scratch by
 the one training loop on the user's unlabeled images for `image_passes` backbone passes
 (rotation: 4 per image and step; SimCLR: 2) with SGD, a short warm-up and a cosine schedule,
@@ -41,8 +41,13 @@ from ssnas.objectives.base import Batch, Objective
 from ssnas.objectives.rotation import RotationPrediction
 from ssnas.rating.engine import frozen_batch_norm, network_signals
 from ssnas.training.loop import TrainConfig, ViewMaker, train
+from ssnas.training.precision import resolve_precision_name
 
 log = logging.getLogger(__name__)
+
+# The judge's brief training decides its signal; bf16 was not measured to keep the judge's
+# quality, so `auto` trains in fp32 (`ssnas.training.precision`).
+BF16_KEEPS_QUALITY = False
 
 JUDGE_OBJECTIVES = ("rotation", "simclr", "supervised")
 # Training-free signals re-measured on the trained weights (prefix "trained-").
@@ -150,7 +155,8 @@ def judge_network(
     train_config = TrainConfig(
         epochs=math.ceil(steps / steps_per_epoch), batch_size=batch, optimizer="sgd", lr=config.lr,
         momentum=config.momentum, nesterov=True, weight_decay=config.weight_decay,
-        warmup_epochs=config.warmup_fraction * steps / steps_per_epoch, precision=config.precision,
+        warmup_epochs=config.warmup_fraction * steps / steps_per_epoch,
+        precision=resolve_precision_name(config.precision, str(device), BF16_KEEPS_QUALITY),
         device=device, seed=config.seed, max_steps=steps, progress=False,
     )  # fmt: skip
     views = VIEWS.create(objective.view_recipe)

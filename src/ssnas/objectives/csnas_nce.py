@@ -1,6 +1,6 @@
 """CSNAS's memory-bank NCE (Nguyen & Chang, arXiv 2102.10557; as in the released
-code `namnguyen0510/CSNAS` search/ssl_utils.py, a PIRL-style loss, see
-docs methods.md §1.3). The paper text says "contrastive"; the code does this.
+code `namnguyen0510/CSNAS` search/ssl_utils.py, a PIRL-style loss: Misra & van der
+Maaten, CVPR 2020). The paper text says "contrastive"; the code does this.
 
 Per image: an "original" view and two patches (views [original, patch_a, patch_b]).
 

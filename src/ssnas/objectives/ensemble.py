@@ -1,4 +1,4 @@
-"""Ensemble bootstrapping (BossNAS, Li et al., ICCV 2021, §3.2; methods.md §3.3).
+"""Ensemble bootstrapping (BossNAS, Li et al., ICCV 2021, §3.2; siamese_supernets_*.py of changlin31/BossNAS).
 
 BYOL's online/target pair, with p sampled paths of one weight-sharing network per
 step. The target of every path is the *ensemble* of all p paths' target

@@ -34,7 +34,7 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
     started = PROCESS_STARTED  # a time budget counts the whole command: imports, data loading, everything
     config = resolve(config)
     run = config.run
-    runfolder.check_out(Path(run.out), run.resume)  # before the data is loaded
+    runfolder.check_out(run.out_dir, run.resume)  # before the data is loaded
     strategy = config.create_strategy()
     if run.strategy in ("tpe", "random"):
         if process_group() is not None:
@@ -59,9 +59,9 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
         if constraint is not None:
             result.info["budget"] = constraint.report(result.best.arch)
         if is_main_process():
-            payload = write_result(out_dir, config, result, seconds, is_cifar10(dataset))
+            payload = write_result(out_dir, config, result, seconds, is_cifar10(dataset), dataset.num_skipped)
         else:
-            payload = result_payload(config, result, seconds)
+            payload = result_payload(config, result, seconds, skipped_images=dataset.num_skipped)
         log.info("best %s score %.4f (%.0f s)", result.best.arch.key, result.best.score, seconds)
         return payload
     finally:
@@ -69,16 +69,17 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
 
 
 def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | None,
-             sample_seed: int) -> tuple[list[ScoredArch], SearchConfig]:  # fmt: skip
+             sample_seed: int) -> tuple[list[ScoredArch], SearchConfig, int]:  # fmt: skip
     """Train what the strategy needs (or reuse its checkpoint with resume) and rate the given
-    architectures; returns the ScoredArch list (in input order) and the resolved config."""
+    architectures; returns the ScoredArch list (in input order), the resolved config and the
+    number of unreadable image files --skip-corrupt left out."""
     from ssnas.ranking.selection import sample_architectures
 
     if config.run.strategy == "bossnas":  # the centre of the given cells only, no sampled population
         config = replace(config, strategy=replace(config.strategy, select_num=0))
     config = resolve(config)
     run = config.run
-    runfolder.check_out(Path(run.out), run.resume)  # before the data is loaded
+    runfolder.check_out(run.out_dir, run.resume)  # before the data is loaded
     space = build_space(config)
     strategy = config.create_strategy()
     if not isinstance(strategy, SupportsRating):
@@ -92,7 +93,7 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
         log.info("rank %d architectures with %s on %s, precision %s", len(archs), run.strategy, run.space,
                  run.precision)  # fmt: skip
         log.info("images from %s %s", run.data, split_reason)
-        return strategy.rate(build_task(config, space, out_dir, dataset), archs), config
+        return strategy.rate(build_task(config, space, out_dir, dataset), archs), config, dataset.num_skipped
     finally:
         _stop_logging(handler)
 
@@ -104,21 +105,23 @@ def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]
 
     check_study(study, storage)  # before the log folder is made: a wrong URL leaves nothing behind
     config = resolve(config)
-    out_dir = Path(config.run.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = config.run.out_dir
     try:
-        task = build_task(replace(config, run=replace(config.run, resume=True)), build_space(config), out_dir)
+        config, dataset, _ = fit_data(replace(config, run=replace(config.run, resume=True)))
     except BelowFloor as refused:  # the study fixes the strategy: no other one to suggest
         raise UserError(f"{refused.floor_message}; a worker needs the search's own images: give it the search's "
                         "--data") from None  # fmt: skip
+    task = build_task(config, build_space(config), out_dir, dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)  # once the images are read: a refused start leaves no folder
     result = work_on_study(study, storage, task)
     return {"best": {"arch": result.best.arch.key, "score": result.best.score}, "study": study,
-            "storage": masked_url(storage), "num_candidates": len(result.candidates)}  # fmt: skip
+            "storage": masked_url(storage), "num_candidates": len(result.candidates),
+            "skipped_images": dataset.num_skipped}  # fmt: skip
 
 
 def prepare_run_folder(config: SearchConfig) -> Path:
     """Create the run folder and write config.yaml, or check that a resumed run has the same settings."""
-    return runfolder.prepare_run_folder(Path(config.run.out), config_dict(config), config.run.resume, RESUMABLE,
+    return runfolder.prepare_run_folder(config.run.out_dir, config_dict(config), config.run.resume, RESUMABLE,
                                         as_written=_as_written)
 
 

@@ -15,7 +15,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
                   weight_decay=5e-4, channels=16, cells=2, select_num=100, evaluator_every=2,
                   rating=("meco", "naswot"), trials=20),
-    # The papers' settings, for a GPU: SETN's NB201 script (methods.md §2.2), CSNAS's trial count.
+    # The papers' settings, for a GPU: SETN's NB201 script (AutoDL-Projects), CSNAS's trial count.
     "paper": dict(epochs=250, batch_size=64, lr=0.025,
                   optimizer="sgd", weight_decay=5e-4, channels=16, cells=5, select_num=100,
                   evaluator_every=1, rating=("meco", "naswot"), trials=120),
@@ -27,8 +27,9 @@ DEFAULT_OBJECTIVE = "simclr"
 # tpe / random trials train from scratch, as CSNAS does, unless --trial-objective rating.
 DEFAULT_TRIAL_OBJECTIVE = "ssl-proxy"
 
-# CSNAS (methods.md §1.4) trains every trial from scratch for 10 epochs, whatever the preset, on
-# 1 % of the training images (at least one batch: the strategy's floor), scored on 256 held-out images.
+# CSNAS (arXiv 2102.10557, search/search.py) trains every trial from scratch for 10 epochs, whatever
+# the preset, on 1 % of the training images (at least one batch: the strategy's floor), scored on 256
+# held-out images.
 CSNAS_EPOCHS = 10
 CSNAS_TRAIN_FRACTION = 0.01
 CSNAS_HOLDOUT = Share(0.0, 256, 256)
@@ -38,8 +39,9 @@ SUPERNET_FLOOR = (512, 256)
 
 # Networks a strategy builds per architecture (evolution's rating, tpe / random trials), by
 # default the space's full size: NB201's benchmark network (C=16, N=5) and CSNAS's DARTS proxy
-# network (C=32, 8 cells in all, methods.md §1.2). `cells` counts cells per stage on nb201 and
-# all cells on darts. Where the full size replaces the preset's: darts always; nb201 for evolution.
+# network (C=32, 8 cells in all, CSNAS's search/model_generator.py). `cells` counts cells per stage
+# on nb201 and all cells on darts. Where the full size replaces the preset's: darts always; nb201
+# for evolution.
 FULL_NETWORK: dict[str, dict[str, int]] = {"nb201": dict(channels=16, cells=5), "darts": dict(channels=32, cells=8)}
 
 # `ssnas search` without --strategy. Where a ground-truth table exists the measured best

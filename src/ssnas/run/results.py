@@ -36,11 +36,11 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seconds: float,
-                 data_is_cifar10: bool = False) -> dict[str, Any]:  # fmt: skip
+                 data_is_cifar10: bool = False, skipped_images: int = 0) -> dict[str, Any]:  # fmt: skip
     """result.json, candidates.csv, report.html and (SETN) op_distribution.png; returns result.json's payload."""
     keys = [c.arch.key for c in result.candidates]
     truth = ground_truth(config, keys) if data_is_cifar10 or config.run.table else {}
-    payload = result_payload(config, result, seconds, truth.get(result.best.arch.key))
+    payload = result_payload(config, result, seconds, truth.get(result.best.arch.key), skipped_images)
     payload["ground_truth_note"] = GROUND_TRUTH_NOTE if payload["ground_truth"] else NO_GROUND_TRUTH_NOTE
     write_atomic(out_dir / "result.json", json.dumps(payload, indent=2, default=float))
     fault_point("write")  # tests only
@@ -52,8 +52,8 @@ def write_result(out_dir: Path, config: SearchConfig, result: SearchResult, seco
 
 
 def result_payload(config: SearchConfig, result: SearchResult, seconds: float,
-                   truth: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
-    """result.json without its ground-truth note."""
+                   truth: dict[str, float] | None = None, skipped_images: int = 0) -> dict[str, Any]:  # fmt: skip
+    """result.json without its ground-truth note; `skipped_images`: unreadable files --skip-corrupt left out."""
     return {
         "best": {"arch": result.best.arch.key, "score": result.best.score, **result.best.details},
         "ground_truth": truth,
@@ -64,6 +64,7 @@ def result_payload(config: SearchConfig, result: SearchResult, seconds: float,
         "seed": config.run.seed,
         "seconds": seconds,
         "num_candidates": len(result.candidates),
+        "skipped_images": skipped_images,
         "budget": result.info.get("budget"),
         "info": result.info,
     }

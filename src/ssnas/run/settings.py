@@ -19,6 +19,7 @@ from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
 from ssnas.run.presets import PRESETS, default_strategy
 from ssnas.run.strategies import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag
+from ssnas.runfolder import out_or_new
 from ssnas.spaces import SPACES, load_space_module
 from ssnas.strategies import Strategy
 from ssnas.studies import masked_url
@@ -33,11 +34,12 @@ class RunSettings:
     space_module: str | None = None  # Python file registering `space` (absolute; `ssnas.spaces.load_space_module`)
     strategy: str | None = None  # None = the space's default (SPACE_STRATEGIES)
     data: str | None = None  # image folder, or cifar10/cifar100; default $SSNAS_DATA, else cifar10
+    skip_corrupt: bool = False  # leave unreadable image files of `data` out (counted: result.json skipped_images)
     preset: str = "quick"
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
-    out: str = "runs/search"
+    out: str | None = None  # run folder; None: a new one under runs/ (`search_config` names it)
     resume: bool = False
     progress: bool = True
     num_images: int | None = None  # unlabeled training images; their share of the folder (`fit_data`)
@@ -47,6 +49,12 @@ class RunSettings:
     max_params: float | None = None  # budget: millions of parameters
     max_latency_ms: float | None = None  # budget: ms per image, batch 1, fp32, measured here
 
+    @property
+    def out_dir(self) -> Path:
+        """The run folder (named by `search_config` when not given)."""
+        assert self.out is not None, "search_config names the run folder"
+        return Path(self.out)
+
 
 RUN_OPTIONS = tuple(f.name for f in fields(RunSettings))
 STRATEGY_OPTIONS = frozenset(f.name for kind in STRATEGY_SETTINGS.values()
@@ -55,8 +63,9 @@ STRATEGY_OPTIONS = frozenset(f.name for kind in STRATEGY_SETTINGS.values()
 INVOCATION = ("resume", "progress")
 # Absent from config.yaml when not given: no budget, the space's own table, a built-in or installed space.
 OPTIONAL = ("table", "max_flops", "max_params", "max_latency_ms", "space_module")
-# Settings a resumed run may change: the device, and how the run folder is spelled.
-RESUMABLE = ("device", "out")
+# Settings a resumed run may change: the device, how the run folder is spelled, and --skip-corrupt (a run
+# that read its folder without it read no unreadable file; one that needed it is refused its data without it).
+RESUMABLE = ("device", "out", "skip_corrupt")
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ def search_config(**options: Any) -> SearchConfig:
     `space_module` (a Python file registering the space) is loaded first and kept as an absolute
     path, so config.yaml finds the space again. Raises UserError, before any work, for an unknown
     space, preset or strategy, or for an option the chosen strategy does not use on the space (one
-    line naming the options it takes).
+    line naming the options it takes). Without `out` the run gets a new folder under runs/.
     """
     given = {name: value for name, value in options.items() if value is not None}
     run = RunSettings(**{name: given.pop(name) for name in RUN_OPTIONS if name in given})
@@ -99,7 +108,8 @@ def search_config(**options: Any) -> SearchConfig:
     known = {f.name for f in fields(kind)}  # type: ignore[arg-type]
     strategy = kind(**{name: value for name, value in given.items() if name in known})
     _refuse_unused(run, strategy, list(given))
-    return SearchConfig(run, strategy)
+    out = out_or_new(run.out, run.resume, "search", run.space, f"s{run.seed}")  # no --out: a new folder
+    return SearchConfig(replace(run, out=str(out)), strategy)
 
 
 def _refuse_unused(run: RunSettings, strategy: StrategySettings, given: list[str]) -> None:
@@ -121,7 +131,8 @@ def resolve(config: SearchConfig) -> SearchConfig:
     fixed once the data is loaded (`ssnas.run.task.fit_data`)."""
     run = config.run
     data = run.data or os.environ.get(DATA_ENV) or "cifar10"
-    run = replace(run, data=data, precision=resolve_precision_name(run.precision, run.device))  # config.yaml: what ran
+    precision = resolve_precision_name(run.precision, run.device, config.strategy.bf16_keeps_quality)
+    run = replace(run, data=data, precision=precision)  # config.yaml: what ran
     return SearchConfig(run, config.strategy.resolve(run.space, run.preset))
 
 

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from ssnas.data.split import Share
 from ssnas.judging import JudgeConfig
+from ssnas.judging.judge import BF16_KEEPS_QUALITY as JUDGE_BF16_KEEPS_QUALITY
 from ssnas.judging.defaults import judge_defaults
 from ssnas.rating.defaults import search_defaults
 from ssnas.run.presets import (
@@ -71,6 +72,10 @@ class ImageFloor:
 
 
 class StrategySettings(Protocol):
+    # False where what the strategy trains decides its rating and bf16 was not measured to keep
+    # it: `--precision auto` then means fp32 (`ssnas.training.precision`)
+    bf16_keeps_quality: ClassVar[bool]
+
     def options(self, space: str) -> tuple[str, ...]: ...
 
     def resolve(self, space: str, preset: str) -> StrategySettings: ...
@@ -88,6 +93,8 @@ class StrategySettings(Protocol):
 class Training:
     """Training settings of the strategies that train; None = the preset's."""
 
+    bf16_keeps_quality: ClassVar[bool] = False  # each of them trains what decides its rating
+
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -103,6 +110,8 @@ class EvolutionSettings:
     rating_batch_size: held-out images per rated network [the space's search default].
     channels / cells: the rated network's size [nb201: C=16, N=5; darts: 32, 8].
     """
+
+    bf16_keeps_quality: ClassVar[bool] = True  # trains nothing
 
     ranker: str | None = None
     ratings: int | None = None
@@ -140,7 +149,7 @@ EVOLUTION_FIELDS = ("ranker", "ratings", "population", "rating_batch_size", "cha
 
 @dataclass(frozen=True)
 class TwoStageSettings(EvolutionSettings):
-    """The default search (`TwoStageConfig`): evolution keeps a shortlist (the evolution options),
+    """The two-stage search (`TwoStageConfig`): evolution keeps a shortlist (the evolution options),
     then each shortlisted candidate trains briefly without labels and a label-free signal picks.
 
     time_budget: minutes the whole run may take [15].
@@ -149,6 +158,8 @@ class TwoStageSettings(EvolutionSettings):
     judge_objective / judge_signal / judge_combine: the judge's training, signal and the partners
         averaged with it by rank [`ssnas.judging.defaults`].
     """
+
+    bf16_keeps_quality: ClassVar[bool] = JUDGE_BF16_KEEPS_QUALITY  # the judge trains
 
     time_budget: float | None = None
     shortlist: int | None = None

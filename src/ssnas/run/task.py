@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ssnas.data.datasets import ImageSet, load_dataset
+from ssnas.data.datasets import ImageSet, load_dataset, skipped_note
 from ssnas.data.split import Share, fit_split
 from ssnas.errors import UserError
 from ssnas.objectives import OBJECTIVES
@@ -31,13 +31,14 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
 
     Counts not given take the preset's share of the folder (`PRESET_SPLITS`; CSNAS's for tpe /
     random), at least the strategy's floor (`image_floor` of its settings); returns the config
-    with both counts set, the images and a sentence saying what was used and why. Raises
+    with both counts set, the images and a sentence saying what was used and why (and how many
+    unreadable files `skip_corrupt` left out, `ImageSet.num_skipped`). Raises
     UserError (one line) when the folder is too small for the counts (below the strategy's floor:
     naming the floor and a strategy that runs on the folder) or has no labels for a supervised
     objective.
     """
     run = config.run
-    dataset = load_dataset(str(run.data), split="train")
+    dataset = load_dataset(str(run.data), split="train", skip_corrupt=run.skip_corrupt)
     objective = objective_of(config)
     if objective is not None and needs_labels(objective) and dataset.labels is None:
         label_free = ", ".join(name for name in OBJECTIVES.names() if not needs_labels(name))
@@ -55,7 +56,7 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
         run.holdout_images if run.holdout_images is not None else holdout_share, source=str(run.data),
     )  # fmt: skip
     run = replace(run, num_images=split.num_images, holdout_images=split.holdout_images)
-    return replace(config, run=run), dataset, split.reason
+    return replace(config, run=run), dataset, split.reason + skipped_note(dataset.num_skipped)
 
 
 class BelowFloor(UserError):
@@ -158,7 +159,7 @@ def needs_labels(objective: str) -> bool:
 def _views(config: SearchConfig) -> str | None:
     """The view recipe when the space calls for one other than the objective's own (None)."""
     if config.run.strategy == "bossnas" and config.run.space in ("nb201", "nats-size"):
-        return "crop-flip"  # BossNAS's CIFAR / NATS setting (methods.md §3)
+        return "crop-flip"  # BossNAS's CIFAR / NATS setting (Li et al., ICCV 2021)
     return None
 
 

@@ -301,7 +301,7 @@ def decode_csnas(
     rng: random.Random | None = None,
     multiplier: int = 4,
 ) -> Genotype:
-    """Decode CSNAS's one-op-per-edge encoding (methods.md §1.2) to a genotype.
+    """Decode CSNAS's one-op-per-edge encoding (namnguyen0510/CSNAS search/model_generator.py) to a genotype.
 
     `encoding` holds one op (name, or index into `DARTS_OPS`) per candidate edge,
     normal cell first, then reduce; within a cell node 2 (edges from states 0,1),

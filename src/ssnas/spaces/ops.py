@@ -145,7 +145,8 @@ class _ExactAvgPool3x3(torch.autograd.Function):
 
 class AvgPool2d(nn.AvgPool2d):
     """`nn.AvgPool2d`; the 3x3, stride 1, padding 1, count_include_pad=False pooling of NB201 and
-    DARTS cells on contiguous CPU floats runs `_ExactAvgPool3x3` (identical values, faster)."""
+    DARTS cells on contiguous CPU floats runs `_ExactAvgPool3x3` (identical values, faster); under
+    torch.func transforms (VKDNW's per-image Jacobians) it runs the kernel."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self._exact_route(x):
@@ -160,6 +161,7 @@ class AvgPool2d(nn.AvgPool2d):
             and not self.count_include_pad and not self.ceil_mode and self.divisor_override is None
             and x.dim() == 4 and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
             and x.is_contiguous()
+            and not torch._C._functorch.is_functorch_wrapped_tensor(x)  # torch.func (vmap, jacrev): the kernel
             and not torch.jit.is_scripting() and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
             and not torch.onnx.is_in_onnx_export()
         )  # fmt: skip

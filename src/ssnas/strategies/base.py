@@ -1,6 +1,6 @@
 """The strategy protocol: a strategy decides, networks and objectives just compute.
 
-Two evaluation styles share it (methods.md §0.2): a trained-from-scratch proxy
+Two evaluation styles share it: a trained-from-scratch proxy
 per trial (CSNAS/TPE, random) and a weight-sharing supernet with candidate
 rating (SETN, BossNAS). Ground truth never enters a strategy; reports add it.
 """

@@ -1,4 +1,4 @@
-"""BossNAS: block-wise self-supervised search (Li et al., ICCV 2021; methods.md §3).
+"""BossNAS: block-wise self-supervised search (Li et al., ICCV 2021; code: changlin31/BossNAS).
 
 For block k = 0, 1, ...:
 
@@ -58,6 +58,10 @@ from ssnas.training.progress import track
 from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
+
+# The blocks' training decides BossNAS's rating; bf16 was not measured to keep its quality, so
+# `auto` trains them in fp32 (`ssnas.training.precision`).
+BF16_KEEPS_QUALITY = False
 
 BlockPath = tuple[str, ...]  # one block's choices
 
@@ -367,7 +371,7 @@ def rate_paths(
     signals: Sequence[str] = (),
     precision: Any = None,
 ) -> dict[BlockPath, dict[str, float]]:
-    """BossNAS's population-centre rating of block paths (methods.md §3.4).
+    """BossNAS's population-centre rating of block paths (Li et al., ICCV 2021; changlin31/BossNAS hooks/val_hook.py).
 
     For each path j (BN statistics re-estimated on `data.recalibration`, then eval mode):
     online predictions o_j(v) and raw target projections t_j(v) on every validation pair;
@@ -525,7 +529,7 @@ class BossNAS:
         with seeded(task.seed):
             supernet = space.build_block_supernet(**cfg.supernet)
         device = resolve_device(task.train.device)
-        precision = resolve_precision(task.train.precision, device)
+        precision = resolve_precision(task.train.precision, device, BF16_KEEPS_QUALITY)
         pair_views = VIEWS.create(task.views or EnsembleBootstrap.view_recipe)
         data = self.rating_data(task, pair_views, device)
         records: list[BlockRecord] = []
@@ -556,7 +560,8 @@ class BossNAS:
                      "fair" if fair else "uniform")  # fmt: skip
             stage.cache = PrefixCache() if cfg.cache_prefix and fixed and supports_start(supernet) else None
             result = train(
-                stage, objective, task.images, train_views, replace(task.train, seed=task.train.seed + k),
+                stage, objective, task.images, train_views,
+                replace(task.train, seed=task.train.seed + k, precision=precision.name),
                 out_dir=stage_dir, resume=task.resume, hooks=PathSampler(candidates, count, fair),
             )  # fmt: skip
             for module in (stage, objective.target_model):  # the target is a copy made by `train`

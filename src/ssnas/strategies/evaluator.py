@@ -1,7 +1,7 @@
 """SETN's learned evaluator: a factorised distribution over architectures.
 
 Dong & Yang, "One-Shot Neural Architecture Search via Self-Evaluated Template
-Network", ICCV 2019, §3 (methods.md §2.2-2.3): per-decision logits alpha
+Network", ICCV 2019, §3, as in AutoDL-Projects' NB201 search script: per-decision logits alpha
 (num_decisions, num_options), p(a) = prod_e softmax(alpha_e)[a_e], trained by
 Adam on the mixture loss; candidates are the top-K architectures by log p(a).
 """

@@ -1,7 +1,7 @@
 """The per-trial proxy of CSNAS: train a fresh network from scratch, report its SSL loss.
 
 Nguyen & Chang, "CSNAS: Contrastive Self-supervised Learning Neural Architecture
-Search via Sequential Model-Based Optimization" (arXiv 2102.10557), methods.md §1.4:
+Search via Sequential Model-Based Optimization" (arXiv 2102.10557; its code, namnguyen0510/CSNAS search/search.py):
 every trial builds the candidate, trains it from scratch with the self-supervised
 objective on a small unlabeled subset for E epochs (no weight sharing between trials)
 and hands a loss to the optimiser (lower is better). Two losses are offered:
@@ -42,9 +42,13 @@ from ssnas.strategies.base import SearchTask
 from ssnas.rating.defaults import search_defaults
 from ssnas.strategies.raters import ReferenceScale, create_rater, reference_sample
 from ssnas.training.loop import TrainConfig, ViewMaker, train
+from ssnas.training.precision import resolve_precision_name
 from ssnas.training.seeding import seeded
 
 LOSSES = ("holdout", "train")
+# A trial's loss is its score; bf16 was not measured to keep it, so `auto` trains trials in fp32
+# (`ssnas.training.precision`).
+BF16_KEEPS_QUALITY = False
 TRIAL_OBJECTIVES = ("ssl-proxy", "rating")
 
 
@@ -157,7 +161,8 @@ class ProxyEvaluator:
         self.labels = None if task.labels is None else task.labels[train_index]
         holdout_index = subset_index(len(task.holdout_images), self.config.num_holdout, task.seed + 1, "num_holdout")
         self.holdout = task.holdout_images[holdout_index]
-        self.train_config: TrainConfig = replace(task.train, progress=False, seed=task.seed)
+        precision = resolve_precision_name(task.train.precision, task.train.device, BF16_KEEPS_QUALITY)
+        self.train_config: TrainConfig = replace(task.train, progress=False, seed=task.seed, precision=precision)
         probe = create_objective(task.objective)
         self.views = VIEWS.create(task.views or probe.view_recipe)
         if self.config.loss == "holdout":

@@ -1,7 +1,7 @@
 """SETN, label-free: a template network (weight-sharing supernet) and a learned evaluator.
 
 Dong & Yang, "One-Shot Neural Architecture Search via Self-Evaluated Template
-Network", ICCV 2019; methods.md §2. Each training step:
+Network", ICCV 2019; code: D-X-Y/AutoDL-Projects (xautodl). Each training step:
 
 1. weight step (the loop): one architecture sampled uniformly, only its path
    runs, the objective's loss (SimCLR/BYOL, or CE as the supervised reference)
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -40,10 +40,14 @@ from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
+# bf16 training of the supernet cost 0.10-0.16 Spearman of the rating on this project's development
+# cells (README, "Precision"), so `auto` trains it in fp32 (`ssnas.training.precision`).
+BF16_KEEPS_QUALITY = False
+
 
 @dataclass(frozen=True)
 class SetnConfig:
-    """SETN settings (defaults from the NB201 scripts, methods.md §2.2-2.3)."""
+    """SETN settings (defaults from AutoDL-Projects' NB201 search scripts)."""
 
     select_num: int = 100  # K candidates rated
     candidates: str = "sample"  # "sample": K distinct draws from p(a) (paper); "top-k": K most probable (code)
@@ -155,14 +159,14 @@ class SETN:
         evaluator = ArchitectureDistribution(space, generator=torch.Generator().manual_seed(task.seed))
         views = VIEWS.create(task.views or objective.view_recipe)
         device = resolve_device(task.train.device)
-        precision = resolve_precision(task.train.precision, device)
+        precision = resolve_precision(task.train.precision, device, BF16_KEEPS_QUALITY)
         hook = SetnHook(
             space, supernet, objective, evaluator, task.holdout_images.to(device),
             task.holdout_labels.to(device) if task.holdout_labels is not None else None,
             views, self.config, precision, task.seed,
         )
         result = train(
-            supernet, objective, task.images, views, task.train, labels=task.labels,
+            supernet, objective, task.images, views, replace(task.train, precision=precision.name), labels=task.labels,
             out_dir=task.out_dir, resume=task.resume, hooks=hook,
         )
         return TrainedTemplate(supernet, objective, evaluator, result)
@@ -205,4 +209,4 @@ class SETN:
         return SearchResult(best=ranked[0], candidates=ranked, info=info)
 
 
-__all__ = ["SETN", "SetnConfig", "SetnHook", "TrainedTemplate"]
+__all__ = ["BF16_KEEPS_QUALITY", "SETN", "SetnConfig", "SetnHook", "TrainedTemplate"]

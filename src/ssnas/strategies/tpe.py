@@ -1,6 +1,6 @@
 """Sequential model-based search with Optuna's ask/tell: TPE (CSNAS) and random search.
 
-Nguyen & Chang, "CSNAS" (arXiv 2102.10557), methods.md §1.4: hyperopt's TPE over the
+Nguyen & Chang, "CSNAS" (arXiv 2102.10557; namnguyen0510/CSNAS search/search.py): hyperopt's TPE over the
 cell encoding, every trial scored by a from-scratch self-supervised proxy
 (`ssnas.strategies.proxy`), the best cell = the trial with the lowest loss. Here the
 optimiser is Optuna (its samplers here, its storages in `ssnas.studies`: the two
@@ -109,7 +109,7 @@ class HyperoptGamma:
 
 @dataclass(frozen=True)
 class TPEConfig:
-    """TPE settings; the defaults are hyperopt's, which CSNAS used (methods.md §1.4)."""
+    """TPE settings; the defaults are hyperopt's, which CSNAS used (its search/search.py passes none)."""
 
     n_startup_trials: int = 20
     gamma: float = 0.25

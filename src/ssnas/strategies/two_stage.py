@@ -1,4 +1,7 @@
-"""The default search: a training-free search keeps a shortlist, a self-supervised judge picks.
+"""The two-stage search: a training-free search keeps a shortlist, a self-supervised judge picks.
+
+Run it with `--strategy two-stage`; no space runs it unless asked (`ssnas.run.presets.SPACE_STRATEGIES`:
+it did not beat evolution alone on NB201's development seeds).
 
 Stage 1 is aging evolution over the space's measured label-free ranker at initialisation
 (`ssnas.strategies.evolution`): it orders the bulk of a space well but not its top. Stage 2
@@ -36,6 +39,7 @@ from ssnas.atomic import write_atomic
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
 from ssnas.judging import SIGNAL_NAMES, JudgeConfig, Judgement, judge_network
+from ssnas.judging.judge import BF16_KEEPS_QUALITY as JUDGE_BF16_KEEPS_QUALITY
 from ssnas.judging.defaults import judge_defaults
 from ssnas.objectives import create_objective
 from ssnas.rating.aggregate import fractional_ranks
@@ -49,6 +53,7 @@ from ssnas.strategies.raters import create_rater
 from ssnas.rating.defaults import search_defaults
 from ssnas.runfolder import corrupt, read_json
 from ssnas.training.loop import CHECKPOINT_NAME, TrainConfig, train
+from ssnas.training.precision import resolve_precision_name
 from ssnas.training.progress import StageProgress, format_duration
 
 log = logging.getLogger(__name__)
@@ -135,7 +140,8 @@ class TwoStage:
         judge = JudgeConfig(
             objective=cfg.judge_objective or defaults.objective,
             image_passes=cfg.judge_budget or defaults.image_passes,
-            precision=task.train.precision, seed=task.seed,
+            precision=resolve_precision_name(task.train.precision, task.train.device, JUDGE_BF16_KEEPS_QUALITY),
+            seed=task.seed,
             trained_signals=(cfg.judge_signal or defaults.signal).startswith("trained-"),  # only when they decide
         )  # fmt: skip
         signal = cfg.judge_signal or defaults.signal

@@ -5,6 +5,12 @@ on CUDA, bf16 autocast on GPUs with bf16 (Ampere and later), else fp16 autocast 
 GradScaler (`amp`); on a CPU, bf16 autocast only where the CPU has native bf16
 arithmetic (AVX512-BF16 or AMX-BF16), else fp32. On an AVX2-only CPU bf16 is emulated
 and was measured 6.2x slower than fp32 (issue 12). `fp32` disables autocast.
+
+Speed is not the only test: training whose outcome *decides a rating* (SETN's supernet,
+BossNAS's blocks, the two-stage judge, CSNAS's proxy trials) passes
+`bf16_keeps_quality=False`, and `auto` then means fp32 on every device. bf16 training of
+SETN's supernet was measured to cost ranking quality (README, "Precision"); the others were
+not measured and keep fp32 until they are. An explicit `bf16` is always honoured.
 """
 
 from __future__ import annotations
@@ -84,8 +90,11 @@ class Precision:
         return torch.amp.GradScaler(self.device_type) if self.uses_scaler else None
 
 
-def auto_precision(device: torch.device) -> str:
-    """The precision `auto` means on `device`: "bf16", "amp" or "fp32"."""
+def auto_precision(device: torch.device, bf16_keeps_quality: bool = True) -> str:
+    """The precision `auto` means on `device`: "bf16", "amp" or "fp32"; always "fp32" where
+    reduced precision was not measured to keep the quality of what is trained."""
+    if not bf16_keeps_quality:
+        return "fp32"
     if device.type == "cuda":
         # bf16 autocast where the GPU has it: fp16 AMP diverged at step 1 for a C=16, N=5 NB201
         # supernet with SimCLR on an H100 (loss NaN despite the GradScaler); bf16 has fp32's range.
@@ -95,18 +104,19 @@ def auto_precision(device: torch.device) -> str:
     return "fp32"
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
-    """Map a precision name to autocast settings for `device` (UserError for unknown names)."""
+def resolve_precision(name: str, device: torch.device, bf16_keeps_quality: bool = True) -> Precision:
+    """Map a precision name to autocast settings for `device` (UserError for unknown names);
+    `bf16_keeps_quality=False`: `auto` means fp32 (module docstring)."""
     if name not in PRECISIONS:
         raise UserError(f"unknown precision {name!r}; choose from: {', '.join(PRECISIONS)}")
     if name == "auto":
-        name = auto_precision(device)
+        name = auto_precision(device, bf16_keeps_quality)
     if name == "amp" and device.type != "cuda":
         raise UserError("precision 'amp' (fp16 with a GradScaler) needs a CUDA device; use bf16 or fp32 on a CPU")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "amp": torch.float16}[name]
     return Precision(name=name, device_type=device.type, dtype=dtype)
 
 
-def resolve_precision_name(name: str, device_name: str) -> str:
-    """`resolve_precision(name, resolve_device(device_name)).name`: what to write into config.yaml."""
-    return resolve_precision(name, resolve_device(device_name)).name
+def resolve_precision_name(name: str, device_name: str, bf16_keeps_quality: bool = True) -> str:
+    """`resolve_precision(...).name` on `resolve_device(device_name)`: what to write into config.yaml."""
+    return resolve_precision(name, resolve_device(device_name), bf16_keeps_quality).name

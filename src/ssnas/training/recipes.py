@@ -121,13 +121,13 @@ RECIPES: dict[str, Recipe] = {
         ),
         Recipe(
             name="darts-cifar",
-            reference="DARTS (Liu et al., ICLR 2019) CIFAR-10 evaluation, as CSNAS reports (methods.md 1.5)",
+            reference="DARTS (Liu et al., ICLR 2019) CIFAR-10 evaluation: 20 cells, C=36, 600 epochs",
             epochs=600, batch_size=96, lr=0.025, weight_decay=3e-4, grad_clip=5.0,
             cutout=16, drop_path=0.2, aux_weight=0.4, space_args={"C": 36, "layers": 20},
         ),
         Recipe(
             name="setn-cifar",
-            reference="SETN (Dong & Yang, ICCV 2019) NAS-CIFAR final training (methods.md 2.4): 295 + 5 warm-up",
+            reference="SETN (Dong & Yang, ICCV 2019) NAS-CIFAR final training (AutoDL-Projects): 295 + 5 warm-up",
             epochs=300, batch_size=96, lr=0.025, weight_decay=5e-4, nesterov=True, warmup_epochs=5,
             cutout=16, drop_path=0.2, aux_weight=0.4, space_args={"C": 36, "layers": 20},
         ),
