@@ -35,8 +35,8 @@ from ssnas.objectives.base import Batch, Objective, has_per_image_state
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
 from ssnas.faults import fault_point
 from ssnas.objectives.global_batch import across_processes
-from ssnas.training.distributed import process_group
-from ssnas.training.precision import cpu_capability, resolve_device, resolve_precision
+from ssnas.training.distributed import DataParallel, process_group
+from ssnas.training.precision import Precision, cpu_capability, resolve_device, resolve_precision
 from ssnas.training.progress import StageProgress
 from ssnas.training.seeding import seeded
 
@@ -214,26 +214,127 @@ def train(
         TrainingDiverged: the loss became NaN/Inf; the last good checkpoint is left untouched.
         UserError: bad inputs (dtype/shape, missing labels, incompatible checkpoint).
     """
+    _check_inputs(images, objective, labels)
+    run = _set_up(model, objective, images, views, config, labels, out_dir, hooks)
+    at = _start(run, resume)
+    model.train()
+    objective.train()
+    last_saved_step: int | None = at.step if at.step > 0 else None  # None: no checkpoint of this run yet
+    images_seen, started = 0, time.perf_counter()
+    stop_at = run.total_steps if config.max_steps is None else min(run.total_steps, config.max_steps)
+    if run.is_main:
+        log.info("training: %d images, batch %d, %d epochs of %d steps, precision %s on %s%s", run.num_images,
+                 run.batch_size, config.epochs, run.steps_per_epoch, run.precision.name, run.device.type,
+                 f" ({cpu_capability()})" if run.device.type == "cpu" else "")  # fmt: skip
+    progress = StageProgress("train", stop_at, bar=config.progress and run.is_main, completed=at.step,
+                             images_per_unit=run.batch_size)  # fmt: skip
+    with progress, across_processes(run.parallel, [model, objective]):  # global-batch loss and BatchNorm
+        while at.epoch < config.epochs and at.step < stop_at:
+            progress.stage = f"train epoch {at.epoch + 1}/{config.epochs}"
+            order = epoch_order(run.num_images, config.seed, at.epoch)
+            while at.step_in_epoch < run.steps_per_epoch and at.step < stop_at:
+                loss_value = _train_step(run, at, order, last_saved_step)
+                images_seen += run.batch_size
+                if run.is_main:
+                    progress.update(at.step, status=f"loss {loss_value:.4f}")
+                if config.log_every and at.step % config.log_every == 0:
+                    ips = images_seen / (time.perf_counter() - started)
+                    log.info("epoch %d step %d loss %.4f %.0f img/s", at.epoch, at.step, loss_value, ips)
+                if config.checkpoint_every and at.step % config.checkpoint_every == 0 \
+                        and at.step_in_epoch < run.steps_per_epoch:  # fmt: skip
+                    _save(run, at)
+                    last_saved_step = at.step
+            if at.step_in_epoch == run.steps_per_epoch:  # epoch complete
+                at.end_epoch()
+                if run.is_main:
+                    progress.update(at.step, status=f"epoch mean loss {at.history[-1]:.4f}", force_line=True)
+            if at.step != last_saved_step:  # epoch end, or stopped by max_steps
+                _save(run, at)
+                last_saved_step = at.step
+    return _finish(run, at, images_seen, started)
+
+
+@dataclass
+class _Run:
+    """What one training run holds fixed: the inputs on the device, the optimizer, the sizes."""
+
+    model: nn.Module
+    objective: Objective
+    images: torch.Tensor  # (N, 3, H, W) uint8 on the device
+    labels: torch.Tensor | None
+    views: ViewMaker
+    config: TrainConfig
+    hooks: StepHook | None
+    device: torch.device
+    precision: Precision
+    memory_format: torch.memory_format
+    batch_size: int
+    steps_per_epoch: int
+    warmup_steps: int
+    parallel: DataParallel | None  # None: one process
+    checkpoint_path: Path | None
+    optimizer: torch.optim.Optimizer
+    trained: list[torch.Tensor]
+    scaler: torch.amp.GradScaler | None
+    generators: dict[str, torch.Generator]  # "views", "hook"
+
+    @property
+    def num_images(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.steps_per_epoch
+
+    @property
+    def is_main(self) -> bool:
+        return self.parallel is None or self.parallel.is_main
+
+
+@dataclass
+class _Position:
+    """Where a run stands: what a checkpoint saves besides weights and RNG states."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    history: list[float] = field(default_factory=list)  # mean loss per completed epoch
+    epoch_loss_sum: float = 0.0
+    epoch_batches: int = 0
+    losses: list[float] = field(default_factory=list)  # every step's loss
+
+    def count(self, loss_value: float) -> None:
+        self.step, self.step_in_epoch = self.step + 1, self.step_in_epoch + 1
+        self.epoch_loss_sum, self.epoch_batches = self.epoch_loss_sum + loss_value, self.epoch_batches + 1
+        self.losses.append(loss_value)
+
+    def end_epoch(self) -> None:
+        self.history.append(self.epoch_loss_sum / self.epoch_batches)
+        self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        self.epoch_loss_sum, self.epoch_batches = 0.0, 0
+
+
+def _check_inputs(images: torch.Tensor, objective: Objective, labels: torch.Tensor | None) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise UserError(f"images must be uint8 (N,3,H,W), got {images.dtype} {tuple(images.shape)}")
     if images.shape[0] < 2:
         raise UserError(f"need at least 2 training images, got {images.shape[0]}")
     if objective.needs_labels and labels is None:
         raise UserError(f"objective {type(objective).__name__} needs labels")
+
+
+def _set_up(model: nn.Module, objective: Objective, images: torch.Tensor, views: ViewMaker, config: TrainConfig,
+            labels: torch.Tensor | None, out_dir: Path | None, hooks: StepHook | None) -> _Run:  # fmt: skip
+    """Move everything to the device, set the objective up, build the optimizer and the generators."""
     device = resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     num_images = images.shape[0]
     batch_size = min(config.batch_size, num_images)
     steps_per_epoch = num_images // batch_size  # the last incomplete batch is dropped
-    total_steps = config.epochs * steps_per_epoch
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
     parallel = process_group()  # None unless launched by torchrun with several processes
     if parallel is not None and batch_size % parallel.world_size:
         raise UserError(f"batch size {batch_size} must be a multiple of the {parallel.world_size} processes")
-    is_main = parallel is None or parallel.is_main
-    checkpoint_path = out_dir / CHECKPOINT_NAME if out_dir is not None else None
-
     images = images.to(device)
     labels = labels.to(device) if labels is not None else None
     model.to(device=device, memory_format=memory_format)
@@ -247,152 +348,127 @@ def train(
     optimizer = build_optimizer([model, objective], config)
     trained = [p for g in optimizer.param_groups for p in g["params"]]
     scaler = precision.grad_scaler()
-    view_generator = torch.Generator(device=device).manual_seed(config.seed)
-    hook_generator = torch.Generator().manual_seed(config.seed + 1)
-    generators = {"views": view_generator, "hook": hook_generator}
+    generators = {"views": torch.Generator(device=device).manual_seed(config.seed),
+                  "hook": torch.Generator().manual_seed(config.seed + 1)}  # fmt: skip
+    return _Run(model, objective, images, labels, views, config, hooks, device, precision, memory_format, batch_size,
+                steps_per_epoch, round(config.warmup_epochs * steps_per_epoch), parallel,
+                out_dir / CHECKPOINT_NAME if out_dir is not None else None, optimizer, trained, scaler,
+                generators)  # fmt: skip
 
-    epoch, step_in_epoch, step = 0, 0, 0
-    history: list[float] = []
-    losses: list[float] = []
-    epoch_loss_sum, epoch_batches = 0.0, 0
-    if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
-        _check_compatible(state["config"], config, checkpoint_path)
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
-        if hooks is not None and state["hook"] is not None:
-            hooks.load_state_dict(state["hook"])
-        epoch, step_in_epoch, step = state["epoch"], state["step_in_epoch"], state["step"]
-        history, epoch_loss_sum, epoch_batches = state["history"], state["epoch_loss_sum"], state["epoch_batches"]
-        losses = list(state.get("losses", []))
-        restore_rng(state["rng"], generators)
-        log.info("resumed from %s at epoch %d, step %d", checkpoint_path, epoch, step)
-    else:
-        torch.manual_seed(config.seed)  # for ops that use the global RNG (dropout)
 
-    def save() -> None:
-        if checkpoint_path is None:
+def _start(run: _Run, resume: bool) -> _Position:
+    """The position to start from: the checkpoint's (weights, optimizer, RNG states restored), or 0."""
+    path = run.checkpoint_path
+    if not (resume and path is not None and path.exists()):
+        torch.manual_seed(run.config.seed)  # for ops that use the global RNG (dropout)
+        return _Position()
+    state = load_checkpoint(path)
+    _check_compatible(state["config"], run.config, path)
+    run.model.load_state_dict(state["model"])
+    run.objective.load_state_dict(state["objective"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scaler is not None and state["scaler"] is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    if run.hooks is not None and state["hook"] is not None:
+        run.hooks.load_state_dict(state["hook"])
+    at = _Position(state["epoch"], state["step_in_epoch"], state["step"], state["history"], state["epoch_loss_sum"],
+                   state["epoch_batches"], list(state.get("losses", [])))  # fmt: skip
+    restore_rng(state["rng"], run.generators)
+    log.info("resumed from %s at epoch %d, step %d", path, at.epoch, at.step)
+    return at
+
+
+def _save(run: _Run, at: _Position) -> None:
+    """Write the checkpoint atomically (process 0 only, with its BN statistics)."""
+    if run.checkpoint_path is None:
+        return
+    if run.parallel is not None:
+        run.parallel.broadcast([run.model, run.objective], buffers_only=True)  # process 0's BN statistics
+        if not run.is_main:
             return
-        if parallel is not None:
-            parallel.broadcast([model, objective], buffers_only=True)  # process 0's BN statistics
-            if not is_main:
-                return
-        save_atomic(
-            {
-                "config": asdict(config),
-                "model": model.state_dict(),
-                "objective": objective.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "hook": hooks.state_dict() if hooks is not None else None,
-                "epoch": epoch, "step_in_epoch": step_in_epoch, "step": step,
-                "history": history, "epoch_loss_sum": epoch_loss_sum, "epoch_batches": epoch_batches,
-                "losses": losses,
-                "rng": capture_rng(generators),
-            },
-            checkpoint_path,
-        )  # fmt: skip
-        log.debug("checkpoint at step %d -> %s", step, checkpoint_path)
+    save_atomic(
+        {
+            "config": asdict(run.config),
+            "model": run.model.state_dict(),
+            "objective": run.objective.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+            "hook": run.hooks.state_dict() if run.hooks is not None else None,
+            "epoch": at.epoch, "step_in_epoch": at.step_in_epoch, "step": at.step,
+            "history": at.history, "epoch_loss_sum": at.epoch_loss_sum, "epoch_batches": at.epoch_batches,
+            "losses": at.losses,
+            "rng": capture_rng(run.generators),
+        },
+        run.checkpoint_path,
+    )  # fmt: skip
+    log.debug("checkpoint at step %d -> %s", at.step, run.checkpoint_path)
 
-    model.train()
-    objective.train()
-    last_saved_step: int | None = step if step > 0 else None  # None: no checkpoint of this run yet
-    images_seen, started = 0, time.perf_counter()
-    stop_at = total_steps if config.max_steps is None else min(total_steps, config.max_steps)
-    if is_main:
-        log.info("training: %d images, batch %d, %d epochs of %d steps, precision %s on %s%s", num_images,
-                 batch_size, config.epochs, steps_per_epoch, precision.name, device.type,
-                 f" ({cpu_capability()})" if device.type == "cpu" else "")  # fmt: skip
-    progress = StageProgress("train", stop_at, bar=config.progress and is_main, completed=step,
-                             images_per_unit=batch_size)  # fmt: skip
-    with progress, across_processes(parallel, [model, objective]):  # global-batch loss and BatchNorm
-        while epoch < config.epochs and step < stop_at:
-            progress.stage = f"train epoch {epoch + 1}/{config.epochs}"
-            order = epoch_order(num_images, config.seed, epoch)
-            while step_in_epoch < steps_per_epoch and step < stop_at:
-                index = order[step_in_epoch * batch_size : (step_in_epoch + 1) * batch_size].to(device)  # (B,)
-                made = views(images[index], view_generator)  # every process draws the global batch's views
-                if parallel is not None:
-                    index, made = parallel.shard(index), [parallel.shard(v) for v in made]  # (B / processes, ...)
-                batch = Batch(
-                    views=[v.contiguous(memory_format=memory_format) for v in made],
-                    index=index,
-                    labels=labels[index] if labels is not None else None,
-                )
-                model_kwargs = hooks.model_kwargs(step, hook_generator) if hooks is not None else {}
 
-                for g in optimizer.param_groups:
-                    g["lr"] = learning_rate(step, total_steps, warmup_steps, config)
-                with precision.autocast():
-                    loss = objective(model, batch, **model_kwargs)
-                loss_value = loss.item() if parallel is None else parallel.mean(loss.item())
-                if not math.isfinite(loss_value):
-                    where = "no checkpoint was written"
-                    if checkpoint_path is not None and last_saved_step is not None:
-                        where = f"last good checkpoint: {checkpoint_path} (step {last_saved_step})"
-                    raise TrainingDiverged(
-                        f"loss is {loss_value} at step {step} (epoch {epoch}, lr "
-                        f"{optimizer.param_groups[0]['lr']:.3g}); stopped; {where}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                else:
-                    loss.backward()
-                if parallel is not None:
-                    parallel.average_gradients(trained)
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                if config.grad_clip is not None:
-                    nn.utils.clip_grad_norm_(trained, config.grad_clip)
-                if scaler is not None:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                objective.on_step_end(model, (step + 1) / total_steps)
-                if hooks is not None:
-                    hooks.after_step(step, batch)
-                fault_point("train")  # tests only: SIGKILL here when $SSNAS_KILL_AT says so
+def _next_batch(run: _Run, at: _Position, order: torch.Tensor) -> Batch:
+    """The batch of this step: the images `order` puts here, their views drawn with the views generator."""
+    start = at.step_in_epoch * run.batch_size
+    index = order[start : start + run.batch_size].to(run.device)  # (B,)
+    made = run.views(run.images[index], run.generators["views"])  # every process draws the global batch's views
+    if run.parallel is not None:
+        index, made = run.parallel.shard(index), [run.parallel.shard(v) for v in made]  # (B / processes, ...)
+    return Batch(
+        views=[v.contiguous(memory_format=run.memory_format) for v in made],
+        index=index,
+        labels=run.labels[index] if run.labels is not None else None,
+    )
 
-                step, step_in_epoch = step + 1, step_in_epoch + 1
-                epoch_loss_sum, epoch_batches = epoch_loss_sum + loss_value, epoch_batches + 1
-                losses.append(loss_value)
-                images_seen += batch_size
-                ips = images_seen / (time.perf_counter() - started)
-                if is_main:
-                    progress.update(step, status=f"loss {loss_value:.4f}")
-                if config.log_every and step % config.log_every == 0:
-                    log.info("epoch %d step %d loss %.4f %.0f img/s", epoch, step, loss_value, ips)
-                if config.checkpoint_every and step % config.checkpoint_every == 0 and step_in_epoch < steps_per_epoch:
-                    save()
-                    last_saved_step = step
 
-            if step_in_epoch == steps_per_epoch:  # epoch complete
-                history.append(epoch_loss_sum / epoch_batches)
-                if is_main:
-                    progress.update(step, status=f"epoch mean loss {history[-1]:.4f}", force_line=True)
-                epoch, step_in_epoch = epoch + 1, 0
-                epoch_loss_sum, epoch_batches = 0.0, 0
-            if step != last_saved_step:  # epoch end, or stopped by max_steps
-                save()
-                last_saved_step = step
+def _train_step(run: _Run, at: _Position, order: torch.Tensor, last_saved_step: int | None) -> float:
+    """One optimizer step on the next batch; moves `at` on and returns the step's loss."""
+    batch = _next_batch(run, at, order)
+    model_kwargs = run.hooks.model_kwargs(at.step, run.generators["hook"]) if run.hooks is not None else {}
+    optimizer, scaler = run.optimizer, run.scaler
+    for g in optimizer.param_groups:
+        g["lr"] = learning_rate(at.step, run.total_steps, run.warmup_steps, run.config)
+    with run.precision.autocast():
+        loss = run.objective(run.model, batch, **model_kwargs)
+    loss_value = loss.item() if run.parallel is None else run.parallel.mean(loss.item())
+    if not math.isfinite(loss_value):
+        where = "no checkpoint was written"
+        if run.checkpoint_path is not None and last_saved_step is not None:
+            where = f"last good checkpoint: {run.checkpoint_path} (step {last_saved_step})"
+        raise TrainingDiverged(f"loss is {loss_value} at step {at.step} (epoch {at.epoch}, lr "
+                               f"{optimizer.param_groups[0]['lr']:.3g}); stopped; {where}")  # fmt: skip
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if run.parallel is not None:
+        run.parallel.average_gradients(run.trained)
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    if run.config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(run.trained, run.config.grad_clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    run.objective.on_step_end(run.model, (at.step + 1) / run.total_steps)
+    if run.hooks is not None:
+        run.hooks.after_step(at.step, batch)
+    fault_point("train")  # tests only: SIGKILL here when $SSNAS_KILL_AT says so
+    at.count(loss_value)
+    return loss_value
 
-    if parallel is not None:
-        parallel.broadcast([model, objective], buffers_only=True)  # every process ends with process 0's model
+
+def _finish(run: _Run, at: _Position, images_seen: int, started: float) -> TrainResult:
+    if run.parallel is not None:
+        run.parallel.broadcast([run.model, run.objective], buffers_only=True)  # every process ends with process 0's
     seconds = time.perf_counter() - started
-    final_loss = epoch_loss_sum / epoch_batches if epoch_batches else (history[-1] if history else float("nan"))
+    final_loss = at.epoch_loss_sum / at.epoch_batches if at.epoch_batches else (at.history[-1] if at.history
+                                                                                 else float("nan"))  # fmt: skip
     return TrainResult(
-        history=list(history),
-        steps=step,
+        history=list(at.history),
+        steps=at.step,
         images_per_second=images_seen / seconds if seconds > 0 else 0.0,
         final_loss=final_loss,
-        checkpoint=checkpoint_path,
+        checkpoint=run.checkpoint_path,
         seconds=seconds,
-        losses=list(losses),
+        losses=list(at.losses),
     )
 
 
