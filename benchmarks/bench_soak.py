@@ -189,7 +189,7 @@ def soak_rating(storage: str, study: str, processes: int, kill_every: int, seed:
     """Rate with `processes` processes sharing `study` (the first one the starting `ssnas rank`),
     SIGKILLing a random one every `kill_every` newly completed chunks and starting it again (the
     starting command with --resume). Counts chunks and rows at the end."""
-    from ssnas.ranking.shared import SharedStudy, chunk_progress, join_rating
+    from ssnas.rating.shared import SharedStudy, chunk_progress, join_rating
 
     out = work / f"rating-{study}"
     shutil.rmtree(out, ignore_errors=True)

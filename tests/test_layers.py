@@ -28,12 +28,13 @@ FLOORS: list[tuple[str, ...]] = [
     ("objectives",),  # self-supervised losses
     ("training",),  # train loop, checkpoints, precision, distributed
     ("runfolder",),  # run folders: config.yaml, resume checks, damaged-file errors
-    ("rating",),  # label-free signals, shared by every strategy and by `ssnas rank`
-    ("judging",),  # brief self-supervised training of a shortlisted candidate, then its signals
     ("groundtruth",),  # NB201 / NATS tables
-    ("studies",),  # Optuna storages, heartbeats, worker loop (apart from the samplers)
+    ("studies",),  # Optuna storages, heartbeats, the worker loop (apart from the samplers)
+    ("ranking", "evaluation"),  # which architectures to rate, scores files, metrics against ground truth
+    ("rating",),  # label-free signals, shared by every strategy and by `ssnas rank`; a rating's chunks,
+    #               plan and sharing among workers (rating/stream.py, plan.py, shared.py over `studies`)
+    ("judging",),  # brief self-supervised training of a shortlisted candidate, then its signals
     ("strategies",),  # evolution, setn, tpe, bossnas
-    ("ranking", "evaluation"),  # metrics, correlation against ground truth, selection
     ("reporting",),  # figures, HTML
     ("retrain", "pretraining", "export", "settings", "run"),  # workflows behind the commands
     ("api",),  # the Python API: functions over the workflows, returning data

@@ -17,7 +17,7 @@ from test_rank_stream import RATING, cifar, reference  # noqa: F401 - fixtures: 
 from test_storage import pg_url, storage_url  # noqa: F401 - fixtures: journal, SQLite, PostgreSQL
 
 from ssnas.faults import KILL_ENV
-from ssnas.ranking.shared import (
+from ssnas.rating.shared import (
     CHUNK_ATTR,
     WORKER_ATTR,
     SharedStudy,

@@ -23,7 +23,7 @@ from test_cli import assert_one_line_error
 from ssnas.api import rank_into_folder
 from ssnas.errors import UserError
 from ssnas.ranking.selection import iter_sample, sample_architectures
-from ssnas.ranking.stream import chunk_path, read_chunk
+from ssnas.rating.stream import chunk_path, read_chunk
 from ssnas.spaces import create_space, is_degenerate
 
 ENV = {"OMP_NUM_THREADS": "1"}

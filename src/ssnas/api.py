@@ -371,7 +371,7 @@ class FolderRanking:
 
     def keys(self) -> Iterator[str]:
         """The architecture strings in selection order (scores.csv's `arch` column), read from the chunks."""
-        from ssnas.ranking.stream import iter_keys
+        from ssnas.rating.stream import iter_keys
 
         return iter_keys(self.run_dir)
 
@@ -386,7 +386,7 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
                      skip_corrupt: bool = False) -> FolderRanking:  # fmt: skip
     """Rate a whole space (or a sample of one too large to list) into the run folder `out`, a chunk
     at a time: memory stays flat in the number of architectures, a killed rating continues with
-    `resume=True` and ends with the same scores.csv (`ssnas.ranking.stream`).
+    `resume=True` and ends with the same scores.csv (`ssnas.rating.stream`).
 
     Args:
         select: "all" (every non-degenerate architecture), N (that many drawn with `seed`), or a
@@ -405,10 +405,10 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     >>> r.correlations["spearman_rho"], r.run_dir / "scores.csv"                                 # doctest: +SKIP
     """
     from ssnas.groundtruth import load_space_table
-    from ssnas.ranking.plan import plan_rating
+    from ssnas.rating.plan import plan_rating
     from ssnas.ranking.report import correlate
-    from ssnas.ranking.shared import SharedStudy
-    from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE, rate_into_folder
+    from ssnas.rating.shared import SharedStudy
+    from ssnas.rating.stream import DEFAULT_CHUNK_SIZE, rate_into_folder
     from ssnas.rating import parse_ranker
     from ssnas.rating.defaults import network_options, rank_defaults
     from ssnas.reporting import write_rank_report
@@ -470,9 +470,9 @@ def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | No
     >>> ssnas.rate_shared("postgresql://ssnas@db-host/ssnas", "nb201-all", "cifar10")  # doctest: +SKIP
     {'study': 'nb201-all', 'chunks_rated': 31, 'architectures_rated': 3968, 'chunks': 120, ...}
     """
-    from ssnas.ranking.plan import plan_from_settings
-    from ssnas.ranking.shared import SharedStudy, join_rating, work_on_chunks
-    from ssnas.ranking.stream import ChunkRater
+    from ssnas.rating.plan import plan_from_settings
+    from ssnas.rating.shared import SharedStudy, join_rating, work_on_chunks
+    from ssnas.rating.stream import ChunkRater
     from ssnas.rating import parse_ranker
     from ssnas.spaces import create_space
     from ssnas.studies import masked_url, worker_label

@@ -51,6 +51,7 @@ the password out of the URL: libpq reads `PGPASSWORD` or `~/.pgpass`.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -65,7 +66,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 from urllib.parse import unquote
 
 import numpy as np
@@ -149,8 +150,8 @@ def is_url(location: str) -> bool:
 class Liveness:
     """No heartbeat (in-memory storage: one process, nothing can be left behind)."""
 
-    def beat(self, trial_id: int) -> None:
-        pass
+    def beat(self, study: optuna.Study, number: int) -> None:
+        """Record that trial `number` of `study` is alive."""
 
     def fail_stale(self, study: optuna.Study) -> None:
         pass
@@ -163,8 +164,13 @@ class _JournalLiveness(Liveness):
     def __init__(self, storage: BaseStorage, grace: int, max_retry: int) -> None:
         self.storage, self.grace, self.max_retry = storage, grace, max_retry
 
-    def beat(self, trial_id: int) -> None:
-        self.storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+    def trial_id(self, study: optuna.Study, number: int) -> int:
+        """The storage's id of trial `number` (through the storage's public methods)."""
+        study_id = self.storage.get_study_id_from_name(study.study_name)
+        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+    def beat(self, study: optuna.Study, number: int) -> None:
+        self.storage.set_trial_system_attr(self.trial_id(study, number), HEARTBEAT_ATTR, time.time())
 
     def fail_stale(self, study: optuna.Study) -> None:
         now = time.time()
@@ -173,17 +179,18 @@ class _JournalLiveness(Liveness):
             last = float(trial.system_attrs.get(HEARTBEAT_ATTR, start))
             if now - last <= self.grace:
                 continue
+            trial_id = self.trial_id(study, trial.number)
             try:
                 reason = f"no heartbeat for {now - last:.0f} s"
-                self.storage.set_trial_user_attr(trial._trial_id, FAIL_REASON_ATTR, reason)
-                if not self.storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                self.storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
+                if not self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                     continue
             except UpdateFinishedTrialError:  # another worker got there first
                 continue
             log.warning("trial %d: worker lost (%s); failed and re-queued", trial.number, reason)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                RetryHeartbeatStaleTrialCallback(self.max_retry)(study, self.storage.get_trial(trial._trial_id))
+                RetryHeartbeatStaleTrialCallback(self.max_retry)(study, self.storage.get_trial(trial_id))
 
 
 class _RDBLiveness(_JournalLiveness):
@@ -196,9 +203,9 @@ class _RDBLiveness(_JournalLiveness):
         super().__init__(storage, grace, max_retry)
         self.rdb = storage
 
-    def beat(self, trial_id: int) -> None:
-        self.rdb.record_heartbeat(trial_id)
-        super().beat(trial_id)
+    def beat(self, study: optuna.Study, number: int) -> None:
+        self.rdb.record_heartbeat(self.trial_id(study, number))
+        super().beat(study, number)
 
     def fail_stale(self, study: optuna.Study) -> None:
         with warnings.catch_warnings():
@@ -384,61 +391,106 @@ def _count(trials: Sequence[FrozenTrial], *states: TrialState) -> int:
     return sum(t.state in states for t in trials)
 
 
-def _is_surplus(study: optuna.Study, trial: Trial, n_trials: int) -> bool:
-    """True when COMPLETE trials plus running/queued trials numbered below `trial` fill the budget.
-
-    Storages number trials atomically, so of any set of trials that all complete, the
-    highest-numbered one saw all the others here: never more than `n_trials` complete.
-    """
-    trials = study.get_trials(deepcopy=False)
-    complete = _count(trials, TrialState.COMPLETE)
-    ahead = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < trial.number for t in trials)
-    return complete + ahead >= n_trials
-
-
 def close_failed(study: optuna.Study, trial: Trial, reason: str) -> None:
     """Tell `trial` as FAIL with `reason` (cut to 2000 characters) in `ssnas:fail_reason`."""
     trial.set_user_attr(FAIL_REASON_ATTR, reason[:2000])
     study.tell(trial, state=TrialState.FAIL)
 
 
+def frozen_trial(study: optuna.Study, number: int) -> FrozenTrial:
+    """Trial `number` of `study` as the storage holds it now."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+Step = Literal["done", "wait", "again", "ask"]
+"""What a worker does next: stop, wait for the other workers, look at the study again, ask a trial."""
+
+
+class Queue(Protocol):
+    """What a worker takes trials for: a search's budget of trials (`TrialBudget`) or a shared
+    rating's chunks (`ssnas.rating.shared`). `work` owns the loop; a queue only decides."""
+
+    def next_step(self, study: optuna.Study) -> Step:
+        """What to do now, from the study's trials (stale trials of dead workers already failed)."""
+        ...
+
+    def surplus(self, study: optuna.Study, trial: Trial) -> str | None:
+        """Why the trial just asked is not to be run (closed as FAIL at once), or None to run it."""
+        ...
+
+    def run(self, study: optuna.Study, trial: Trial) -> bool:
+        """Run the trial and tell its result; False when it failed (closed as FAIL)."""
+        ...
+
+
 RunTrial = Callable[[optuna.Study, Trial], bool]
 """Evaluate one asked trial and tell its result; False when it failed (closed as FAIL)."""
 
 
-def work(study: optuna.Study, liveness: Liveness, run_trial: RunTrial, config: StudyConfig) -> None:
-    """Ask, run, tell until the study holds `config.n_trials` COMPLETE trials (or time is up),
-    beating the heartbeat while each trial runs and failing other workers' stale trials."""
-    started = time.monotonic()
+class TrialBudget:
+    """A search's queue: `n_trials` COMPLETE trials over all workers, no new trial after `timeout` s."""
+
+    def __init__(self, run_trial: RunTrial, config: StudyConfig) -> None:
+        self.run_trial, self.n_trials, self.timeout = run_trial, config.n_trials, config.timeout
+        self.started = time.monotonic()
+
+    def next_step(self, study: optuna.Study) -> Step:
+        trials = study.get_trials(deepcopy=False)
+        complete = _count(trials, TrialState.COMPLETE)
+        if complete >= self.n_trials:
+            return "done"
+        if self.timeout is not None and time.monotonic() - self.started > self.timeout:
+            log.info("timeout of %.0f s reached with %d complete trials", self.timeout, complete)
+            return "done"
+        if complete + _count(trials, TrialState.RUNNING) >= self.n_trials:
+            return "wait"  # the rest of the budget is running on other workers
+        return "ask"
+
+    def surplus(self, study: optuna.Study, trial: Trial) -> str | None:
+        """A reason when COMPLETE trials plus running/queued trials numbered below `trial` fill the budget.
+
+        Storages number trials atomically, so of any set of trials that all complete, the
+        highest-numbered one saw all the others here: never more than `n_trials` complete.
+        """
+        trials = study.get_trials(deepcopy=False)
+        complete = _count(trials, TrialState.COMPLETE)
+        ahead = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) and t.number < trial.number for t in trials)
+        return "surplus: another worker took the last slot of the budget" if complete + ahead >= self.n_trials else None
+
+    def run(self, study: optuna.Study, trial: Trial) -> bool:
+        return self.run_trial(study, trial)
+
+
+def work(study: optuna.Study, liveness: Liveness, queue: Queue, config: StudyConfig) -> None:
+    """The worker loop: ask, run, tell until `queue` is done, beating the heartbeat while each trial
+    runs and failing other workers' stale trials (which re-queues them) on every turn."""
     failures_in_row = 0
     while True:
         liveness.fail_stale(study)
-        trials = study.get_trials(deepcopy=False)
-        complete = _count(trials, TrialState.COMPLETE)
-        if complete >= config.n_trials:
+        step = queue.next_step(study)
+        if step == "done":
             return
-        if config.timeout is not None and time.monotonic() - started > config.timeout:
-            log.info("timeout of %.0f s reached with %d complete trials", config.timeout, complete)
-            return
-        if complete + _count(trials, TrialState.RUNNING) >= config.n_trials:
-            time.sleep(config.poll_interval)  # the rest of the budget is running on other workers
+        if step == "wait":
+            time.sleep(config.poll_interval)
+        if step != "ask":
             continue
         with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize"
             warnings.simplefilter("ignore")
             trial = study.ask()
-        with Heartbeat(lambda: liveness.beat(trial._trial_id), config.heartbeat_interval):
-            if _is_surplus(study, trial, config.n_trials):
-                trial.set_user_attr(SURPLUS_ATTR, True)
-                close_failed(study, trial, "surplus: another worker took the last slot of the budget")
-                continue
+        reason = queue.surplus(study, trial)
+        if reason is not None:
+            trial.set_user_attr(SURPLUS_ATTR, True)
+            close_failed(study, trial, reason)
+            continue
+        with Heartbeat(functools.partial(liveness.beat, study, trial.number), config.heartbeat_interval):
             try:
-                completed = run_trial(study, trial)
+                completed = queue.run(study, trial)
             except UpdateFinishedTrialError:  # declared dead by another worker (heartbeat too late)
                 log.warning("trial %d was failed by another worker while it ran; its result is dropped", trial.number)
                 completed = False
         failures_in_row = 0 if completed else failures_in_row + 1
         if failures_in_row >= config.max_consecutive_failures:
-            reason = study._storage.get_trial(trial._trial_id).user_attrs.get(FAIL_REASON_ATTR, "?")
+            reason = frozen_trial(study, trial.number).user_attrs.get(FAIL_REASON_ATTR, "?")
             raise UserError(f"{failures_in_row} trials in a row failed; the last: {reason.splitlines()[0]}")
 
 
@@ -479,11 +531,15 @@ __all__ = [
     "STUDY_ATTR",
     "Heartbeat",
     "Liveness",
+    "Queue",
     "RunTrial",
+    "Step",
     "StudyConfig",
+    "TrialBudget",
     "check_study",
     "close_failed",
     "existing_trials",
+    "frozen_trial",
     "is_url",
     "masked_text",
     "masked_url",

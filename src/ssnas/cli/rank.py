@@ -32,7 +32,7 @@ from ssnas.ranking.selection import (
     sample_architectures,
     write_scores,
 )
-from ssnas.ranking.stream import DEFAULT_CHUNK_SIZE
+from ssnas.rating.stream import DEFAULT_CHUNK_SIZE
 from ssnas.rating import (
     AGGREGATIONS,
     parse_ranker,

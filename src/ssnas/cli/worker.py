@@ -45,7 +45,7 @@ def worker_command(study: str, storage: str, as_json: bool, **options: Any) -> N
     the worker then takes chunks of architectures and rates them with the rating's own settings
     (space, ranker, network; --data must hold the same images) until every chunk is rated."""
     mirror_log_to_stderr(True)
-    from ssnas.ranking.shared import study_kind
+    from ssnas.rating.shared import study_kind
     from ssnas.studies import check_study
 
     check_study(study, storage)

@@ -1,4 +1,7 @@
-"""Ranking: correlation metrics against ground truth, baseline rankers, reports."""
+"""Ranking: which architectures to rate and their scores files, metrics against ground truth, reports.
+
+A rating's own storage (chunks, plan, sharing among workers) lives beside its engine in `ssnas.rating`.
+"""
 
 from __future__ import annotations
 

@@ -2,10 +2,12 @@
 
 Layout: `registry.py` (SIGNALS: signal -> family), one module per family (`activation.py`
 NASWOT/SWAP/effective rank, `spectral.py` MeCo, `synflow.py`, `az_nas.py`, `ssl_gradients.py`
-ZiCo/SNIP/grad-norm on NT-Xent), `structural.py` (params, flops), `aggregate.py` (rankers,
+ZiCo/SNIP/grad-norm on NT-Xent, `vkdnw.py` VKDNW), `structural.py` (params, flops), `aggregate.py` (rankers,
 mean-rank / log-rank, the non-finite policy), `engine.py` (builds, draws images, runs),
-`models.py` (any PyTorch model: timm, a file of factories, through the same engine), and
-`defaults.py` (what each space is rated with, as measured).
+`models.py` (any PyTorch model: timm, a file of factories, through the same engine),
+`defaults.py` (what each space is rated with, as measured); and where a whole rating is kept:
+`plan.py` (what a rating rates, from its settings alone), `stream.py` (chunk files in a run
+folder, safe to kill) and `shared.py` (the chunks shared by workers through an Optuna study).
 """
 
 from __future__ import annotations

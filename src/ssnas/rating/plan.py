@@ -1,7 +1,7 @@
 """What a streamed rating rates, as a function of its settings alone.
 
 `ssnas rank --out DIR` (`ssnas.api.rank_into_folder`) writes the settings into DIR/config.yaml;
-`--resume` and every worker of a shared rating (`ssnas.ranking.shared`) rebuild the same plan
+`--resume` and every worker of a shared rating (`ssnas.rating.shared`) rebuild the same plan
 from them: the same architectures in the same order, rated with the same network, ranker and
 images (checked by their SHA-256), so chunk k holds the same values wherever it is rated.
 """

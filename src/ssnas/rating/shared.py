@@ -13,9 +13,10 @@ How the work is shared:
   the attribute is ready to work on;
 * a worker `ask`s: the storage hands each WAITING trial to exactly one worker. It rates chunk k
   (the architectures [k S, (k + 1) S) of the selection, which every process regenerates from
-  the settings, as `ssnas.ranking.stream` does for --resume) and stores the chunk file's text
+  the settings, as `ssnas.rating.stream` does for --resume) and stores the chunk file's text
   in the trial's user attribute `ssnas:chunk`, then tells the trial COMPLETE;
-* while a chunk is rated its worker beats a heartbeat (`ssnas.studies.Heartbeat`). A worker that
+* the loop is `ssnas.studies.work`, the one a TPE search's workers run too: while a chunk is
+  rated its worker beats a heartbeat (`ssnas.studies.Heartbeat`). A worker that
   dies (SIGKILL, lost machine) stops beating; after the grace period any other worker fails its
   trial and re-queues the chunk (Optuna's `RetryHeartbeatStaleTrialCallback`; ssnas's own rule on
   the journal file), so a killed worker's chunk is taken again;
@@ -23,7 +24,7 @@ How the work is shared:
   off by a kill) is enqueued again once nothing else is left to do;
 * the command that started the rating waits for every chunk, writes the chunk texts into
   DIR/ratings/chunk-NNNNN.csv and finishes exactly as a one-process rating
-  (`ssnas.ranking.stream.finish`): the merged scores.csv is byte-identical to one process's.
+  (`ssnas.rating.stream.finish`): the merged scores.csv is byte-identical to one process's.
   A chunk completed twice (two re-queues raced) is written once; both texts must agree.
 
 Rating values depend on the device (CPU or GPU kernels differ), so the settings fix it: every
@@ -32,7 +33,6 @@ worker rates on the device the rating was started with.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import warnings
@@ -41,20 +41,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
-from optuna.trial import FrozenTrial, TrialState
+from optuna.exceptions import DuplicatedStudyError
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.studies import (
     STUDY_ATTR,
-    Heartbeat,
     Liveness,
+    Step,
     StudyConfig,
-    close_failed,
+    frozen_trial,
     masked_url,
     open_storage,
     study_id,
+    work,
 )
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,8 @@ class SharedStudy:
     def study_config(self) -> StudyConfig:
         # a chunk may be killed any number of times: it is re-queued every time
         return StudyConfig(storage=self.storage, study_name=self.name, heartbeat_interval=self.heartbeat_interval,
-                           max_retry=1_000_000, poll_interval=self.poll_interval)  # fmt: skip
+                           max_retry=1_000_000, poll_interval=self.poll_interval,
+                           max_consecutive_failures=1_000_000)  # fmt: skip
 
 
 @dataclass
@@ -155,43 +157,55 @@ def work_on_chunks(study: optuna.Study, liveness: Liveness, rate: RateChunk, sha
                    label: str, on_progress: Callable[[ChunkProgress], None] | None = None) -> list[int]:  # fmt: skip
     """Take chunks and rate them until every chunk of the study is COMPLETE; returns the chunks this
     process rated. Fails other workers' stale trials (re-queueing their chunks) on the way."""
-    settings = _settings_of(study, shared)
-    rated: list[int] = []
-    while True:
-        liveness.fail_stale(study)
-        state = chunk_progress(study, settings["chunks"])
-        if on_progress is not None:
-            on_progress(state)
+    chunks = _ChunkQueue(study, rate, shared, label, on_progress)
+    work(study, liveness, chunks, shared.study_config())
+    return chunks.rated
+
+
+class _ChunkQueue:
+    """The chunks of a shared rating as `ssnas.studies.work` takes them: one trial per chunk."""
+
+    def __init__(self, study: optuna.Study, rate: RateChunk, shared: SharedStudy, label: str,
+                 on_progress: Callable[[ChunkProgress], None] | None) -> None:  # fmt: skip
+        self.rate, self.label, self.on_progress = rate, label, on_progress
+        self.chunks = int(_settings_of(study, shared)["chunks"])
+        self.state = ChunkProgress(self.chunks)
+        self.taken = 0  # the chunk of the trial being run
+        self.rated: list[int] = []
+
+    def next_step(self, study: optuna.Study) -> Step:
+        self.state = state = chunk_progress(study, self.chunks)
+        if self.on_progress is not None:
+            self.on_progress(state)
         if len(state.texts) == state.chunks:
-            return rated
-        if state.waiting == 0:
-            if state.running == 0 and state.missing:  # a re-queue cut off by a kill
-                for k in state.missing:
-                    log.warning("chunk %d had no trial left; queued again", k)
-                    study.enqueue_trial({CHUNK_PARAM: k})
-                continue
-            time.sleep(shared.poll_interval)  # the rest is being rated by other workers
-            continue
-        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize"
-            warnings.simplefilter("ignore")
-            trial = study.ask()
-        chunk = _chunk_of(study._storage.get_trial(trial._trial_id))  # enqueued, or a re-queued copy
-        if chunk is None or chunk in state.texts:  # lost the last waiting chunk to another worker
-            close_failed(study, trial, "surplus: no chunk left to take" if chunk is None else
-                         f"surplus: chunk {chunk} is already rated")  # fmt: skip
-            continue
-        trial.suggest_int(CHUNK_PARAM, 0, state.chunks - 1)  # a parameter, so a re-queued copy keeps it
-        try:
-            with Heartbeat(functools.partial(liveness.beat, trial._trial_id), shared.heartbeat_interval):
-                trial.set_user_attr(WORKER_ATTR, label)
-                text = rate(int(chunk))
-                fault_point("chunk")
-                trial.set_user_attr(CHUNK_ATTR, text)
-                study.tell(trial, float(text.count("\n") - 1))
-            rated.append(chunk)
-        except UpdateFinishedTrialError:  # declared dead by another worker: the re-queued copy counts
-            log.warning("chunk %d was re-queued by another worker while this one rated it; its result is dropped",
-                        chunk)
+            return "done"
+        if state.waiting > 0:
+            return "ask"
+        if state.running == 0 and state.missing:  # a re-queue cut off by a kill
+            for k in state.missing:
+                log.warning("chunk %d had no trial left; queued again", k)
+                study.enqueue_trial({CHUNK_PARAM: k})
+            return "again"
+        return "wait"  # the rest is being rated by other workers
+
+    def surplus(self, study: optuna.Study, trial: Trial) -> str | None:
+        chunk = _chunk_of(frozen_trial(study, trial.number))  # enqueued, or a re-queued copy
+        if chunk is None:  # lost the last waiting chunk to another worker
+            return "surplus: no chunk left to take"
+        if chunk in self.state.texts:
+            return f"surplus: chunk {chunk} is already rated"
+        self.taken = chunk
+        return None
+
+    def run(self, study: optuna.Study, trial: Trial) -> bool:
+        trial.suggest_int(CHUNK_PARAM, 0, self.chunks - 1)  # a parameter, so a re-queued copy keeps it
+        trial.set_user_attr(WORKER_ATTR, self.label)
+        text = self.rate(self.taken)
+        fault_point("chunk")
+        trial.set_user_attr(CHUNK_ATTR, text)
+        study.tell(trial, float(text.count("\n") - 1))
+        self.rated.append(self.taken)
+        return True
 
 
 def chunk_progress(study: optuna.Study, chunks: int) -> ChunkProgress:

@@ -47,7 +47,7 @@ import optuna
 from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
 from ssnas.ranking.selection import write_score_rows
-from ssnas.ranking.shared import (
+from ssnas.rating.shared import (
     ChunkProgress,
     SharedStudy,
     iter_chunk_texts,
@@ -115,7 +115,7 @@ def rate_into_folder(
     """Rate the `count` architectures `archs()` yields into `out` (see the module docstring) and
     write scores.csv. `archs()` must yield the same sequence every time it is called with the same
     `settings`; `--resume` (`resume`) rates only the chunks `out` lacks. With `shared`, the chunks
-    are taken from (and rated for) a study that other workers share (`ssnas.ranking.shared`)."""
+    are taken from (and rated for) a study that other workers share (`ssnas.rating.shared`)."""
     if chunk_size < 1:
         raise UserError(f"--chunk-size must be >= 1, got {chunk_size}")
     with ExitStack() as held:  # one process rates into a folder at a time (several share one with --storage)

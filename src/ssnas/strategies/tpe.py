@@ -44,6 +44,7 @@ Note: Optuna 4.9 deprecated the TPESampler arguments used here (removal planned 
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import traceback
@@ -69,6 +70,7 @@ from ssnas.studies import (
     STUDY_ATTR,
     Liveness,
     StudyConfig,
+    TrialBudget,
     check_study,
     close_failed,
     existing_trials,
@@ -329,7 +331,8 @@ class OptunaSearch:
     def search(self, task: SearchTask) -> SearchResult:
         study, liveness, location = self._open(task)
         evaluate = self.evaluate or make_evaluator(task, self.proxy)
-        work(study, liveness, lambda study, trial: _run_one(study, trial, task, evaluate), self.study)
+        run = functools.partial(_run_one, task=task, evaluate=evaluate)
+        work(study, liveness, TrialBudget(run, self.study), self.study)
         return summarize(study, task, location)
 
     def rate(self, task: SearchTask, archs: Sequence[Architecture]) -> list[ScoredArch]:
@@ -398,7 +401,7 @@ def run_worker(
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     proxy = ProxyConfig(**settings["proxy"])
     evaluate = evaluate or make_evaluator(task, proxy)
-    work(study, liveness, lambda study, trial: _run_one(study, trial, task, evaluate), config)
+    work(study, liveness, TrialBudget(functools.partial(_run_one, task=task, evaluate=evaluate), config), config)
     return summarize(study, task, storage_url)
 
 
