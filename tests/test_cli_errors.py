@@ -70,7 +70,8 @@ def small_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["--strategy", "nope"], "--strategy"),
     (["--space", "nope"], "--space"),
     (["--objective", "nope"], "--objective"),
-    (["--rating", "nope"], "--rating"),
+    (["--signals", "nope"], "--signals"),
+    (["--rating", "nope"], "--rating"),  # the old name of --signals
     (["--preset", "huge"], "--preset"),
 ])  # fmt: skip
 def test_search_refuses_bad_values_in_one_line(args: list[str], fragment: str, tmp_path: Path,

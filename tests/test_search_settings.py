@@ -21,7 +21,7 @@ from ssnas.run.strategies import TRAINING
 TINY_EVOLUTION = ["--strategy", "evolution", "--ranker", "meco+synflow", "--ratings", "4", "--population", "2",
                   "--channels", "4", "--cells", "1", "--rating-batch-size", "8", "--num-images", "32",
                   "--holdout-images", "32", "--no-progress", "--json"]  # fmt: skip
-SETN_ONLY = ("objective", *TRAINING, "select_num", "evaluator_every", "rating", "trials", "storage", "study")
+SETN_ONLY = ("objective", *TRAINING, "select_num", "evaluator_every", "signals", "trials", "storage", "study")
 
 
 def one_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
@@ -57,11 +57,12 @@ def test_an_option_the_strategy_does_not_use_is_refused_before_any_work(tmp_path
 
 @pytest.mark.parametrize(("options", "fragments"), [
     (dict(strategy="evolution", objective="simclr"), ["'evolution' does not use --objective", "--ranker"]),
-    (dict(strategy="setn", ranker="meco"), ["'setn' does not use --ranker", "--select-num", "--rating"]),
+    (dict(strategy="setn", ranker="meco"), ["'setn' does not use --ranker", "--select-num", "--signals"]),
     (dict(strategy="setn", space="mbconv", channels=8), ["--channels on space 'mbconv'"]),
     (dict(strategy="tpe", trial_objective="rating", epochs=2), ["'tpe' with --trial-objective rating", "--epochs"]),
     (dict(strategy="random", ranker="meco"), ["--trial-objective ssl-proxy does not use --ranker", "--proxy-loss"]),
-    (dict(strategy="bossnas", objective="byol", rating=("meco",)), ["--objective, --rating", "--epochs"]),
+    (dict(strategy="bossnas", objective="byol", signals=("meco",)), ["--objective, --signals", "--epochs"]),
+    (dict(strategy="bossnas", objective="byol", rating=("meco",)), ["--objective, --signals", "--epochs"]),  # old name
     (dict(space="nats-size", channels=8), ["'evolution' does not use --channels on space 'nats-size'"]),
 ])  # fmt: skip
 def test_each_strategy_refuses_what_it_does_not_use(options: dict[str, object], fragments: list[str]) -> None:
@@ -95,6 +96,28 @@ def test_rating_trials_take_a_rating_batch_size() -> None:
     assert config.create_strategy().proxy.rating_batch_size == 16  # type: ignore[attr-defined]
     default = resolve(search_config(strategy="tpe", trial_objective="rating"))
     assert default.create_strategy().proxy.rating_batch_size == 64  # type: ignore[attr-defined]  # nb201's search default
+
+
+def test_setn_signals_are_read_under_their_old_name_rating(tmp_path: Path) -> None:
+    """`rating` (SETN's signals before they were `signals`) from the Python API, --config and the
+    config.yaml of an older run to --resume; the ranker of a rating trial is `ranker` inside too."""
+    from ssnas.run.jobs import prepare_run_folder
+
+    old = search_config(strategy="setn", rating=("meco",), out=str(tmp_path / "run"))
+    assert old == search_config(strategy="setn", signals=("meco",), out=str(tmp_path / "run"))
+    with pytest.raises(UserError, match="give --signals only"):
+        search_config(strategy="setn", signals=("meco",), rating=("naswot",))
+    saved = {("rating" if k == "signals" else k): v for k, v in config_dict(resolve(old)).items()}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    prepare_run_folder(resolve(search_config(strategy="setn", signals=("meco",), out=str(tmp_path / "run"),
+                                             resume=True)))  # fmt: skip
+    assert "signals" in yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    with pytest.raises(UserError, match="signals"):
+        prepare_run_folder(resolve(search_config(strategy="setn", signals=("naswot",), out=str(tmp_path / "run"),
+                                                 resume=True)))  # fmt: skip
+    trials = resolve(search_config(strategy="tpe", trial_objective="rating", ranker="synflow"))
+    assert trials.create_strategy().proxy.ranker == "synflow"  # type: ignore[attr-defined]
 
 
 def test_supervised_objective_on_a_flat_folder_is_refused(flat_folder: Path, tmp_path: Path) -> None:

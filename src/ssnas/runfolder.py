@@ -14,7 +14,7 @@ import os
 import re
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,10 +69,12 @@ def _broadcast_text(text: str) -> str:
 
 
 def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str],
-                     as_written: Callable[[Any], Any] | None = None) -> None:  # fmt: skip
+                     as_written: Callable[[Any], Any] | None = None,
+                     renamed: Mapping[str, str] | None = None) -> None:  # fmt: skip
     """UserError when `out_dir` holds a run that this one may not continue. `as_written` maps a
     saved value to the form `settings` have (a storage URL an older run saved with its password:
-    masked), so both compare alike and no message shows what the file should not have held."""
+    masked), so both compare alike and no message shows what the file should not have held;
+    `renamed` maps a setting's older name, as an older run saved it, to its name in `settings`."""
     check_out(out_dir, resume)
     saved = out_dir / CONFIG_NAME
     if not saved.exists():
@@ -87,6 +89,8 @@ def check_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resu
         raise corrupt(saved, "not a mapping of settings")
     if as_written is not None:
         previous = {key: as_written(value) for key, value in previous.items()}
+    if renamed:
+        previous = {renamed.get(key, key): value for key, value in previous.items()}
     free = set(resumable)
     changed = sorted(k for k in {*settings, *previous} if k not in free and previous.get(k) != settings.get(k))
     if changed:
@@ -162,9 +166,10 @@ def write_config(out_dir: Path, settings: dict[str, Any]) -> None:
 
 
 def prepare_run_folder(out_dir: Path, settings: dict[str, Any], resume: bool, resumable: Iterable[str],
-                       as_written: Callable[[Any], Any] | None = None) -> Path:  # fmt: skip
+                       as_written: Callable[[Any], Any] | None = None,
+                       renamed: Mapping[str, str] | None = None) -> Path:  # fmt: skip
     """Check, create and write `config.yaml`; returns `out_dir`."""
-    check_run_folder(out_dir, settings, resume, resumable, as_written)
+    check_run_folder(out_dir, settings, resume, resumable, as_written, renamed)
     write_config(out_dir, settings)
     return out_dir
 

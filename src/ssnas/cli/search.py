@@ -65,8 +65,11 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="Cells per stage N (nb201), cells in all (darts); where --channels applies [preset; evolution on nb201 5; darts 8].")
 @click.option("--select-num", type=POSITIVE, default=None, help="setn: candidates rated; bossnas on nb201: cells in the population [preset].")
 @click.option("--evaluator-every", type=POSITIVE, default=None, help="setn: evaluator step every n weight steps [preset].")
-@click.option("--rating", type=click.Choice(ALL_SIGNALS), multiple=True,
-              help=f"setn: label-free rating signal(s), repeatable [preset: {' + '.join(PRESETS['quick']['rating'])}].")
+@click.option("--signals", type=click.Choice(ALL_SIGNALS), multiple=True,
+              help=f"setn: label-free signal(s) rating the candidates on the supernet, repeatable "
+                   f"[preset: {' + '.join(PRESETS['quick']['rating'])}].")
+@click.option("--rating", type=click.Choice(ALL_SIGNALS), multiple=True, hidden=True)  # --signals' old name,
+#              still read: scripts, and the config.yaml of older setn runs given to --config
 @click.option("--trials", type=POSITIVE, default=None, help="tpe/random: completed trials wanted [preset].")
 @click.option("--storage", type=TEXT, default=None, help="tpe/random: journal file, sqlite:///x.db or postgresql://... [run folder journal].")
 @click.option("--study", type=TEXT, default=None, help="tpe/random: study name [ssnas].")
@@ -106,8 +109,8 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="Budget: ms per image, batch 1, fp32, this machine's CPU and torch threads (measured, cached per arch).")
 @config_option
 @json_option
-def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], judge_combine: tuple[str, ...],
-                   **options: Any) -> None:
+def search_command(as_json: bool, no_progress: bool, signals: tuple[str, ...], rating: tuple[str, ...],
+                   judge_combine: tuple[str, ...], **options: Any) -> None:
     """Search an architecture without labels and write a run folder.
 
     The run folder (--out, else a new one under runs/) gets config.yaml (every setting the run
@@ -117,8 +120,8 @@ def search_command(as_json: bool, no_progress: bool, rating: tuple[str, ...], ju
     when it is).
     """
     mirror_log_to_stderr(not no_progress and is_main_process())
-    result = search(**options, rating=rating or None, judge_combine=judge_combine or None,
-                    progress=not no_progress and not as_json)
+    result = search(**options, signals=signals or None, rating=rating or None,
+                    judge_combine=judge_combine or None, progress=not no_progress and not as_json)
     if is_main_process():  # under torchrun, one report
         emit(result.payload, as_json, lambda p: _render(p, str(result.run_dir)))
 

@@ -19,6 +19,7 @@ from ssnas.started import PROCESS_STARTED
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve
+from ssnas.run.strategies import RENAMED
 from ssnas.run.task import BelowFloor, budget_constraint, build_space, build_task, fit_data
 from ssnas.spaces import Architecture
 from ssnas.strategies import ScoredArch, SupportsRating
@@ -122,7 +123,7 @@ def run_worker(config: SearchConfig, study: str, storage: str) -> dict[str, Any]
 def prepare_run_folder(config: SearchConfig) -> Path:
     """Create the run folder and write config.yaml, or check that a resumed run has the same settings."""
     return runfolder.prepare_run_folder(config.run.out_dir, config_dict(config), config.run.resume, RESUMABLE,
-                                        as_written=_as_written)
+                                        as_written=_as_written, renamed=RENAMED)
 
 
 def _as_written(saved: Any) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
 from ssnas.run.presets import PRESETS, default_strategy
-from ssnas.run.strategies import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag
+from ssnas.run.strategies import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag, renamed
 from ssnas.runfolder import out_or_new
 from ssnas.spaces import SPACES, load_space_module
 from ssnas.strategies import Strategy
@@ -89,7 +89,7 @@ def search_config(**options: Any) -> SearchConfig:
     space, preset or strategy, or for an option the chosen strategy does not use on the space (one
     line naming the options it takes). Without `out` the run gets a new folder under runs/.
     """
-    given = {name: value for name, value in options.items() if value is not None}
+    given = renamed({name: value for name, value in options.items() if value is not None})
     run = RunSettings(**{name: given.pop(name) for name in RUN_OPTIONS if name in given})
     if run.space_module is not None:  # config.yaml of a run on a space from a file: load it again
         load_space_module(run.space_module)

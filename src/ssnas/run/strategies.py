@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
+from ssnas.errors import UserError
 from ssnas.data.split import Share
 from ssnas.judging import JudgeConfig
 from ssnas.judging.judge import BF16_KEEPS_QUALITY as JUDGE_BF16_KEEPS_QUALITY
@@ -135,7 +136,7 @@ class EvolutionSettings:
 
     def create(self, name: str, space: str, preset: str) -> Strategy:
         return Evolution(EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population),
-                                         rating=self.ranker, rating_batch_size=self.rating_batch_size))  # fmt: skip
+                                         ranker=self.ranker, rating_batch_size=self.rating_batch_size))  # fmt: skip
 
     def scored_by(self) -> str:
         return f"the label-free rating {self.ranker} at initialisation"
@@ -185,7 +186,7 @@ class TwoStageSettings(EvolutionSettings):
         return resolved
 
     def create(self, name: str, space: str, preset: str) -> Strategy:
-        stage1 = EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population), rating=self.ranker,
+        stage1 = EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population), ranker=self.ranker,
                                  rating_batch_size=self.rating_batch_size)  # fmt: skip
         return TwoStage(TwoStageConfig(stage1=stage1, time_budget=_set(self.time_budget), shortlist=self.shortlist,
                                        judge_budget=self.judge_budget, judge_objective=self.judge_objective,
@@ -206,26 +207,28 @@ class TwoStageSettings(EvolutionSettings):
 class SetnSettings(Training):
     """SETN: an SSL-trained supernet and a learned evaluator (`SetnConfig`).
 
-    rating: SETN's signals on the shared weights (`ssnas.strategies.supernet_rating.ALL_SIGNALS`).
+    signals: what rates a candidate on the shared weights (`ssnas.strategies.supernet_rating.ALL_SIGNALS`).
     channels / cells: the nb201 supernet's C and N.
     """
 
     objective: str | None = None
     select_num: int | None = None
     evaluator_every: int | None = None
-    rating: tuple[str, ...] | None = None
+    signals: tuple[str, ...] | None = None
     channels: int | None = None
     cells: int | None = None
 
     def __post_init__(self) -> None:
-        if self.rating is not None:
-            object.__setattr__(self, "rating", tuple(self.rating))
+        if self.signals is not None:
+            object.__setattr__(self, "signals", tuple(self.signals))
 
     def options(self, space: str) -> tuple[str, ...]:
-        return ("objective", *TRAINING, "select_num", "evaluator_every", "rating", *_sized(space, SUPERNET_SIZED))
+        return ("objective", *TRAINING, "select_num", "evaluator_every", "signals", *_sized(space, SUPERNET_SIZED))
 
     def resolve(self, space: str, preset: str) -> SetnSettings:
-        return _fill(self, self.options(space), {**PRESETS[preset], "objective": DEFAULT_OBJECTIVE})
+        preset_values = PRESETS[preset]  # SETN's signals are under their old name there, "rating"
+        return _fill(self, self.options(space), {**preset_values, "signals": preset_values["rating"],
+                                                 "objective": DEFAULT_OBJECTIVE})  # fmt: skip
 
     def network(self, space: str) -> dict[str, int]:
         return {}  # the space's own; the supernet takes channels / cells
@@ -233,10 +236,10 @@ class SetnSettings(Training):
     def create(self, name: str, space: str, preset: str) -> Strategy:
         return SETN(SetnConfig(select_num=_set(self.select_num), evaluator_every=_set(self.evaluator_every),
                                supernet=_supernet(self.channels, self.cells),
-                               rating=RatingConfig(signals=_set(self.rating))))  # fmt: skip
+                               rating=RatingConfig(signals=_set(self.signals))))  # fmt: skip
 
     def scored_by(self) -> str:
-        return f"{self.objective} on a shared supernet, candidates rated by {' + '.join(self.rating or ())}"
+        return f"{self.objective} on a shared supernet, candidates rated by {' + '.join(self.signals or ())}"
 
     def image_floor(self, space: str) -> ImageFloor:
         return ImageFloor(*SUPERNET_FLOOR)
@@ -291,7 +294,7 @@ class OptunaSettings(Training):
     def create(self, name: str, space: str, preset: str) -> Strategy:
         study = StudyConfig(n_trials=_set(self.trials), storage=self.storage, study_name=_set(self.study))
         proxy = ProxyConfig(loss=self.proxy_loss or "holdout", trial_objective=_set(self.trial_objective),
-                            rating=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
+                            ranker=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
         return OptunaSearch(name, study=study, proxy=proxy)
 
     def scored_by(self) -> str:
@@ -346,6 +349,19 @@ STRATEGY_SETTINGS: dict[str, type[StrategySettings]] = {
 }  # fmt: skip
 
 
+# Options under an older name, still read (from the Python API, --config and the config.yaml of a
+# run to --resume): old name -> name.
+RENAMED = {"rating": "signals"}  # SETN's signals: `rating` read like `ranker`, which it is not
+
+
+def renamed(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` under today's names; UserError when an option is given under both names."""
+    both = [old for old, new in RENAMED.items() if old in options and new in options]
+    if both:
+        raise UserError(f"give {flag(RENAMED[both[0]])} only (--{both[0]} is its old name)")
+    return {RENAMED.get(name, name): value for name, value in options.items()}
+
+
 def flag(option: str) -> str:
     """The command-line spelling of an option name: rating_batch_size -> --rating-batch-size."""
     return "--" + option.replace("_", "-")
@@ -393,5 +409,5 @@ def _supernet(channels: int | None, cells: int | None) -> dict[str, int]:
 
 __all__ = [
     "NETWORK", "SIZED_SPACES", "STRATEGY_SETTINGS", "TRAINING", "BossnasSettings", "EvolutionSettings", "ImageFloor",
-    "OptunaSettings", "SetnSettings", "StrategySettings", "Training", "TwoStageSettings", "flag",
+    "OptunaSettings", "RENAMED", "SetnSettings", "StrategySettings", "Training", "TwoStageSettings", "flag", "renamed",
 ]

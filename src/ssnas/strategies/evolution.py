@@ -56,7 +56,7 @@ class EvolutionConfig:
 
     ratings: distinct architectures rated (the search's cost).
     population / sample_size: REA's P and S (the NB201 paper's REA: P=10, S=3); S None = P/4.
-    rating: a ranker expression of `ssnas.rating` ("az-nas-ssl", "meco+synflow", ...); None = the
+    ranker: a ranker expression of `ssnas.rating` ("az-nas-ssl", "meco+synflow", ...); None = the
         space's search default (`ssnas.rating.defaults.search_defaults`), measured on the
         development half.
     rating_batch_size: held-out images per rated network.
@@ -67,15 +67,15 @@ class EvolutionConfig:
     ratings: int = 100  # measured on NB201 (benchmarks/bench_search.py): about 1-5 min on a 2-core CPU
     population: int = 20
     sample_size: int | None = None
-    rating: str | None = None
+    ranker: str | None = None
     rating_batch_size: int | None = None  # None = the space's search default
     exhaustive: bool = True
     skip_degenerate: bool = True
     checkpoint_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.rating is not None and not isinstance(self.rating, str):  # a sequence of names joined by '+'
-            object.__setattr__(self, "rating", "+".join(self.rating))
+        if self.ranker is not None and not isinstance(self.ranker, str):  # a sequence of names joined by '+'
+            object.__setattr__(self, "ranker", "+".join(self.ranker))
         if self.ratings < 1 or self.population < 1 or not 1 <= self.tournament <= self.population:
             raise UserError(
                 f"evolution needs ratings >= 1, population >= 1 and 1 <= sample_size <= population; "
@@ -153,6 +153,13 @@ class RatingLog:
         write_atomic(self.path, json.dumps(payload))
 
 
+
+def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings as evolution.json has always saved them (the ranker under "rating"), so a
+    search started by an older ssnas resumes."""
+    return {("rating" if key == "ranker" else key): value for key, value in config.items()}
+
+
 @STRATEGIES.register("evolution")
 class Evolution:
     """Aging evolution (REA) over a label-free rating; exhaustive rating when the space is small."""
@@ -165,10 +172,10 @@ class Evolution:
         cfg, space = self.config, task.space
         defaults = search_defaults(space.name)
         batch_size = cfg.rating_batch_size or defaults.batch_size
-        rater = self.rater or create_rater(task, cfg.rating or defaults.ranker, batch_size)
+        rater = self.rater or create_rater(task, cfg.ranker or defaults.ranker, batch_size)
         if task.budget is not None:
             task.budget.check_feasible(random.Random(task.seed))
-        settings = {**asdict(cfg), "rating": rater.name, "rating_batch_size": batch_size,
+        settings = {**_as_saved(asdict(cfg)), "rating": rater.name, "rating_batch_size": batch_size,
                     "seed": task.seed, "space": space.name}
         path = task.out_dir / STATE_FILE if task.out_dir is not None else None
         ratings = RatingLog(space, rater, path, settings, cfg.checkpoint_every)

@@ -28,7 +28,8 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -63,7 +64,7 @@ class ProxyConfig:
     eval_batch_size: batch size of the held-out pass.
     trial_objective: "ssl-proxy" (the above, CSNAS's setting) or "rating": minus a label-free
                  rating at initialisation (`ssnas.strategies.raters`), no training.
-    rating:      for "rating": a ranker expression of `ssnas.rating` (e.g. "az-nas-ssl"); None = the
+    ranker:      for "rating": a ranker expression of `ssnas.rating` (e.g. "az-nas-ssl"); None = the
                  space's search default (`ssnas.rating.defaults.search_defaults`).
     reference:   architectures of the fixed sample that puts several signals on one scale.
     """
@@ -73,7 +74,7 @@ class ProxyConfig:
     num_holdout: int | None = None
     eval_batch_size: int = 256
     trial_objective: str = "ssl-proxy"
-    rating: str | None = None
+    ranker: str | None = None
     rating_batch_size: int | None = None  # held-out images per rated network; None = the space's search default
     reference: int = 32
 
@@ -84,6 +85,15 @@ class ProxyConfig:
             raise UserError(f"unknown proxy loss {self.loss!r}; choose from: {', '.join(LOSSES)}")
         if self.eval_batch_size < 2:
             raise UserError(f"proxy eval_batch_size must be >= 2, got {self.eval_batch_size}")
+
+    def saved(self) -> dict[str, Any]:
+        """As a study stores it: the ranker under "rating", as studies of older versions hold it,
+        so their searches resume and their workers join."""
+        return {("rating" if key == "ranker" else key): value for key, value in asdict(self).items()}
+
+    @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> ProxyConfig:
+        return cls(**{("ranker" if key == "rating" else key): value for key, value in saved.items()})
 
 
 @dataclass(frozen=True)
@@ -212,7 +222,7 @@ class RatingEvaluator:
 
     def __init__(self, task: SearchTask, config: ProxyConfig) -> None:
         defaults = search_defaults(task.space.name)
-        self.rater = create_rater(task, config.rating or defaults.ranker, config.rating_batch_size or defaults.batch_size)
+        self.rater = create_rater(task, config.ranker or defaults.ranker, config.rating_batch_size or defaults.batch_size)
         self.task, self.config = task, config
         self.scale: ReferenceScale | None = None
 

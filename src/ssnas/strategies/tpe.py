@@ -283,7 +283,7 @@ class OptunaSearch:
         return {
             "sampler": self.sampler,
             "tpe": asdict(self.tpe),
-            "proxy": asdict(self.proxy),
+            "proxy": self.proxy.saved(),
             "n_trials": self.study.n_trials,
             "space": task.space.name,
             "objective": task.objective,
@@ -399,7 +399,7 @@ def run_worker(
         settings["sampler"], TPEConfig(**settings["tpe"]), worker_seed(task.seed, existing, worker_label())
     )
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-    proxy = ProxyConfig(**settings["proxy"])
+    proxy = ProxyConfig.from_saved(settings["proxy"])
     evaluate = evaluate or make_evaluator(task, proxy)
     work(study, liveness, TrialBudget(functools.partial(_run_one, task=task, evaluate=evaluate), config), config)
     return summarize(study, task, storage_url)

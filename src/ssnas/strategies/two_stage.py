@@ -188,7 +188,7 @@ class TwoStage:
         rng = random.Random(task.seed)
         arch = task.space.sample(rng)
         defaults = search_defaults(task.space.name)
-        rater = create_rater(task, self.config.stage1.rating or defaults.ranker,
+        rater = create_rater(task, self.config.stage1.ranker or defaults.ranker,
                              self.config.stage1.rating_batch_size or defaults.batch_size)  # fmt: skip
         clock = time.monotonic()
         rater.columns([arch])
