@@ -1,8 +1,8 @@
 """The Python API: what the `ssnas` commands do, as functions that return data.
 
 Every function takes its seed, device and threads as arguments and leaves no global state
-behind (torch's thread count and random state are put back). The CLI calls these functions,
-so the same settings give the same results from either side.
+behind (torch's thread count and random state are put back). These functions and the CLI run
+the same workflows (`ssnas.run`), so the same settings give the same results from either side.
 
 >>> import ssnas
 >>> images = ssnas.load_images("cifar10-jpeg", limit=256)            # doctest: +SKIP
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +27,11 @@ from torch import nn
 
 from ssnas.errors import UserError
 from ssnas.reporting.record import Candidate, read_candidates
+from ssnas.run import rank as _rank
+from ssnas.run.rank import FolderRated, FolderRequest, ImagesLike, RankRequest, Rated
 
 if TYPE_CHECKING:
     from ssnas.spaces import Architecture
-
-ImagesLike = torch.Tensor | str | Path
 
 
 @contextmanager
@@ -75,19 +74,6 @@ def load_images(path: str | Path, *, split: str = "train", resolution: int = 32,
     if limit is not None:
         dataset = dataset.subset(limit, seed)
     return dataset.images
-
-
-def _as_images(data: ImagesLike | None, skip_corrupt: bool = False) -> tuple[torch.Tensor | None, int]:
-    """The images of `data` (a tensor, a folder or a dataset name) and how many unreadable files
-    `skip_corrupt` left out of a folder."""
-    if data is None or isinstance(data, torch.Tensor):
-        if data is not None and (data.dtype != torch.uint8 or data.dim() != 4):
-            raise UserError(f"images must be a (N,3,H,W) uint8 tensor, got {data.dtype} {tuple(data.shape)}")
-        return data, 0
-    from ssnas.data.datasets import load_dataset
-
-    dataset = load_dataset(str(data), skip_corrupt=skip_corrupt)
-    return dataset.images, dataset.num_skipped
 
 
 # ----------------------------------------------------------------------------- listing
@@ -201,7 +187,7 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
 
 
 @dataclass
-class Ranking:
+class Ranking(Rated):
     """Label-free scores of architectures or models, best first in `ordered()`, as given in `records`.
 
     records: one dict per architecture / model in input order: `name`, `score`, each signal,
@@ -212,12 +198,6 @@ class Ranking:
     >>> ranking = ssnas.rank("timm:resnet18,timm:efficientnet_b0", images)  # doctest: +SKIP
     >>> ranking.best["name"]; ranking.to_csv("scores.csv")                # doctest: +SKIP
     """
-
-    ranker: str
-    records: list[dict[str, Any]]
-    correlations: dict[str, Any] | None = None
-    seconds: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -290,12 +270,13 @@ def rank(archs_or_models: ArchsOrModels, data: ImagesLike | None = None, *, rank
     ...                data=images, table=True)                                 # doctest: +SKIP
     >>> r.correlations["spearman"]                                             # doctest: +SKIP
     """
-    images, _ = _as_images(data)
+    images, _ = _rank.as_images(data)
     with using_threads(threads):
         if isinstance(archs_or_models, (str, Mapping)):
             budget = {"max_params": max_params, "max_flops": max_flops, "max_latency_ms": max_latency_ms}
-            return _rank_models(archs_or_models, images, ranker, batch_size, aggregate, seed, image_size, budget,
-                                progress)  # fmt: skip
+            rated = _rank.rate_models(archs_or_models, images, ranker, batch_size, aggregate, seed, image_size,
+                                      budget, progress)  # fmt: skip
+            return Ranking(**vars(rated))
         if image_size is not None or any(v is not None for v in (max_params, max_flops, max_latency_ms)):
             raise UserError("image_size and the max_* budgets apply to models; a search applies budgets to a space")
         return rank_architectures(list(archs_or_models), images, ranker=ranker, space=space, table=table,
@@ -309,48 +290,12 @@ def rank_architectures(archs: Sequence[str | Architecture], images: torch.Tensor
                        channels: int | None, cells: int | None, aggregate: str, seed: int, device: str = "cpu",
                        workers: int = 1, progress: Callable[[int, int], None] | None = None) -> Ranking:  # fmt: skip
     """`rank` on architectures of `space` (what `ssnas rank --archs/--sample/--all` runs)."""
-    from ssnas.groundtruth import load_space_table
-    from ssnas.ranking.report import correlate
-    from ssnas.rating import EngineConfig, parse_ranker, resized, score_architectures
-    from ssnas.rating.defaults import network_options, rank_defaults
-    from ssnas.spaces import Architecture, create_space
-
-    searched = create_space(space)
-    parsed_archs = [a if isinstance(a, Architecture) else searched.parse(a) for a in archs]
-    if not parsed_archs:
-        raise UserError("no architectures to rank")
-    truth_table = None
-    if table is not None and table is not False:
-        truth_table = load_space_table(space, None if table is True else Path(table))
-    defaults = rank_defaults(space)
-    name = ranker or defaults.ranker
-    parsed = parse_ranker(name, aggregate)
-    if images is None and parsed.needs_images:
-        raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
-    options = network_options(space, channels, cells)
-    engine = EngineConfig(batch_size=batch_size or defaults.batch_size, seed=seed, device=device)
-    started = time.perf_counter()
-    scores = score_architectures(resized(searched, options), parsed_archs, parsed, images, engine, progress=progress,
-                                 workers=workers)  # fmt: skip
-    seconds = time.perf_counter() - started
-    keys = [a.key for a in parsed_archs]
-    records: list[dict[str, Any]] = [
-        {"name": key, "score": scores.score[i], **{c: values[i] for c, values in scores.columns.items()}}
-        for i, key in enumerate(keys)
-    ]
-    correlations = None
-    if truth_table is not None:
-        for record in records:
-            record[metric] = truth_table.query(record["name"], metric)
-        baseline = size_baseline(searched, parsed_archs) if name != "params" else None
-        correlations = correlate(keys, scores.score, truth_table, metric, baseline=baseline)
-    info = {"seconds_per_arch": scores.seconds_per_arch(), "proxy_network": options, "batch_size": engine.batch_size,
-            "workers": workers, "nonfinite": scores.nonfinite}  # fmt: skip
-    return Ranking(name, records, correlations, seconds, info)
+    request = RankRequest(space, ranker, aggregate, table, metric, batch_size, channels, cells, seed, device, workers)
+    return Ranking(**vars(_rank.rate_architectures(archs, images, request, progress)))
 
 
 @dataclass
-class FolderRanking:
+class FolderRanking(FolderRated):
     """A rating written to a run folder by `rank_into_folder`: `run_dir` holds config.yaml, the
     chunks under ratings/, scores.csv (every architecture, selection order) and, with a table,
     report.html. `rated` of the `count` architectures were rated by this call (the rest were in the
@@ -359,15 +304,6 @@ class FolderRanking:
     >>> done = ssnas.rank_into_folder("runs/nb201-all", images, table=True)  # doctest: +SKIP
     >>> done.best["name"], done.count, done.correlations["kendall_tau"]      # doctest: +SKIP
     """
-
-    ranker: str
-    run_dir: Path
-    count: int
-    rated: int
-    best: dict[str, Any]
-    correlations: dict[str, Any] | None
-    seconds: float
-    info: dict[str, Any] = field(default_factory=dict)
 
     def keys(self) -> Iterator[str]:
         """The architecture strings in selection order (scores.csv's `arch` column), read from the chunks."""
@@ -404,59 +340,11 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
     >>> r = ssnas.rank_into_folder("runs/nb201-all", images, select="all", table=True, workers=2)  # doctest: +SKIP
     >>> r.correlations["spearman_rho"], r.run_dir / "scores.csv"                                 # doctest: +SKIP
     """
-    from ssnas.groundtruth import load_space_table
-    from ssnas.rating.plan import plan_rating
-    from ssnas.ranking.report import correlate
-    from ssnas.rating.shared import SharedStudy
-    from ssnas.rating.stream import DEFAULT_CHUNK_SIZE, rate_into_folder
-    from ssnas.rating import parse_ranker
-    from ssnas.rating.defaults import network_options, rank_defaults
-    from ssnas.reporting import write_rank_report
-    from ssnas.spaces import create_space
-    from ssnas.studies import masked_url
-
-    out = Path(out)
-    searched = create_space(space)
-    truth_table = None if table is None or table is False else load_space_table(space, None if table is True else table)
-    defaults = rank_defaults(space)
-    name = ranker or defaults.ranker
-    parsed = parse_ranker(name, aggregate)
-    images, skipped = _as_images(data, skip_corrupt)
-    if images is None and parsed.needs_images:
-        raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
-    options = network_options(space, channels, cells)
-    chunk_size = chunk_size or DEFAULT_CHUNK_SIZE
-    shared = None
-    if storage is not None:
-        if workers != 1:
-            raise UserError("a shared rating (--storage) rates in one process here: start more `ssnas worker "
-                            "--study NAME --storage URL` processes instead of --workers")  # fmt: skip
-        shared = SharedStudy(storage, study, **({"heartbeat_interval": heartbeat_interval} if heartbeat_interval else {}))
-    started = time.perf_counter()
+    request = RankRequest(space, ranker, aggregate, table, metric, batch_size, channels, cells, seed, device, workers)
+    folder = FolderRequest(select, chunk_size, resume, storage, study, heartbeat_interval)
     with using_threads(threads):
-        plan = plan_rating(searched, select, images, ranker=name, aggregate=aggregate, seed=seed,
-                           batch_size=batch_size or defaults.batch_size, network=options, device=device,
-                           data=None if data is None or isinstance(data, torch.Tensor) else str(data),
-                           chunk_size=chunk_size, workers=workers)  # fmt: skip
-        settings = plan.settings
-        if shared is not None:
-            settings = {**settings, "storage": masked_url(storage), "study": study}  # type: ignore[arg-type]
-        done = rate_into_folder(out, settings, plan.archs, plan.count, plan.job, parsed, chunk_size=chunk_size,
-                                workers=workers, resume=resume, progress=progress, shared=shared)  # fmt: skip
-    engine_batch = plan.settings["batch_size"]
-    info = {"seconds_per_arch": done.seconds_per_arch, "proxy_network": options, "batch_size": engine_batch,
-            "workers": workers, "nonfinite": done.nonfinite, "chunk_size": chunk_size, "rated_now": done.rated,
-            "skipped_images": skipped}  # fmt: skip
-    correlations = None
-    if truth_table is not None:
-        keys = list(done.keys())
-        parsed_archs = [searched.parse(key) for key in keys]
-        baseline = size_baseline(searched, parsed_archs) if name != "params" else None
-        correlations = correlate(keys, done.scores, truth_table, metric, baseline=baseline)
-        report = {**correlations, "ranker": name, **info}
-        write_rank_report(out, name, keys, done.scores, [truth_table.query(key, metric) for key in keys], report)
-    best = {"name": done.best[0], "score": done.best[1]}
-    return FolderRanking(name, out, done.count, done.rated, best, correlations, time.perf_counter() - started, info)
+        done = _rank.rate_folder(out, data, request, folder, progress=progress, skip_corrupt=skip_corrupt)
+    return FolderRanking(**vars(done))
 
 
 def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | None = None, *,
@@ -470,71 +358,15 @@ def rate_shared(storage: str, study: str = "ssnas-rating", data: ImagesLike | No
     >>> ssnas.rate_shared("postgresql://ssnas@db-host/ssnas", "nb201-all", "cifar10")  # doctest: +SKIP
     {'study': 'nb201-all', 'chunks_rated': 31, 'architectures_rated': 3968, 'chunks': 120, ...}
     """
-    from ssnas.rating.plan import plan_from_settings
-    from ssnas.rating.shared import SharedStudy, join_rating, work_on_chunks
-    from ssnas.rating.stream import ChunkRater
-    from ssnas.rating import parse_ranker
-    from ssnas.spaces import create_space
-    from ssnas.studies import masked_url, worker_label
-
-    started = time.perf_counter()
-    probe = SharedStudy(storage, study)
-    _, _, settings = join_rating(probe)
-    shared = SharedStudy(storage, study, heartbeat_interval=int(settings.get("heartbeat_interval", probe.heartbeat_interval)))
-    study_handle, liveness, settings = join_rating(shared)
-    images, skipped = _as_images(data, skip_corrupt)
-    if images is None and parse_ranker(settings["ranker"], settings["aggregate"]).needs_images:
-        raise UserError(f"the rating's ranker {settings['ranker']!r} scores networks on images: give the same --data "
-                        "as the rating was started with")  # fmt: skip
     with using_threads(threads):
-        plan = plan_from_settings(create_space(settings["space"]), settings, images)
-        rater = ChunkRater(plan.archs, plan.chunk_size, plan.job, plan.count)
-
-        def report(state: Any) -> None:
-            if progress is not None:
-                progress(sum(rater.size(k) for k in state.texts), rater.count)
-
-        rated = work_on_chunks(study_handle, liveness, rater, shared, worker_label(), report)
-    return {"study": study, "storage": masked_url(storage), "chunks": rater.chunks, "chunks_rated": len(rated),
-            "architectures_rated": sum(rater.size(k) for k in rated), "count": rater.count,
-            "ranker": settings["ranker"], "space": settings["space"], "skipped_images": skipped,
-            "seconds": time.perf_counter() - started}  # fmt: skip
+        return _rank.work_on_shared(storage, study, data, progress=progress, skip_corrupt=skip_corrupt)
 
 
 def size_baseline(space: Any, archs: Sequence[Architecture]) -> list[float]:
     """The size yardstick of `archs` (the baseline every ranking is shown beside): the parameter count
     where the space counts it; the sum of the widths on nats-size; else the parameters of each
     built 10-class network (plugin spaces)."""
-    from ssnas.rating import STRUCTURAL
-
-    if callable(getattr(space, "num_parameters", None)):
-        return list(STRUCTURAL.get("params")(space, list(archs)))
-    if space.name == "nats-size":
-        return [float(sum(int(w) for w in arch.choices)) for arch in archs]
-    return [float(sum(p.numel() for p in space.build(arch, num_classes=10).parameters())) for arch in archs]
-
-
-def _rank_models(models: str | Mapping[str, Callable[[], nn.Module]], images: torch.Tensor | None, ranker: str | None,
-                 batch_size: int | None, aggregate: str, seed: int, image_size: int | None,
-                 budget: dict[str, float | None], progress: Callable[[int, int], None] | None) -> Ranking:  # fmt: skip
-    from ssnas.rating import EngineConfig, parse_ranker
-    from ssnas.rating.defaults import FALLBACK_RANK
-    from ssnas.rating.models import load_model_factories, score_models
-    from ssnas.spaces.budget import IMAGE_SIZE, Budget
-
-    name = ranker or FALLBACK_RANK.ranker
-    parsed = parse_ranker(name, aggregate)
-    if images is None and parsed.needs_images:
-        raise UserError(f"ranker {name!r} scores networks on images: give data (a folder or a uint8 tensor)")
-    size = image_size or (int(images.shape[-1]) if images is not None else IMAGE_SIZE)
-    factories = load_model_factories(models, image_size=size) if isinstance(models, str) else dict(models)
-    limits = Budget(budget["max_flops"], budget["max_params"], budget["max_latency_ms"])
-    engine = EngineConfig(batch_size=batch_size or FALLBACK_RANK.batch_size, seed=seed)
-    started = time.perf_counter()
-    scored = score_models(factories, parsed, images, engine, image_size=size, budget=limits or None, progress=progress)
-    info = {"excluded": scored.excluded, "budget": limits.limits(), "image_size": size, "batch_size": engine.batch_size,
-            "nonfinite": scored.nonfinite, "seconds_per_model": scored.seconds_per_model()}  # fmt: skip
-    return Ranking(name, scored.records(), None, time.perf_counter() - started, info)
+    return _rank.size_baseline(space, archs)
 
 
 def score(model_factory: Callable[[], nn.Module], images: ImagesLike, ranker: str = "az-nas-ssl", *,

@@ -1,34 +1,22 @@
 """`ssnas rank --models SPEC`: rate any PyTorch models without labels (timm, a file of factories).
 
 The rank command's branch for models: no search space and no ground-truth table. Parsing
-here, the work in `ssnas.rating.models`, output a table (best first), and with `--out` a
-`scores.csv` (one model per row, in the order given) and `report.json`.
+and printing here (a table, best first), the work in `ssnas.run.rank.rank_models` (with `--out`
+a `scores.csv`, one model per row in the order given, and `report.json`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Column, Table
 
-from ssnas.atomic import write_atomic
-from ssnas.cli._common import POSITIVE, POSITIVE_FLOAT, emit
-from ssnas.data.datasets import ImageSet
+from ssnas.cli._common import POSITIVE, POSITIVE_FLOAT
 from ssnas.errors import UserError
-from ssnas.rating import parse_ranker
-from ssnas.rating.defaults import FALLBACK_RANK
 from ssnas.rating.models import TIMM_INSTALL
-from ssnas.spaces.budget import UNITS, cpu_model
-from ssnas.training.progress import StageProgress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,62 +47,11 @@ def models_options(command: F) -> F:
     return command
 
 
-def rank_models(
-    models: str, image_size: int | None, max_params: float | None, max_flops: float | None,
-    max_latency_ms: float | None, *, ranker: str | None, aggregate: str, data: str | None, batch_size: int | None,
-    seed: int, out: Path | None, as_json: bool, no_progress: bool,
-    load_images: Callable[[str | None, str], ImageSet],
-) -> None:
-    """Rate the models of `models` and report (`load_images(data, ranker)`: the images)."""
-    from ssnas.api import rank
-
-    name = ranker or FALLBACK_RANK.ranker
-    dataset = load_images(data, name) if parse_ranker(name, aggregate).needs_images else None
-    images = None if dataset is None else dataset.images
-    started = time.perf_counter()
-    with StageProgress("rating", len(models.split(",")), "models", bar=not no_progress and not as_json) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total  # a file entry may hold several factories
-            bar.update(done, force_line=done == total)
-
-        ranking = rank(models, images, ranker=name, aggregate=aggregate, batch_size=batch_size, seed=seed,
-                       image_size=image_size, max_params=max_params, max_flops=max_flops, max_latency_ms=max_latency_ms,
-                       progress=progress)  # fmt: skip
-    records, info = ranking.records, ranking.info
-    report: dict[str, Any] = {
-        "ranker": name, "count": len(records), "best": ranking.best["name"],
-        "models": records, "excluded": info["excluded"], "budget": info["budget"],
-        "units": {"params_M": UNITS["params"], "mflops": "MFLOPs", "latency_ms": UNITS["latency_ms"]},
-        "image_size": info["image_size"], "batch_size": info["batch_size"], "seed": seed, "nonfinite": info["nonfinite"],
-        "seconds_per_model": info["seconds_per_model"], "wall_seconds": time.perf_counter() - started,
-        "threads": torch.get_num_threads(), "cpu": cpu_model(),
-        "skipped_images": 0 if dataset is None else dataset.num_skipped,
-    }  # fmt: skip
-    if out is not None:
-        _write(out, records, report)
-    emit(report, as_json, render_models_report)
-
-
 def refuse_mixed(**given: object) -> None:
     """`--models` rates models, not a space's architectures: options of that route are refused."""
     mixed = [option for option, value in given.items() if value not in (None, False)]
     if mixed:
         raise UserError(f"--models rates models, not architectures: drop {', '.join(mixed)}")
-
-
-def _write(out: Path, records: list[dict[str, Any]], report: dict[str, Any]) -> None:
-    """`scores.csv` (model, score, each signal, costs; the order given) and `report.json` in the folder
-    `out`, or only the CSV when `out` ends in .csv."""
-    text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=["model", *list(records[0])[1:]])
-    writer.writeheader()
-    writer.writerows({"model": r["name"], **{k: v for k, v in r.items() if k != "name"}} for r in records)
-    if out.suffix == ".csv":
-        write_atomic(out, text.getvalue())
-        return
-    write_atomic(out / "scores.csv", text.getvalue())
-    write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
 
 
 def render_models_report(report: dict[str, Any]) -> None:

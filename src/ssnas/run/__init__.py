@@ -8,7 +8,9 @@ Read top-down:
   use), `resolve` and `config_dict` (config.yaml);
 * `task`: images, counts, space size, budget -> `SearchTask`;
 * `results`: result.json, candidates.csv, ground truth, report.html;
-* `jobs`: `run_search`, `run_rank`, `run_worker`.
+* `jobs`: `run_search`, `run_rank`, `run_worker`;
+* `rank`: the label-free ratings behind `ssnas.rank`, `rank_into_folder`, `rate_shared` and
+  `ssnas rank` (imported as `ssnas.run.rank`).
 
 >>> payload = run_search(search_config(strategy="evolution", ratings=20, data="cifar10"))  # doctest: +SKIP
 """
