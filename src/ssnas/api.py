@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ssnas.errors import UserError
-from ssnas.reporting.record import Candidate, read_candidates
+from ssnas.reporting.record import Candidate
 from ssnas.run import rank as _rank
 from ssnas.run.rank import FolderRated, FolderRequest, ImagesLike, RankRequest, Rated
 
@@ -159,11 +159,8 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
     >>> result = ssnas.search("../shared/data/cifar10-jpeg", space="nb201", seed=0)  # doctest: +SKIP
     >>> result.arch, result.best.truth.get("cifar10_test")                            # doctest: +SKIP
     """
-    import yaml
-
-    from ssnas.run import config_dict, resolve, run_search, search_config
-    from ssnas.runfolder import CONFIG_NAME
-    from ssnas.training.distributed import is_main_process
+    from ssnas.run import run_search, search_config
+    from ssnas.run.results import read_search
 
     data_text = None if data is None else str(data)
     out_text = None if out is None else str(out)  # None: a new folder under runs/ (`ssnas.runfolder.new_run_dir`)
@@ -171,16 +168,8 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
                            precision=precision, resume=resume, progress=progress, **settings)  # fmt: skip
     with using_threads(threads):
         payload = run_search(config)
-    run_dir = config.run.out_dir
-    truth_names = list(payload.get("ground_truth") or {})  # every cell of a table has the same metrics
-    if is_main_process():
-        candidates = read_candidates(run_dir / "candidates.csv", truth_names)
-    else:  # under torchrun only process 0 writes the run folder
-        best = payload["best"]
-        candidates = [Candidate(best["arch"], best["score"], {k: v for k, v in best.items() if k not in ("arch", "score")})]
-    saved = run_dir / CONFIG_NAME  # what ran, image counts included
-    settings = yaml.safe_load(saved.read_text()) if saved.exists() else config_dict(resolve(config))
-    return SearchResult(candidates[0], candidates, run_dir, float(payload["seconds"]), settings, payload)
+    candidates, saved = read_search(config, payload)
+    return SearchResult(candidates[0], candidates, config.run.out_dir, float(payload["seconds"]), saved, payload)
 
 
 # ----------------------------------------------------------------------------- rank / score

@@ -17,14 +17,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ssnas.atomic import write_atomic
 from ssnas.data.datasets import ImageSet
 from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.groundtruth.tables import load_space_table, space_table
 from ssnas.reporting import op_distribution_figure, write_search_report
-from ssnas.run.settings import SearchConfig, objective_of
+from ssnas.reporting.record import Candidate, read_candidates
+from ssnas.run.settings import SearchConfig, config_dict, objective_of, resolve
+from ssnas.runfolder import CONFIG_NAME
 from ssnas.strategies import SearchResult
+from ssnas.training.distributed import is_main_process
 
 log = logging.getLogger("ssnas")
 
@@ -104,4 +109,20 @@ def is_cifar10(dataset: ImageSet) -> bool:
     return sorted(c.lower() for c in dataset.classes) == CIFAR10_CLASSES and dataset.images.shape[-1] == 32
 
 
-__all__ = ["candidates_csv", "ground_truth", "is_cifar10", "result_payload", "write_result"]
+def read_search(config: SearchConfig, payload: dict[str, Any]) -> tuple[list[Candidate], dict[str, Any]]:
+    """A finished search read back: its candidates, best first (from candidates.csv; under torchrun
+    only process 0 writes the run folder, the others get the best from `payload`), and the settings
+    it ran with (config.yaml, image counts included)."""
+    run_dir = config.run.out_dir
+    truth_names = list(payload.get("ground_truth") or {})  # every cell of a table has the same metrics
+    if is_main_process():
+        candidates = read_candidates(run_dir / "candidates.csv", truth_names)
+    else:
+        best = payload["best"]
+        candidates = [Candidate(best["arch"], best["score"], {k: v for k, v in best.items() if k not in ("arch", "score")})]
+    saved = run_dir / CONFIG_NAME
+    settings = yaml.safe_load(saved.read_text()) if saved.exists() else config_dict(resolve(config))
+    return candidates, settings
+
+
+__all__ = ["candidates_csv", "ground_truth", "is_cifar10", "read_search", "result_payload", "write_result"]
