@@ -81,6 +81,10 @@ COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
     # AZ-NAS's expressivity with SynFlow, log-rank; the best ensemble of up to three signals on
     # the NATS size development half (README).
     "az-synflow": (("az-expressivity", "synflow"), "log-rank"),
+    # VKDNW_agg (Týbl & Neumann, CVPR 2025): VKDNW_single with AZ-NAS's expressivity and
+    # trainability and FLOPs, log-rank; the paper's fifth part, Jacov, is not in ssnas. NB201
+    # development half, Spearman: 0.887 at C=16, N=5, 64 images (az-nas 0.881); 0.835 at C=8, N=1 (0.863).
+    "vkdnw-agg": (("vkdnw", "az-expressivity", "az-trainability", "flops"), "log-rank"),
 }
 
 

@@ -42,6 +42,7 @@ from ssnas.rating import az_nas as _az_nas  # noqa: F401
 from ssnas.rating import spectral as _spectral  # noqa: F401
 from ssnas.rating import ssl_gradients as _ssl_gradients  # noqa: F401
 from ssnas.rating import synflow as _synflow  # noqa: F401
+from ssnas.rating import vkdnw as _vkdnw  # noqa: F401
 from ssnas.data.datasets import resize_images
 from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
