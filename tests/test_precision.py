@@ -103,3 +103,12 @@ def test_setn_trains_its_template_in_fp32_under_auto(monkeypatch: pytest.MonkeyP
     with pytest.raises(Stop):
         setn_module.SETN(supernet={"C": 4, "N": 1}).train_template(task)
     assert seen == ["fp32"]
+
+
+def test_pretraining_resolves_auto_to_fp32_until_bf16_quality_is_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssnas.pretraining import PretrainConfig, resolve
+
+    monkeypatch.setattr(precision_module, "cpu_bf16_native", lambda: True)
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    assert resolve(PretrainConfig(arch=arch, device="cpu")).precision == "fp32"
+    assert resolve(PretrainConfig(arch=arch, device="cpu", precision="bf16")).precision == "bf16"

@@ -52,6 +52,12 @@ RESUMABLE = ("resume", "device", "progress", "max_steps", "skip_corrupt")
 # Which space constructor arguments --channels / --cells set.
 SIZE_ARGUMENTS: dict[str, tuple[str, str]] = {"nb201": ("C", "N"), "darts": ("C", "layers")}
 
+# bf16 pretraining was measured 2.1-3.0x faster on an AVX-512 CPU (benchmarks/results/pretrain_cpu.json) but
+# not for the quality of the features (probes); until it is, `auto` pretrains in fp32
+# (`ssnas.training.precision`).
+BF16_KEEPS_QUALITY = False
+
+
 
 @dataclass(frozen=True)
 class ObjectiveDefaults:
@@ -120,7 +126,7 @@ def resolve(config: PretrainConfig) -> PretrainConfig:
         lr=config.lr if config.lr is not None else defaults.base_lr * config.batch_size / 256,
         weight_decay=config.weight_decay if config.weight_decay is not None else defaults.weight_decay,
         warmup_epochs=config.warmup_epochs if config.warmup_epochs is not None else warmup,
-        precision=resolve_precision(config.precision, resolve_device(config.device)).name,  # config.yaml: what ran
+        precision=resolve_precision(config.precision, resolve_device(config.device), BF16_KEEPS_QUALITY).name,  # what ran
     )
 
 

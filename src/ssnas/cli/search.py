@@ -66,8 +66,9 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
 @click.option("--select-num", type=POSITIVE, default=None, help="setn: candidates rated; bossnas on nb201: cells in the population [preset].")
 @click.option("--evaluator-every", type=POSITIVE, default=None, help="setn: evaluator step every n weight steps [preset].")
 @click.option("--signals", type=click.Choice(ALL_SIGNALS), multiple=True,
-              help=f"setn: label-free signal(s) rating the candidates on the supernet, repeatable "
-                   f"[preset: {' + '.join(PRESETS['quick']['rating'])}].")
+              help=f"setn: label-free signal(s) rating the candidates (on the supernet; init-*: the candidate's own "
+                   f"network at initialisation), repeatable "
+                   f"[preset: {' + '.join(PRESETS['quick']['signals'])}].")
 @click.option("--rating", type=click.Choice(ALL_SIGNALS), multiple=True, hidden=True)  # --signals' old name,
 #              still read: scripts, and the config.yaml of older setn runs given to --config
 @click.option("--trials", type=POSITIVE, default=None, help="tpe/random: completed trials wanted [preset].")

@@ -9,16 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from ssnas.data.split import Share
+from ssnas.strategies.supernet_rating import DEFAULT_SIGNALS as SETN_SIGNALS
 
 PRESETS: dict[str, dict[str, Any]] = {
     # About 10-15 minutes on a 2-core CPU.
     "quick": dict(epochs=5, batch_size=128, lr=0.1, optimizer="sgd",
                   weight_decay=5e-4, channels=16, cells=2, select_num=100, evaluator_every=2,
-                  rating=("meco", "naswot"), trials=20),
+                  signals=SETN_SIGNALS, trials=20),
     # The papers' settings, for a GPU: SETN's NB201 script (AutoDL-Projects), CSNAS's trial count.
     "paper": dict(epochs=250, batch_size=64, lr=0.025,
                   optimizer="sgd", weight_decay=5e-4, channels=16, cells=5, select_num=100,
-                  evaluator_every=1, rating=("meco", "naswot"), trials=120),
+                  evaluator_every=1, signals=SETN_SIGNALS, trials=120),
 }  # fmt: skip
 
 # The objective of strategies that train with one (setn, tpe / random proxy trials).
@@ -45,7 +46,7 @@ SUPERNET_FLOOR = (512, 256)
 FULL_NETWORK: dict[str, dict[str, int]] = {"nb201": dict(channels=16, cells=5), "darts": dict(channels=32, cells=8)}
 
 # `ssnas search` without --strategy. Where a ground-truth table exists the measured best
-# (benchmarks/bench_search.py: NB201 evolution mean 93.65 vs SETN 92.05; NATS size has no
+# (benchmarks/bench_search.py, before the one rating engine: NB201 evolution mean 93.65 vs SETN 92.05; NATS size has no
 # supernet for SETN); elsewhere the paper method made for that space: CSNAS on DARTS, BossNAS
 # on HyTra, SETN's weight sharing on MBConv.
 # The two-stage search (`--strategy two-stage`: evolution keeps a shortlist, brief self-supervised
@@ -77,5 +78,5 @@ def default_strategy(space: str) -> str:
 __all__ = [
     "BOSSNAS_QUICK_HEADS", "CSNAS_EPOCHS", "CSNAS_HOLDOUT", "CSNAS_TRAIN_FRACTION", "DEFAULT_OBJECTIVE",
     "DEFAULT_TRIAL_OBJECTIVE",
-    "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SPACE_STRATEGIES", "SUPERNET_FLOOR", "default_strategy",
+    "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SETN_SIGNALS", "SPACE_STRATEGIES", "SUPERNET_FLOOR", "default_strategy",
 ]

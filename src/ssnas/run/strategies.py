@@ -226,9 +226,7 @@ class SetnSettings(Training):
         return ("objective", *TRAINING, "select_num", "evaluator_every", "signals", *_sized(space, SUPERNET_SIZED))
 
     def resolve(self, space: str, preset: str) -> SetnSettings:
-        preset_values = PRESETS[preset]  # SETN's signals are under their old name there, "rating"
-        return _fill(self, self.options(space), {**preset_values, "signals": preset_values["rating"],
-                                                 "objective": DEFAULT_OBJECTIVE})  # fmt: skip
+        return _fill(self, self.options(space), {**PRESETS[preset], "objective": DEFAULT_OBJECTIVE})
 
     def network(self, space: str) -> dict[str, int]:
         return {}  # the space's own; the supernet takes channels / cells

@@ -38,6 +38,11 @@ from ssnas.training.loop import TrainConfig
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.progress import track
 
+# SETN's rating of candidates (mean rank): NASWOT on the trained template's path, MeCo and AZ-NAS's
+# progressivity of the candidate's own network at initialisation. The best Spearman on 200
+# development cells (quick preset, benchmarks/bench_setn.py) among the mean-rank combinations of up
+# to three signals that hold at least one template signal; README, "How label-free SETN rates candidates".
+DEFAULT_SIGNALS = ("naswot", "init-meco", "init-az-progressivity")
 HELD_OUT_SIGNALS = ("ssl-loss", "accuracy")
 SUPERNET_SIGNALS = (*HELD_OUT_SIGNALS, *SIGNALS.names())
 INIT_SIGNALS = tuple(f"{INIT_PREFIX}{name}" for name in SIGNALS.names())
@@ -54,7 +59,7 @@ class RatingConfig:
         initialisation use the first batch.
     """
 
-    signals: tuple[str, ...] = ("meco", "naswot")  # chosen on a development sample; see README
+    signals: tuple[str, ...] = DEFAULT_SIGNALS
     batches: int = 2
     batch_size: int = 128
 
