@@ -135,6 +135,7 @@ def test_other_commands_refuse_bad_values_in_one_line(command: list[str], fragme
 
 def test_help_lists_the_registries() -> None:
     from ssnas.objectives import OBJECTIVES
+    from ssnas.run.presets import PRESETS
     from ssnas.strategies import STRATEGIES
 
     # the spaces a fresh process sees (this test process may hold a space another test registered)
@@ -145,7 +146,7 @@ def test_help_lists_the_registries() -> None:
     text = " ".join(run_ssnas("search", "--help").stdout.split())
     for name in [*STRATEGIES.names(), *spaces, *OBJECTIVES.names(), "meco", "naswot"]:
         assert name in text, name
-    assert "meco + naswot" in text  # the rating preset, as it is
+    assert " + ".join(PRESETS["quick"]["signals"]) in text  # SETN's rating preset, as it is
 
 
 def test_out_in_a_folder_that_is_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
