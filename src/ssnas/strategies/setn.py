@@ -40,9 +40,9 @@ from ssnas.training.seeding import seeded
 
 log = logging.getLogger(__name__)
 
-# bf16 training of the template cost signals rated on it (MeCo + NASWOT: 0.52 against 0.65 in fp32 on
-# 200 NB201 cells, issue 28) while the default rating, led by signals at initialisation, kept its
-# quality (README, "Precision"); `--signals` may name template signals, so `auto` trains in fp32.
+# bf16 training of the template moves signals rated on it by up to 0.13 Spearman, either way (MeCo +
+# NASWOT, benchmarks/results/setn_quick.json and issue 28), while the default rating, led by signals
+# at initialisation, kept its quality; `--signals` may name template signals, so `auto` trains in fp32.
 BF16_KEEPS_QUALITY = False
 
 
