@@ -35,6 +35,7 @@ from ssnas.run.presets import (
     PRESETS, SUPERNET_FLOOR,
 )  # fmt: skip
 from ssnas.strategies import Strategy
+from ssnas.strategies import bossnas, proxy, setn
 from ssnas.strategies.bossnas import BossConfig, BossNAS
 from ssnas.strategies.evolution import Evolution, EvolutionConfig
 from ssnas.strategies.proxy import ProxyConfig
@@ -94,7 +95,6 @@ class StrategySettings(Protocol):
 class Training:
     """Training settings of the strategies that train; None = the preset's."""
 
-    bf16_keeps_quality: ClassVar[bool] = False  # each of them trains what decides its rating
 
     epochs: int | None = None
     batch_size: int | None = None
@@ -211,6 +211,8 @@ class SetnSettings(Training):
     channels / cells: the nb201 supernet's C and N.
     """
 
+    bf16_keeps_quality: ClassVar[bool] = setn.BF16_KEEPS_QUALITY
+
     objective: str | None = None
     select_num: int | None = None
     evaluator_every: int | None = None
@@ -255,6 +257,8 @@ class OptunaSettings(Training):
     storage: journal file, sqlite:/// or postgresql:// URL; None = `study.journal` in the run folder.
     channels / cells: the trial network's size [nb201: the preset's; darts: 32, 8].
     """
+
+    bf16_keeps_quality: ClassVar[bool] = proxy.BF16_KEEPS_QUALITY
 
     trials: int | None = None
     storage: str | None = None
@@ -312,6 +316,8 @@ class BossnasSettings(Training):
     select_num: on nb201 (one block of 15,284 cells), the seeded sample of cells rated.
     channels / cells: the nb201 supernet's C and N.
     """
+
+    bf16_keeps_quality: ClassVar[bool] = bossnas.BF16_KEEPS_QUALITY
 
     select_num: int | None = None
     channels: int | None = None
