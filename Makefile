@@ -34,6 +34,7 @@ demo: $(STAMP)
 	  $(BIN)/ssnas search --out runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP) postgres chromium
+	$(BIN)/mypy  # src/ssnas, settings in pyproject.toml [tool.mypy]
 	$(BIN)/pytest -q -n auto --dist loadfile
 
 clean:

@@ -51,7 +51,7 @@ def test_an_option_the_strategy_does_not_use_is_refused_before_any_work(tmp_path
     out = tmp_path / "run"
     line = one_line(run_ssnas("search", "--strategy", "evolution", "--epochs", "3", "--out", str(out)))
     assert line == ("ssnas: error: strategy 'evolution' does not use --epochs; it takes: --ranker, --ratings, "
-                    "--population, --rating-batch-size, --channels, --cells")  # fmt: skip
+                    "--time-budget, --islands, --population, --rating-batch-size, --channels, --cells")  # fmt: skip
     assert not out.exists()
 
 
@@ -80,8 +80,8 @@ def test_resolved_settings_hold_every_used_option_and_no_other(strategy: str, sp
     used = config.strategy.options(space)
     assert [k for k, v in saved.items() if v is None] == ["num_images", "holdout_images"]  # fixed with the data
     # no storage given: the run folder's journal; two-stage's shortlist and judge budget follow from the
-    # speed measured when the run starts (judge/plan.json has them)
-    assert set(used) - {"storage", "shortlist", "judge_budget"} <= set(saved)
+    # speed measured when the run starts (judge/plan.json has them); no time budget given: none (evolution, tpe)
+    assert set(used) - {"storage", "shortlist", "judge_budget", "time_budget"} <= set(saved)
     assert set(saved) - set(RUN_OPTIONS) <= set(used)
     assert not {"resume", "progress", "extra"} & set(saved)
 

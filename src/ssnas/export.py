@@ -100,7 +100,8 @@ def export(
     if Path(out).is_dir():
         raise UserError(f"--out {out} is a folder; give a file name")
     model, description = _inference_network(arch_text, space, checkpoint, space_args or {}, num_classes, seed)
-    model = model.to(memory_format=torch.contiguous_format)
+    # the ignore: torch's `Module.to` overloads lack the memory_format keyword that it takes
+    model = model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     description["format"] = format

@@ -148,8 +148,8 @@ def training_images(data: str, num_images: int | None, seed: int, skip_corrupt: 
 
 def _normalisation(views: ViewMaker) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean/std of a recipe (a MultiView, or a wrapper holding one as `.views`)."""
-    inner = getattr(views, "views", views)
-    return tuple(inner.mean), tuple(inner.std)  # type: ignore[attr-defined]
+    inner: Any = getattr(views, "views", views)  # duck-typed: any object with `mean` and `std`
+    return tuple(inner.mean), tuple(inner.std)
 
 
 def _train_config(config: PretrainConfig) -> TrainConfig:

@@ -163,6 +163,7 @@ def retrain(
         raise UserError(f"{data} has no labels; retraining needs class subfolders (train/<class>/, test/<class>/)")
     if train_images is not None:
         train_set = train_set.subset(train_images, seed)
+    assert train_set.labels is not None  # checked above, and a subset keeps the labels
     num_classes = max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
 
 

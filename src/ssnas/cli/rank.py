@@ -115,9 +115,9 @@ def rank_command(models: str | None, strategy: str | None, archs: Path | None, s
         return emit(report, as_json, render_rank_report if "metric" in report else _render_folder)  # metric: a table
     _refuse_folder_options(options, strategy)
     settings = None if strategy is None else _strategy_settings(strategy, options, bar)
-    report = rank_listed(request, select, strategy=settings, data=data, skip_corrupt=skip_corrupt, out=out, bar=bar)
-    if report is not None:  # None: under torchrun, process 0 reports
-        emit(report, as_json, render_rank_report)
+    listed = rank_listed(request, select, strategy=settings, data=data, skip_corrupt=skip_corrupt, out=out, bar=bar)
+    if listed is not None:  # None: under torchrun, process 0 reports
+        emit(listed, as_json, render_rank_report)
 
 
 def _request(options: dict[str, Any]) -> RankRequest:

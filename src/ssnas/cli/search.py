@@ -82,12 +82,17 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
 @click.option("--ranker", type=TEXT, default=None,
               help="two-stage, evolution, tpe/random rating trials: a ranker expression, e.g. az-nas-ssl or meco+synflow "
                    "(see `ssnas rank --help`) [the space's search default].")
-@click.option("--ratings", type=POSITIVE, default=None, help="two-stage (stage 1), evolution: architectures rated [100].")
+@click.option("--ratings", type=POSITIVE, default=None,
+              help="two-stage (stage 1), evolution: architectures rated; with --time-budget, at most this many [100 without a time budget].")
+@click.option("--islands", type=POSITIVE, default=None,
+              help="two-stage (stage 1), evolution: independent aging evolutions run in turn, their best pooled [1].")
 @click.option("--population", type=POSITIVE, default=None, help="two-stage (stage 1), evolution: REA population size [20].")
 @click.option("--rating-batch-size", type=BATCH, default=None, help="two-stage, evolution, tpe/random rating trials: held-out images per rated network [the space's search default].")
 @click.option("--time-budget", type=float, default=None,
-              help="two-stage: minutes the whole run may take; the shortlist and the training per candidate "
-                   "follow from the speed measured at the start [15].")
+              help="evolution, two-stage, tpe/random: minutes the whole run may take. evolution: the ratings that fit "
+                   "are planned from the speed of the first ones (kept on --resume), the best so far is in best.json; "
+                   "two-stage: the shortlist and the training per candidate follow from the speed measured at the "
+                   "start [15]; tpe/random: no trial starts after it.")
 @click.option("--shortlist", type=int, default=None,
               help="two-stage: candidates of stage 1 judged by brief self-supervised training [as many as fit, up to 10].")
 @click.option("--judge-budget", type=int, default=None,

@@ -26,7 +26,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
 from ssnas.judging.statistics import alignment, neighbour_agreement, rankme, uniformity
 from ssnas.objectives import OBJECTIVES, create_objective
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, forward_features_of
 from ssnas.objectives.rotation import RotationPrediction
 from ssnas.rating.engine import frozen_batch_norm, network_signals
 from ssnas.training.loop import TrainConfig, ViewMaker, train
@@ -213,7 +213,8 @@ def _pretext(network: nn.Module, objective: Objective, views: ViewMaker, held: t
                 logits, targets = objective.logits(network, plain(chunk, generator)[0])
             elif objective.needs_labels:
                 assert held_labels is not None, "the supervised reference needs held-out labels"
-                logits = objective.classifier(network.forward_features(plain(chunk, generator)[0])).float()  # type: ignore[operator]
+                classifier = cast(nn.Module, objective.classifier)  # the supervised reference's head
+                logits = classifier(forward_features_of(network, plain(chunk, generator)[0])).float()
                 targets = held_labels[start : start + 256].to(device)
             else:  # a self-supervised loss without a task to score (SimCLR: held-out NT-Xent)
                 index = torch.arange(start, start + len(chunk), device=device)
@@ -249,8 +250,8 @@ def _statistics(network: nn.Module, held: torch.Tensor, seed: int) -> dict[str, 
     with frozen_batch_norm(network):
         for start in range(0, len(held), 256):
             one, two = views(held[start : start + 256].to(device), generator)
-            firsts.append(network.forward_features(one).float().cpu())
-            seconds.append(network.forward_features(two).float().cpu())
+            firsts.append(forward_features_of(network, one).float().cpu())
+            seconds.append(forward_features_of(network, two).float().cpu())
     first, second = torch.cat(firsts), torch.cat(seconds)  # (M, D) each
     return {
         "alignment": -alignment(first, second),

@@ -8,11 +8,23 @@ weight-sharing supernet (`arch=...`) or its mixture (`op_weights=...`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+
+
+def forward_features_of(model: nn.Module, x: torch.Tensor, **model_kwargs: Any) -> torch.Tensor:
+    """`model.forward_features(x, **model_kwargs)`: the (B, D) features of a network known only as
+    an `nn.Module` (torch's stubs type such an attribute as `Tensor | Module`)."""
+    return cast(Callable[..., torch.Tensor], model.forward_features)(x, **model_kwargs)
+
+
+def feature_dim_of(model: nn.Module) -> int:
+    """`model.feature_dim`, D of the (B, D) features, for a network known only as an `nn.Module`."""
+    return cast(int, model.feature_dim)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssnas.objectives import OBJECTIVES
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, forward_features_of
 from ssnas.objectives.heads import PredictionHead, ProjectionHead, cosine_momentum, update_momentum
 
 
@@ -64,11 +64,11 @@ class BYOL(Objective):
         assert self.projector is not None and self.predictor is not None, "call setup() first"
         assert self.target_model is not None and self.target_projector is not None
         v1, v2 = batch.views[0], batch.views[1]
-        p1 = self.predictor(self.projector(model.forward_features(v1, **model_kwargs)))  # (B, out_dim)
-        p2 = self.predictor(self.projector(model.forward_features(v2, **model_kwargs)))  # (B, out_dim)
+        p1 = self.predictor(self.projector(forward_features_of(model, v1, **model_kwargs)))  # (B, out_dim)
+        p2 = self.predictor(self.projector(forward_features_of(model, v2, **model_kwargs)))  # (B, out_dim)
         with torch.no_grad():
-            z1 = self.target_projector(self.target_model.forward_features(v1, **model_kwargs))
-            z2 = self.target_projector(self.target_model.forward_features(v2, **model_kwargs))
+            z1 = self.target_projector(forward_features_of(self.target_model, v1, **model_kwargs))
+            z2 = self.target_projector(forward_features_of(self.target_model, v2, **model_kwargs))
         return byol_loss(p1, z2) + byol_loss(p2, z1)
 
     def on_step_end(self, model: nn.Module, progress: float) -> None:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssnas.objectives import OBJECTIVES
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, forward_features_of
 
 
 def sample_negatives(
@@ -86,6 +86,8 @@ class CSNASNCE(Objective):
 
     view_recipe = "csnas"
     passes_per_image = 3
+    bank: torch.Tensor  # (num_images, embed_dim) buffer, registered in `setup`
+    filled: torch.Tensor  # (num_images,) bool buffer: the bank row holds a feature
 
     def __init__(
         self,
@@ -116,15 +118,15 @@ class CSNASNCE(Objective):
     def image_features(self, model: nn.Module, original: torch.Tensor, **model_kwargs: Any) -> torch.Tensor:
         """f_img: (B, embed_dim)."""
         assert self.image_head is not None, "call setup() first"
-        return self.image_head(model.forward_features(original, **model_kwargs))
+        return self.image_head(forward_features_of(model, original, **model_kwargs))
 
     def patch_features(
         self, model: nn.Module, patch_a: torch.Tensor, patch_b: torch.Tensor, **model_kwargs: Any
     ) -> torch.Tensor:
         """f_patch: (B, embed_dim)."""
         assert self.image_head is not None and self.patch_head is not None, "call setup() first"
-        g_a = self.image_head(model.forward_features(patch_a, **model_kwargs))  # (B, embed_dim)
-        g_b = self.image_head(model.forward_features(patch_b, **model_kwargs))  # (B, embed_dim)
+        g_a = self.image_head(forward_features_of(model, patch_a, **model_kwargs))  # (B, embed_dim)
+        g_b = self.image_head(forward_features_of(model, patch_b, **model_kwargs))  # (B, embed_dim)
         return self.patch_head(torch.cat([g_a, g_b], dim=1))  # (B, 2 embed_dim) -> (B, embed_dim)
 
     @torch.no_grad()

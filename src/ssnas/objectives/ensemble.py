@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssnas.objectives import OBJECTIVES
-from ssnas.objectives.base import Batch
+from ssnas.objectives.base import Batch, forward_features_of
 from ssnas.objectives.byol import BYOL, byol_loss
 
 
@@ -83,12 +83,12 @@ class EnsembleBootstrap(BYOL):
     def online_prediction(self, model: nn.Module, x: torch.Tensor, **path: Any) -> torch.Tensor:
         """`pred(neck(model(x)))` on one path: (B,3,H,W) -> (B, out_dim)."""
         assert self.projector is not None and self.predictor is not None, "call setup() first"
-        return self.predictor(self.projector(model.forward_features(x, **path)))
+        return self.predictor(self.projector(forward_features_of(model, x, **path)))
 
     def target_projection(self, x: torch.Tensor, **path: Any) -> torch.Tensor:
         """`neck_ema(model_ema(x))` on one path: (B,3,H,W) -> (B, out_dim), raw (not normalised)."""
         assert self.target_model is not None and self.target_projector is not None, "call setup() first"
-        return self.target_projector(self.target_model.forward_features(x, **path))
+        return self.target_projector(forward_features_of(self.target_model, x, **path))
 
 
 __all__ = ["EnsembleBootstrap", "cosine_head", "ensemble_target", "view_pairs"]

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssnas.objectives import OBJECTIVES
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, forward_features_of
 
 ROTATIONS = 4
 
@@ -59,7 +59,7 @@ class RotationPrediction(Objective):
         """(4B, 4) rotation logits of `images` (B, 3, H, W) at every rotation, and their (4B,) labels."""
         assert self.classifier is not None, "call setup() first"
         turned, labels = rotated_batch(images)
-        return self.classifier(model.forward_features(turned, **model_kwargs)).float(), labels
+        return self.classifier(forward_features_of(model, turned, **model_kwargs)).float(), labels
 
     def forward(self, model: nn.Module, batch: Batch, **model_kwargs: Any) -> torch.Tensor:
         logits, labels = self.logits(model, batch.views[0], **model_kwargs)

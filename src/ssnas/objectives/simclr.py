@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssnas.objectives import OBJECTIVES
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, forward_features_of
 from ssnas.objectives.heads import ProjectionHead
 from ssnas.objectives.global_batch import batch_offset, gather
 
@@ -62,6 +62,6 @@ class SimCLR(Objective):
 
     def forward(self, model: nn.Module, batch: Batch, **model_kwargs: Any) -> torch.Tensor:
         assert self.projector is not None, "call setup() first"
-        z1 = self.projector(model.forward_features(batch.views[0], **model_kwargs))  # (B, out_dim)
-        z2 = self.projector(model.forward_features(batch.views[1], **model_kwargs))  # (B, out_dim)
+        z1 = self.projector(forward_features_of(model, batch.views[0], **model_kwargs))  # (B, out_dim)
+        z2 = self.projector(forward_features_of(model, batch.views[1], **model_kwargs))  # (B, out_dim)
         return nt_xent_loss(z1, z2, self.temperature)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssnas.objectives import OBJECTIVES
-from ssnas.objectives.base import Batch, Objective
+from ssnas.objectives.base import Batch, Objective, forward_features_of
 
 
 @OBJECTIVES.register("supervised")
@@ -37,5 +37,5 @@ class Supervised(Objective):
         assert self.classifier is not None, "call setup() first"
         if batch.labels is None:
             raise ValueError("the supervised objective needs labels")
-        logits = self.classifier(model.forward_features(batch.views[0], **model_kwargs))  # (B, C)
+        logits = self.classifier(forward_features_of(model, batch.views[0], **model_kwargs))  # (B, C)
         return F.cross_entropy(logits.float(), batch.labels, label_smoothing=self.label_smoothing)

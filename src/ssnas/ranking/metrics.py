@@ -16,10 +16,12 @@ import numpy as np
 
 from ssnas.errors import UserError
 
-Metric = Callable[[Sequence[float], Sequence[float]], float]
+# a score list or a 1-D float array (the metrics call each other with the arrays `_pair` returns)
+Scores = Sequence[float] | np.ndarray
+Metric = Callable[[Scores, Scores], float]
 
 
-def _pair(pred: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(pred: Scores, truth: Scores) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
     if p.ndim != 1 or p.shape != t.shape:
@@ -31,7 +33,7 @@ def _pair(pred: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np
     return p, t
 
 
-def _correlation(name: str, pred: Sequence[float], truth: Sequence[float]) -> float:
+def _correlation(name: str, pred: Scores, truth: Scores) -> float:
     """scipy.stats.`name` of the pair (scipy is imported here: it costs a second at CLI start)."""
     from scipy import stats
 
@@ -39,20 +41,20 @@ def _correlation(name: str, pred: Sequence[float], truth: Sequence[float]) -> fl
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         result = getattr(stats, name)(p, t)
-    return float(result.statistic)  # type: ignore[attr-defined]
+    return float(result.statistic)
 
 
-def kendall_tau(pred: Sequence[float], truth: Sequence[float]) -> float:
+def kendall_tau(pred: Scores, truth: Scores) -> float:
     """Kendall's tau-b: (concordant - discordant) pairs, normalised for ties. In [-1, 1]."""
     return _correlation("kendalltau", pred, truth)
 
 
-def spearman_rho(pred: Sequence[float], truth: Sequence[float]) -> float:
+def spearman_rho(pred: Scores, truth: Scores) -> float:
     """Spearman's rho: Pearson correlation of the ranks (ties get average ranks)."""
     return _correlation("spearmanr", pred, truth)
 
 
-def pearson_r(pred: Sequence[float], truth: Sequence[float]) -> float:
+def pearson_r(pred: Scores, truth: Scores) -> float:
     """Pearson's linear correlation of the raw values."""
     return _correlation("pearsonr", pred, truth)
 
@@ -62,7 +64,7 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-values, kind="stable")[:k]
 
 
-def top_k_overlap(pred: Sequence[float], truth: Sequence[float], k: int) -> float:
+def top_k_overlap(pred: Scores, truth: Scores, k: int) -> float:
     """Fraction of the true top-k that the predicted top-k contains, in [0, 1]."""
     p, t = _pair(pred, truth)
     if not 1 <= k <= len(p):
@@ -70,7 +72,7 @@ def top_k_overlap(pred: Sequence[float], truth: Sequence[float], k: int) -> floa
     return len(set(_top(p, k).tolist()) & set(_top(t, k).tolist())) / k
 
 
-def regret(pred: Sequence[float], truth: Sequence[float]) -> float:
+def regret(pred: Scores, truth: Scores) -> float:
     """Best true value minus the true value of the predicted best (first one on ties); >= 0."""
     p, t = _pair(pred, truth)
     return float(t.max() - t[int(np.argmax(p))])
@@ -86,7 +88,7 @@ def _tie_averaged(pred: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.repeat(np.add.reduceat(values[order], starts) / sizes, sizes)
 
 
-def ndcg(pred: Sequence[float], truth: Sequence[float], k: int = 1000) -> float:
+def ndcg(pred: Scores, truth: Scores, k: int = 1000) -> float:
     """Normalised discounted cumulative gain at cut-off `k`, as VKDNW evaluates rankers.
 
     Týbl & Neumann, "Training-free Neural Architecture Search through Variance of Knowledge of
@@ -122,7 +124,7 @@ def ndcg(pred: Sequence[float], truth: Sequence[float], k: int = 1000) -> float:
     return float(_tie_averaged(p, gain) @ discount) / ideal
 
 
-def pick_at(pred: Sequence[float], truth: Sequence[float], m: int = 100) -> float:
+def pick_at(pred: Scores, truth: Scores, m: int = 100) -> float:
     """Expected true value of the ranker's pick among `m` cells drawn uniformly without replacement.
 
     The pick of a drawn subset is its highest-`pred` cell. With the n cells in descending `pred`
@@ -152,8 +154,8 @@ def pick_at(pred: Sequence[float], truth: Sequence[float], m: int = 100) -> floa
 
 def bootstrap_ci(
     metric_fn: Metric,
-    pred: Sequence[float],
-    truth: Sequence[float],
+    pred: Scores,
+    truth: Scores,
     n_boot: int = 1000,
     seed: int = 0,
     level: float = 0.95,
@@ -182,8 +184,8 @@ def bootstrap_ci(
 
 
 def rank_report(
-    pred: Sequence[float],
-    truth: Sequence[float],
+    pred: Scores,
+    truth: Scores,
     ks: Sequence[int] = (10, 50),
     n_boot: int = 1000,
     seed: int = 0,

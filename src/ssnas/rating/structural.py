@@ -28,7 +28,7 @@ def _space_method(space: SearchSpace, method: str) -> Callable[[Architecture], f
     function = getattr(full_size(space.name), method, None)
     if not callable(function):
         raise UserError(f"space {space.name!r} cannot compute {method}")
-    return function  # type: ignore[no-any-return]
+    return function
 
 
 @STRUCTURAL.register("params")

@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.graph import Node
 from torch.func import functional_call, jacrev, vmap
 
 from ssnas.rating.registry import SIGNALS, CannotRate, features
@@ -126,7 +127,7 @@ def _reached_parameters(model: nn.Module, output: torch.Tensor) -> list[tuple[st
     """(name, tensor) of the parameters requiring grad that `output`'s autograd graph reaches, in
     registration order."""
     reached: set[int] = set()
-    stack = [output.grad_fn] if output.grad_fn is not None else []
+    stack: list[Node | None] = [output.grad_fn] if output.grad_fn is not None else []
     seen: set[Any] = set()
     while stack:
         node = stack.pop()
@@ -194,9 +195,9 @@ def _batch_statistics_held(
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)]  # fmt: skip
     saved = [(m.training, m.track_running_stats, m.running_mean, m.running_var,
               {k: b.clone() for k, b in m.named_buffers(recurse=False)}) for m in norms]  # fmt: skip
-    statistics: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    statistics: dict[nn.modules.batchnorm._BatchNorm, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    def record(module: nn.modules.batchnorm._BatchNorm, inputs: tuple[torch.Tensor, ...]) -> None:
         if module not in statistics:
             x = inputs[0].detach()
             dims = [d for d in range(x.dim()) if d != 1]
@@ -216,8 +217,8 @@ def _batch_statistics_held(
         for handle in handles:
             handle.remove()
         with torch.no_grad():
-            for m, (training, tracking, mean, var, buffers) in zip(norms, saved):
-                m.running_mean, m.running_var, m.track_running_stats = mean, var, tracking
+            for m, (training, tracking, saved_mean, saved_var, buffers) in zip(norms, saved):
+                m.running_mean, m.running_var, m.track_running_stats = saved_mean, saved_var, tracking
                 for name, value in buffers.items():
                     getattr(m, name).copy_(value)
                 m.train(training)

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ssnas.reporting.measures import running_best
 from ssnas.spaces import Architecture, create_space
@@ -132,8 +132,9 @@ def architecture_figure(arch: Architecture) -> bytes:
 
 def loss_curve_figure(history: Sequence[float] | Sequence[Sequence[float]]) -> bytes | None:
     """Mean training loss per epoch; a list of lists draws one line per block. None when empty."""
-    curves = [list(h) for h in history] if history and isinstance(history[0], (list, tuple)) else [list(history)]  # type: ignore[arg-type]
-    curves = [c for c in curves if c]
+    nested = bool(history) and isinstance(history[0], (list, tuple))
+    rows = cast("Sequence[Sequence[float]]", history) if nested else [cast("Sequence[float]", history)]
+    curves: list[list[float]] = [list(h) for h in rows if len(h)]
     if not curves:
         return None
     figure, axis = _pyplot().subplots(figsize=(6, 3))
@@ -164,6 +165,17 @@ def judge_curves_figure(curves: Sequence[Sequence[float]], labels: Sequence[str]
     axis.set_ylabel("pretext training loss")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, ncol=2)
+    return _png(figure)
+
+
+def anytime_figure(minutes: Sequence[float], values: Sequence[float], label: str, end: float) -> bytes:
+    """A step line: `label` of the best architecture so far against elapsed minutes, up to `end`."""
+    figure, axis = _pyplot().subplots(figsize=(6, 3))
+    axis.step([*minutes, end], [*values, values[-1]], where="post", color="#1f77b4", lw=2)
+    axis.set_xlim(left=0)
+    axis.set_xlabel("elapsed minutes")
+    axis.set_ylabel(label)
+    axis.grid(alpha=0.3)
     return _png(figure)
 
 

@@ -1,7 +1,7 @@
 """The search report: `report.html` of a search's run folder, built from the folder's files alone.
 
-Sections, top to bottom: summary, the found architecture, the search trajectory, score against
-cost, score against ground truth, the judged shortlist (two-stage), the top candidates, the
+Sections, top to bottom: summary, the found architecture, the search trajectory, the best so far
+against elapsed time (a time-budgeted evolution), score against cost, score against ground truth, the judged shortlist (two-stage), the top candidates, the
 training loss (strategies that train), SETN's op distribution, the settings (config.yaml).
 A search writes its report this way when it ends, and `ssnas report RUN_DIR` rebuilds it.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from ssnas.atomic import write_atomic
 from ssnas.reporting.figures import (
-    TrajectoryPanel, architecture_figure, cost_figure, loss_curve_figure, op_distribution_figure, scatter_figure,
+    TrajectoryPanel, anytime_figure, architecture_figure, cost_figure, loss_curve_figure, op_distribution_figure, scatter_figure,
     trajectory_figure,
 )  # fmt: skip
 from ssnas.reporting.html import REPORT_NAME, TOP_CANDIDATES, Arch, image, note, page, section, settings_section, table
@@ -22,6 +22,7 @@ from ssnas.reporting.judge_section import judge_section
 from ssnas.reporting.measures import candidate_costs, correlations, pareto_front, table_standing
 from ssnas.reporting.record import CONFIG_FILE, Candidate, RunRecord, load_run
 from ssnas.spaces import create_space
+from ssnas.training.progress import format_duration
 
 EXTRA_TRUTH = "cifar10_test"  # shown beside the correlated metric where the table has it
 
@@ -46,7 +47,7 @@ def search_page(record: RunRecord) -> str:
         _summary(record),
         section("Found architecture", image(architecture_figure(create_space(record.space).parse(record.best.arch)),
                                             "found architecture")),
-        trajectory, _cost(record), _truth(record),
+        trajectory, *_anytime(record), _cost(record), _truth(record),
         *([judge_section(record)] if "judge" in info else []),
         _top(record),
         *([section("Training loss", image(loss_curve_figure(history), "training loss curve"))]
@@ -139,6 +140,28 @@ def _trajectory(record: RunRecord) -> tuple[str, bool]:
     if two_stage:
         text += " Stage 1 rates without training; stage 2 trains each shortlisted candidate briefly and picks."
     return section(title, note(text), image(trajectory_figure(panels), "search trajectory")), False
+
+
+def _anytime(record: RunRecord) -> list[str]:
+    """The best so far against elapsed time, from evolution's trace (each change of the best); none
+    without a trace."""
+    trace = record.info.get("best_so_far")
+    if not trace:
+        return []
+    metric = record.truth_metric
+    truth = [(c.truth.get(metric, math.nan) if metric and (c := record.candidate(t["arch"])) else math.nan)
+             for t in trace]  # fmt: skip
+    rows = [[format_duration(t["elapsed_seconds"]), t["rated"], Arch(t["arch"]), *([v] if metric else [])]
+            for t, v in zip(trace, truth)]  # fmt: skip
+    header = ["elapsed", "rated", "best so far", *([metric] if metric else [])]
+    text = ("When the best architecture changed, counted from the start of the run (a resumed run adds its "
+            "own time)" + (f"; {metric} from the benchmark table, never seen by the search" if metric else "") + ".")
+    parts = [note(text)]
+    if metric and all(math.isfinite(v) for v in truth):
+        end = max(float(record.info.get("elapsed_seconds", 0.0)), trace[-1]["elapsed_seconds"]) / 60
+        figure = anytime_figure([t["elapsed_seconds"] / 60 for t in trace], truth, f"{metric} of the best so far", end)
+        parts.append(image(figure, "best so far against elapsed time"))
+    return [section("Best so far against time", *parts, table(header, rows[-TOP_CANDIDATES:]))]
 
 
 def _cost(record: RunRecord) -> str:

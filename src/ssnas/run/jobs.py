@@ -19,7 +19,7 @@ from ssnas.started import PROCESS_STARTED
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve
-from ssnas.run.strategies import RENAMED
+from ssnas.run.strategies import RENAMED, BossnasSettings
 from ssnas.run.task import BelowFloor, budget_constraint, build_space, build_task, fit_data
 from ssnas.spaces import Architecture
 from ssnas.strategies import ScoredArch, SupportsRating
@@ -77,6 +77,7 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
     from ssnas.ranking.selection import sample_architectures
 
     if config.run.strategy == "bossnas":  # the centre of the given cells only, no sampled population
+        assert isinstance(config.strategy, BossnasSettings)
         config = replace(config, strategy=replace(config.strategy, select_num=0))
     config = resolve(config)
     run = config.run

@@ -388,7 +388,9 @@ def rank_listed(request: RankRequest, select: Path | int | str, *, strategy: dic
     from ssnas.training.distributed import is_main_process
 
     space = create_space(request.space)
-    table_path = None if request.table is None or request.table is True else Path(request.table)
+    given = request.table
+    assert given is not False, "rank_listed correlates against a table (None or True: the space's own)"
+    table_path = None if given is None or given is True else Path(given)
     table = load_space_table(request.space, table_path)  # before any work: a space without a table is refused
     if strategy is None:
         scored = _rate_listed(space, request, select, data, skip_corrupt, out, bar)

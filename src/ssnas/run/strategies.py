@@ -37,7 +37,7 @@ from ssnas.run.presets import (
 from ssnas.strategies import Strategy
 from ssnas.strategies import bossnas, proxy, setn
 from ssnas.strategies.bossnas import BossConfig, BossNAS
-from ssnas.strategies.evolution import Evolution, EvolutionConfig
+from ssnas.strategies.evolution import FINISH_SECONDS, Evolution, EvolutionConfig
 from ssnas.strategies.proxy import ProxyConfig
 from ssnas.strategies.setn import SETN, SetnConfig
 from ssnas.strategies.supernet_rating import RatingConfig
@@ -108,6 +108,9 @@ class EvolutionSettings:
     """Aging evolution over a label-free rating at initialisation (`EvolutionConfig`); trains nothing.
 
     ranker: ranker expression ("az-nas-ssl", "meco+synflow", ...) [the space's search default].
+    ratings: architectures rated; with time_budget, at most this many [100 without a time budget].
+    time_budget: minutes the whole run may take; the ratings that fit are planned at the start.
+    islands: independent evolutions run in turn and pooled [1].
     rating_batch_size: held-out images per rated network [the space's search default].
     channels / cells: the rated network's size [nb201: C=16, N=5; darts: 32, 8].
     """
@@ -116,27 +119,36 @@ class EvolutionSettings:
 
     ranker: str | None = None
     ratings: int | None = None
+    time_budget: float | None = None
+    islands: int | None = None
     population: int | None = None
     rating_batch_size: int | None = None
     channels: int | None = None
     cells: int | None = None
 
     def options(self, space: str) -> tuple[str, ...]:
-        return ("ranker", "ratings", "population", "rating_batch_size", *_sized(space, STANDALONE_SIZED))
+        return ("ranker", "ratings", "time_budget", "islands", "population", "rating_batch_size",
+                *_sized(space, STANDALONE_SIZED))  # fmt: skip
 
     def resolve(self, space: str, preset: str) -> EvolutionSettings:
         rating, base = search_defaults(space), EvolutionConfig()
         network = {**FULL_NETWORK.get(space, {}), **_named_network(rating.network)}
-        defaults = dict(ranker=rating.ranker, rating_batch_size=rating.batch_size, ratings=base.ratings,
+        defaults = dict(ranker=rating.ranker, rating_batch_size=rating.batch_size, islands=base.islands,
                         population=base.population, **network)  # fmt: skip
+        if self.time_budget is None:  # a time budget plans the ratings itself; --ratings caps them
+            defaults["ratings"] = base.ratings
         return _fill(self, self.options(space), defaults)
 
     def network(self, space: str) -> dict[str, int]:
         return _standalone_network(space, self.channels, self.cells)
 
     def create(self, name: str, space: str, preset: str) -> Strategy:
-        return Evolution(EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population),
-                                         ranker=self.ranker, rating_batch_size=self.rating_batch_size))  # fmt: skip
+        return Evolution(self.evolution_config())
+
+    def evolution_config(self) -> EvolutionConfig:
+        return EvolutionConfig(ratings=self.ratings, time_budget=self.time_budget, islands=_set(self.islands),
+                               population=_set(self.population), ranker=self.ranker,
+                               rating_batch_size=self.rating_batch_size)  # fmt: skip
 
     def scored_by(self) -> str:
         return f"the label-free rating {self.ranker} at initialisation"
@@ -145,7 +157,7 @@ class EvolutionSettings:
         return ImageFloor(0, _set(self.rating_batch_size))  # trains nothing; rates on one held-out batch
 
 
-EVOLUTION_FIELDS = ("ranker", "ratings", "population", "rating_batch_size", "channels", "cells")
+EVOLUTION_FIELDS = ("ranker", "ratings", "islands", "population", "rating_batch_size", "channels", "cells")
 
 
 @dataclass(frozen=True)
@@ -174,20 +186,20 @@ class TwoStageSettings(EvolutionSettings):
             object.__setattr__(self, "judge_combine", tuple(self.judge_combine))
 
     def options(self, space: str) -> tuple[str, ...]:
-        judge = ("time_budget", "shortlist", "judge_budget", "judge_objective", "judge_signal", "judge_combine")
+        judge = ("shortlist", "judge_budget", "judge_objective", "judge_signal", "judge_combine")
         return (*super().options(space), *judge)
 
     def resolve(self, space: str, preset: str) -> TwoStageSettings:
         judge = judge_defaults(space)
-        stage1 = EvolutionSettings.resolve(self, space, preset)  # fills the evolution options of `self`
+        # the evolution options of `self`; stage 1 rates a fixed number (the time budget is the whole run's)
+        stage1 = EvolutionSettings.resolve(replace(self, time_budget=None), space, preset)
         resolved = _fill(replace(self, **{f: getattr(stage1, f) for f in EVOLUTION_FIELDS}), self.options(space),
                          {"time_budget": TwoStageConfig().time_budget, "judge_objective": judge.objective,
                           "judge_signal": judge.signal, "judge_combine": judge.combine})  # fmt: skip
         return resolved
 
     def create(self, name: str, space: str, preset: str) -> Strategy:
-        stage1 = EvolutionConfig(ratings=_set(self.ratings), population=_set(self.population), ranker=self.ranker,
-                                 rating_batch_size=self.rating_batch_size)  # fmt: skip
+        stage1 = replace(self, time_budget=None).evolution_config()  # the budget is the whole run's (TwoStageConfig)
         return TwoStage(TwoStageConfig(stage1=stage1, time_budget=_set(self.time_budget), shortlist=self.shortlist,
                                        judge_budget=self.judge_budget, judge_objective=self.judge_objective,
                                        judge_signal=self.judge_signal, combine=self.judge_combine))  # fmt: skip
@@ -254,6 +266,7 @@ class OptunaSettings(Training):
         rating_batch_size apply).
     proxy_loss: "holdout" (the SSL loss on held-out images) or "train" (the final epoch's
         training loss, as the CSNAS code reports).
+    time_budget: minutes after which no trial starts (Optuna's timeout, counted from the first trial).
     storage: journal file, sqlite:/// or postgresql:// URL; None = `study.journal` in the run folder.
     channels / cells: the trial network's size [nb201: the preset's; darts: 32, 8].
     """
@@ -261,6 +274,7 @@ class OptunaSettings(Training):
     bf16_keeps_quality: ClassVar[bool] = proxy.BF16_KEEPS_QUALITY
 
     trials: int | None = None
+    time_budget: float | None = None
     storage: str | None = None
     study: str | None = None
     trial_objective: str | None = None
@@ -277,7 +291,7 @@ class OptunaSettings(Training):
         return self.trial_objective or DEFAULT_TRIAL_OBJECTIVE
 
     def options(self, space: str) -> tuple[str, ...]:
-        shared, network = ("trials", "storage", "study", "trial_objective"), _sized(space, STANDALONE_SIZED)
+        shared, network = ("trials", "time_budget", "storage", "study", "trial_objective"), _sized(space, STANDALONE_SIZED)
         if self.trial_mode == "rating":
             return (*shared, "ranker", "rating_batch_size", *network)
         return (*shared, "objective", *TRAINING, "proxy_loss", *network)
@@ -294,7 +308,8 @@ class OptunaSettings(Training):
         return _standalone_network(space, self.channels, self.cells)
 
     def create(self, name: str, space: str, preset: str) -> Strategy:
-        study = StudyConfig(n_trials=_set(self.trials), storage=self.storage, study_name=_set(self.study))
+        timeout = self.time_budget * 60.0 - FINISH_SECONDS if self.time_budget is not None else None
+        study = StudyConfig(n_trials=_set(self.trials), storage=self.storage, study_name=_set(self.study), timeout=timeout)
         proxy = ProxyConfig(loss=self.proxy_loss or "holdout", trial_objective=_set(self.trial_objective),
                             ranker=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
         return OptunaSearch(name, study=study, proxy=proxy)

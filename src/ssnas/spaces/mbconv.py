@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -208,7 +209,7 @@ class MBConvSupernet(nn.Module):
         """Stem and layers 0..len(ops)-1; with `start` > 0, x is layer start-1's output."""
         x = self.stem(x) if start == 0 else x
         for layer, op in zip(self.candidates[start:], ops[start:]):
-            x = layer[OPS.index(op)](x)
+            x = cast(nn.ModuleList, layer)[OPS.index(op)](x)  # one ModuleList of candidate ops per layer
         return x
 
     def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]], start: int = 0) -> torch.Tensor:
@@ -230,7 +231,7 @@ class MBConvSupernet(nn.Module):
             raise ValueError(f"op_weights must be {expected}, got {tuple(op_weights.shape)}")
         x = self.stem(x)
         for layer, weights in zip(self.candidates, op_weights):
-            x = sum(w * op(x) for w, op in zip(weights, layer))  # type: ignore[assignment]
+            x = sum(w * op(x) for w, op in zip(weights, cast(nn.ModuleList, layer)))
         return self.head(x)
 
 

@@ -20,6 +20,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from ssnas.errors import UserError
 from ssnas.spaces import SPACES
 from ssnas.spaces.base import Architecture
 from ssnas.spaces.cost import count_macs, count_parameters
-from ssnas.spaces.ops import OPS, ResNetBasicBlock
+from ssnas.spaces.ops import OPS, ReLUConvBN, ResNetBasicBlock
 
 OP_NAMES: tuple[str, ...] = (
     "none",
@@ -70,6 +71,12 @@ def _make_op(op: str, C: int, affine: bool, track_running_stats: bool) -> nn.Mod
     return OPS.create(
         op, C_in=C, C_out=C, stride=1, affine=affine, track_running_stats=track_running_stats
     )
+
+
+def _conv_bn(op: nn.Module) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """The conv and BN of a conv edge op (a ReLUConvBN: ReLU, Conv2d, BatchNorm2d)."""
+    layers = cast(ReLUConvBN, op).op
+    return cast(nn.Conv2d, layers[1]), cast(nn.BatchNorm2d, layers[2])
 
 
 class NB201Cell(nn.Module):
@@ -115,13 +122,17 @@ class NB201MixedCell(nn.Module):
             for _ in EDGES
         )
 
+    def edge_ops(self, e: int) -> nn.ModuleList:
+        """Edge e's ops, in `OP_NAMES` order."""
+        return cast(nn.ModuleList, self.edges[e])
+
     def forward(
         self,
         x: torch.Tensor,
         op_index: Sequence[int] | None = None,
         op_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        norms = [ops[k].op[2] for ops in self.edges for k in (_CONV1, _CONV3)]
+        norms = [_conv_bn(self.edge_ops(e)[k])[1] for e in range(len(EDGES)) for k in (_CONV1, _CONV3)]
         fused = all(bn.weight is None and bn.running_mean is None for bn in norms)
         if op_weights is not None:
             if not fused:
@@ -130,14 +141,14 @@ class NB201MixedCell(nn.Module):
         assert op_index is not None
         index = op_index
         if not fused:
-            return _run_dag(x, lambda e, h: self.edges[e][index[e]](h))
+            return _run_dag(x, lambda e, h: self.edge_ops(e)[index[e]](h))
         return self._fused(x, [(k,) for k in index], None)
 
     def weighted_sum(self, x: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
         """Node j = sum over edges e into j, over all ops k, of op_weights[e, k] * op_k(node_i)."""
 
         def edge(e: int, h: torch.Tensor) -> torch.Tensor:
-            ops = self.edges[e]
+            ops = self.edge_ops(e)
             out = op_weights[e, 0] * ops[0](h)
             for k in range(1, len(OP_NAMES)):
                 out = out + op_weights[e, k] * ops[k](h)
@@ -168,13 +179,13 @@ class NB201MixedCell(nn.Module):
                 if not edges:
                     continue
                 relu = torch.relu(h) if relu is None else relu
-                convs = [self.edges[e][k].op[1] for e, _ in edges]
+                convs = [_conv_bn(self.edge_ops(e)[k])[0] for e, _ in edges]
                 kernel = convs[0].weight if len(convs) == 1 else torch.cat([c.weight for c in convs])
                 y = nn.functional.conv2d(relu, kernel, padding=convs[0].padding)  # (B, len(edges) * C, H, W)
                 scale = None
                 if weights is not None:
                     scale = weights[[e for e, _ in edges], k].repeat_interleave(C)  # (len(edges) * C,)
-                eps = self.edges[edges[0][0]][k].op[2].eps
+                eps = _conv_bn(self.edge_ops(edges[0][0])[k])[1].eps
                 y = nn.functional.batch_norm(y, None, None, scale, None, True, 0.0, eps)  # (B, len(edges) * C, H, W)
                 for (_, to), part in zip(edges, y.split(C, dim=1)):  # one (B, C, H, W) per edge
                     add(to, part)
@@ -522,7 +533,7 @@ class NB201Space:
             cell = net.layers[i]
             assert isinstance(cell, NB201Cell) and isinstance(layer, NB201MixedCell)
             for e, k in enumerate(index):
-                cell.edges[e] = copy.deepcopy(layer.edges[e][k])
+                cell.edges[e] = copy.deepcopy(layer.edge_ops(e)[k])
         return net.train(supernet.training)
 
     # -- cost -----------------------------------------------------------------------------

@@ -28,11 +28,11 @@ import inspect
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.objectives import create_objective
-from ssnas.objectives.base import Batch
+from ssnas.objectives.base import Batch, forward_features_of
 from ssnas.objectives.ensemble import EnsembleBootstrap, cosine_head
 from ssnas.spaces import Architecture, SearchSpace, SupportsBlocks, SupportsEnumerate, SupportsSupernet, is_degenerate
 from ssnas.spaces.base import Block
@@ -80,7 +80,7 @@ class PooledSupernet(nn.Module):
     def forward_blocks(self, x: torch.Tensor, paths: Sequence[Sequence[str]]) -> torch.Tensor:
         if len(paths) != 1:
             raise ValueError(f"a whole-network block has exactly one path, got {len(paths)}")
-        features = self.supernet.forward_features(x, arch=self.space.make(paths[0]))  # (B, D)
+        features = forward_features_of(self.supernet, x, arch=self.space.make(paths[0]))  # (B, D)
         return features[:, :, None, None]  # (B, D) -> (B, D, 1, 1)
 
 
@@ -193,13 +193,21 @@ def default_sampling(candidates: Sequence[BlockPath], count: int | None) -> tupl
 # ---------------------------------------------------------------- the trained network of one stage
 
 
+def _forward_blocks(
+    supernet: nn.Module, x: torch.Tensor, paths: Sequence[Sequence[str]], **kwargs: Any
+) -> torch.Tensor:
+    """`supernet.forward_blocks(x, paths, **kwargs)`, the block supernet's (B, C, H, W) map (torch's
+    stubs type an attribute of a plain `nn.Module` as `Tensor | Module`)."""
+    return cast(Callable[..., torch.Tensor], supernet.forward_blocks)(x, paths, **kwargs)
+
+
 @torch.no_grad()
 def _modules_run(supernet: nn.Module, x: torch.Tensor, paths: Sequence[BlockPath]) -> tuple[set[nn.Module], int]:
     """Modules whose forward ran for `forward_blocks(x, paths)`, and the output channels."""
     ran: set[nn.Module] = set()
     handles = [m.register_forward_pre_hook(lambda module, _: ran.add(module)) for m in supernet.modules()]
     try:
-        channels = supernet.forward_blocks(x, paths).shape[1]
+        channels = _forward_blocks(supernet, x, paths).shape[1]
     finally:
         for handle in handles:
             handle.remove()
@@ -287,10 +295,10 @@ class BlockStage(nn.Module):
 
     def forward_features(self, x: torch.Tensor, path: Sequence[str]) -> torch.Tensor:
         if self.cache is not None and self.fixed:
-            prefix = self.cache.get(x, self.training, lambda v: self.supernet.forward_blocks(v, self.fixed))
-            fmap = self.supernet.forward_blocks(prefix, [*self.fixed, tuple(path)], start=len(self.fixed))
+            prefix = self.cache.get(x, self.training, lambda v: _forward_blocks(self.supernet, v, self.fixed))
+            fmap = _forward_blocks(self.supernet, prefix, [*self.fixed, tuple(path)], start=len(self.fixed))
         else:
-            fmap = self.supernet.forward_blocks(x, [*self.fixed, tuple(path)])  # (B, C, H, W)
+            fmap = _forward_blocks(self.supernet, x, [*self.fixed, tuple(path)])  # (B, C, H, W)
         return self.adapters[str(fmap.shape[1])](fmap).mean(dim=(2, 3))  # (B, width)
 
     def forward(self, x: torch.Tensor, path: Sequence[str]) -> torch.Tensor:
@@ -315,7 +323,7 @@ class _Online(nn.Module):
         self.stage, self.projector, self.predictor = stage, objective.projector, objective.predictor
 
     def forward(self, x: torch.Tensor, path: BlockPath) -> torch.Tensor:
-        return self.predictor(self.projector(self.stage.forward_features(x, path=path)))
+        return self.predictor(self.projector(forward_features_of(self.stage, x, path=path)))
 
 
 class _Target(nn.Module):
@@ -325,7 +333,7 @@ class _Target(nn.Module):
         self.model, self.projector = objective.target_model, objective.target_projector
 
     def forward(self, x: torch.Tensor, path: BlockPath) -> torch.Tensor:
-        return self.projector(self.model.forward_features(x, path=path))
+        return self.projector(forward_features_of(self.model, x, path=path))
 
 
 @contextmanager

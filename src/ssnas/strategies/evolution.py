@@ -10,6 +10,19 @@ trained accuracy:
    population, the oldest member leaves;
 3. stop after `ratings` distinct architectures are rated; the best rated is kept.
 
+`islands` > 1 runs that many independent aging evolutions in turn (a cycle each), their own
+populations and random streams, one rating log: the pick is the best of everything rated
+(restarts pooled; island 0 is the single evolution's stream, so islands=1 is plain REA).
+
+Time budget (`time_budget` minutes, counted from the run's start, `SearchTask.started`): once the
+initial populations are rated, their seconds per rating fix the plan, the number of ratings
+that fit (`Plan`), saved in `evolution.json` with the ratings; the search then rates up to the
+plan, and stops early only if the deadline comes first (a machine busier than at the start;
+`stopped_at_deadline` in the result). A resumed run keeps the saved plan, so it ends with the
+same result as one never killed; a run killed before the plan was saved times it again. The
+best architecture so far is in `best.json` at every checkpoint (anytime), and
+`evolution.json` holds the best-so-far trace against elapsed time.
+
 When the space (after the budget) holds no more than `ratings` architectures, every
 one is rated instead ("exhaustive"). Rank-based ratings are recombined over all
 architectures rated so far at each comparison, so scores stay comparable as the
@@ -26,15 +39,19 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ssnas.errors import UserError
+from ssnas.rating.aggregate import fractional_ranks
 from ssnas.rating.defaults import search_defaults
 from ssnas.atomic import write_atomic
 from ssnas.runfolder import corrupt, read_json
@@ -43,18 +60,29 @@ from ssnas.strategies import STRATEGIES
 from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
 from ssnas.spaces.budget import Constraint, mutate
 from ssnas.strategies.raters import Columns, Rater, create_rater
-from ssnas.training.progress import StageProgress
+from ssnas.training.progress import StageProgress, format_duration
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "evolution.json"
+BEST_FILE = "best.json"
+SAFETY = 0.92  # share of the time left the plan fills: later candidates rate slower than the first
+FINISH_SECONDS = 6.0  # kept for writing result.json, candidates.csv and report.html
+UNLIMITED = 1_000_000  # the rating cap of a time-budgeted search without --ratings
+EXHAUSTIVE_UNDER_BUDGET = 100  # ... which rates every architecture of a space no larger than this
 
 
 @dataclass(frozen=True)
 class EvolutionConfig:
     """REA settings.
 
-    ratings: distinct architectures rated (the search's cost).
+    ratings: distinct architectures rated (the search's cost); with `time_budget`, at most this
+        many (None: as many as the time allows).
+    time_budget: minutes the whole run may take (None: `ratings` decides).
+    islands: independent aging evolutions run in turn, pooled at the end.
+    final_shortlist / final_seeds: the best `final_shortlist` of everything rated are rated again
+        under `final_seeds` more seeds (other initial weights, another image batch) and the pick is
+        the best mean rank over all seeds (0: off).
     population / sample_size: REA's P and S (the NB201 paper's REA: P=10, S=3); S None = P/4.
     ranker: a ranker expression of `ssnas.rating` ("az-nas-ssl", "meco+synflow", ...); None = the
         space's search default (`ssnas.rating.defaults.search_defaults`), measured on the
@@ -64,7 +92,11 @@ class EvolutionConfig:
     skip_degenerate: never propose cells whose input does not reach the output (NB201 `none` paths).
     """
 
-    ratings: int = 100  # measured on NB201 (benchmarks/bench_search.py): about 1-5 min on a 2-core CPU
+    ratings: int | None = 100  # measured on NB201 (benchmarks/bench_search.py): about 1-5 min on a 2-core CPU
+    time_budget: float | None = None
+    islands: int = 1
+    final_shortlist: int = 0
+    final_seeds: int = 2
     population: int = 20
     sample_size: int | None = None
     ranker: str | None = None
@@ -76,11 +108,22 @@ class EvolutionConfig:
     def __post_init__(self) -> None:
         if self.ranker is not None and not isinstance(self.ranker, str):  # a sequence of names joined by '+'
             object.__setattr__(self, "ranker", "+".join(self.ranker))
-        if self.ratings < 1 or self.population < 1 or not 1 <= self.tournament <= self.population:
+        if self.ratings is None and self.time_budget is None:
+            raise UserError("evolution needs --ratings or --time-budget")
+        if (self.ratings or 1) < 1 or self.population < 1 or not 1 <= self.tournament <= self.population:
             raise UserError(
                 f"evolution needs ratings >= 1, population >= 1 and 1 <= sample_size <= population; "
                 f"got {self.ratings}, {self.population}, {self.sample_size}"
             )
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise UserError(f"--time-budget must be a positive number of minutes, got {self.time_budget}")
+        if self.islands < 1:
+            raise UserError(f"evolution needs islands >= 1, got {self.islands}")
+
+    @property
+    def cap(self) -> int:
+        """The most ratings: `ratings`, or no limit under a time budget without it."""
+        return self.ratings if self.ratings is not None else UNLIMITED
 
     @property
     def tournament(self) -> int:
@@ -96,7 +139,12 @@ class RatingLog:
         self.saved: dict[str, dict[str, float]] = {}  # from a killed run, reused as they come up again
         self.order: list[Architecture] = []
         self.values: dict[Architecture, dict[str, float]] = {}
-        self.seconds = 0.0
+        self.seconds = 0.0  # spent rating in this process
+        self.computed = 0  # ratings computed (not reused) in this process
+        self.plan: Plan | None = None  # a time budget's plan, once fixed (saved with the ratings)
+        self.trace: list[tuple[int, float, str]] = []  # (rated, elapsed seconds, best key) when the best changed
+        self.clock = time.monotonic()  # elapsed time counts from here, plus what earlier processes spent
+        self.earlier_seconds = 0.0  # elapsed seconds of the killed run at its last save
         self._scores: dict[Architecture, float] | None = None
         self.progress: StageProgress | None = None  # set while a search runs: one line per `EVERY_SECONDS`
 
@@ -111,9 +159,21 @@ class RatingLog:
             raise UserError(f"{self.path} was written by a search with other settings; use a new --out")
         try:
             self.saved = {str(key): {str(n): float(v) for n, v in values.items()} for key, values in payload["ratings"]}
+            plan = payload.get("plan")
+            self.plan = Plan(**plan) if plan is not None else None
+            self.earlier_seconds = float(payload.get("elapsed_seconds", 0.0))
+            self.trace = [(int(n), float(t), str(k)) for n, t, k in payload.get("trace", [])]
         except (KeyError, TypeError, ValueError, AttributeError):
             raise corrupt(self.path, "its ratings are not [architecture, {signal: value}] pairs") from None
         return len(self.saved)
+
+    def elapsed(self) -> float:
+        """Seconds of search so far, the killed runs' included."""
+        return self.earlier_seconds + time.monotonic() - self.clock
+
+    def best(self) -> Architecture:
+        scores = self.scores()
+        return max(self.order, key=scores.__getitem__)
 
     def rate(self, archs: Sequence[Architecture]) -> None:
         """Rate the architectures not rated yet (saved values first), in order."""
@@ -124,18 +184,27 @@ class RatingLog:
             started = time.perf_counter()
             columns = self.rater.columns(todo)
             self.seconds += time.perf_counter() - started
+            self.computed += len(todo)
             computed = {a: {n: float(columns[n][i]) for n in columns} for i, a in enumerate(todo)}
         for arch in fresh:
             self.values[arch] = computed[arch] if arch in computed else self.saved[arch.key]
             self.order.append(arch)
             self._scores = None
+            self._follow_best()
             if todo and len(self.order) % self.every == 0:
                 self.save()
         if self.progress is not None and fresh:
             done = len(self.order)
-            scores = self.scores()
-            self.progress.update(done, status=f"best so far {max(scores, key=scores.__getitem__).key}",
+            self.progress.update(done, status=f"best so far {self.best().key}",
                                  force_line=done >= self.progress.total)  # fmt: skip
+
+    def _follow_best(self) -> None:
+        """Add a trace entry when the best architecture changed (replayed entries keep their saved times)."""
+        key, rated = self.best().key, len(self.order)
+        if self.trace and self.trace[-1][0] >= rated:  # replaying a resumed run: the saved trace holds it
+            return
+        if not self.trace or self.trace[-1][2] != key:
+            self.trace.append((rated, round(self.elapsed(), 3), key))
 
     def scores(self) -> dict[Architecture, float]:
         """Combined score of every rated architecture, over the whole log (cached until the next rating)."""
@@ -147,17 +216,43 @@ class RatingLog:
         return self._scores
 
     def save(self) -> None:
+        """evolution.json (ratings, plan, trace) and best.json, each written atomically."""
         if self.path is None:
             return
-        payload = {"settings": self.settings, "ratings": [[a.key, self.values[a]] for a in self.order]}
+        elapsed = max(self.elapsed(), self.trace[-1][1] if self.trace else 0.0)
+        payload = {"settings": self.settings, "ratings": [[a.key, self.values[a]] for a in self.order],
+                   "plan": asdict(self.plan) if self.plan is not None else None, "elapsed_seconds": elapsed,
+                   "trace": self.trace}  # fmt: skip
         write_atomic(self.path, json.dumps(payload))
+        if self.order:
+            best = self.best()
+            write_atomic(self.path.with_name(BEST_FILE), json.dumps(
+                {"arch": best.key, "score": self.scores()[best], "rated": len(self.order),
+                 "elapsed_seconds": elapsed, "final": False}, indent=1))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A time budget's plan, fixed once the initial populations are rated.
+
+    ratings: distinct architectures to rate in all; seconds_per_rating: measured on the
+    `calibrated_on` ratings computed before it; deadline_seconds: elapsed seconds at which
+    rating stops whatever the plan (the budget less the time kept for writing the results).
+    """
+
+    ratings: int
+    seconds_per_rating: float
+    calibrated_on: int
+    deadline_seconds: float
 
 
 
 def _as_saved(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings as evolution.json has always saved them (the ranker under "rating"), so a
-    search started by an older ssnas resumes."""
-    return {("rating" if key == "ranker" else key): value for key, value in config.items()}
+    """The settings as evolution.json has always saved them (the ranker under "rating"; no time
+    budget or islands when they are unset), so a search started by an older ssnas resumes."""
+    unset = {"time_budget": None, "islands": 1, "final_shortlist": 0, "final_seeds": 2}
+    return {("rating" if key == "ranker" else key): value for key, value in config.items()
+            if not (key in unset and value == unset[key])}  # fmt: skip
 
 
 @STRATEGIES.register("evolution")
@@ -179,34 +274,69 @@ class Evolution:
                     "seed": task.seed, "space": space.name}
         path = task.out_dir / STATE_FILE if task.out_dir is not None else None
         ratings = RatingLog(space, rater, path, settings, cfg.checkpoint_every)
+        ratings.clock = task.started if task.started is not None else time.monotonic()
         if task.resume:
             log.info("evolution: %d saved ratings reused", ratings.load())
         elif path is not None and path.exists():
             raise UserError(f"{path} exists; resume the search or choose a new --out")
         pool = self._small_pool(space, task.budget)
         mode = "exhaustive" if pool is not None else "evolution"
-        log.info("%s over %s with rating %s, %d ratings", mode, space.name, rater.name,
-                 len(pool) if pool is not None else cfg.ratings)  # fmt: skip
-        total = len(pool) if pool is not None else cfg.ratings
+        if pool is not None or cfg.time_budget is None:
+            planned = f"{len(pool) if pool is not None else cfg.cap} ratings"
+        else:
+            planned = f"a {cfg.time_budget:g}-minute budget" + (f" (at most {cfg.ratings} ratings)" if cfg.ratings else "")
+        log.info("%s over %s with rating %s, %d island(s), %s", mode, space.name, rater.name, cfg.islands, planned)
+        total = len(pool) if pool is not None else min(cfg.cap, ratings.plan.ratings if ratings.plan else cfg.cap)
         with StageProgress(mode, total, unit="architectures rated", bar=task.train.progress) as progress:
             ratings.progress = progress
             if pool is not None:
                 ratings.rate(pool)
+                stopped = False
             else:
-                self._evolve(task, ratings)
+                stopped = self._evolve(task, ratings)
             ratings.progress = None
         ratings.save()
         scores = ratings.scores()
         position = {a: i for i, a in enumerate(ratings.order)}
         ranked = sorted(ratings.order, key=lambda a: scores[a], reverse=True)
-        candidates = [ScoredArch(a, scores[a], {**ratings.values[a], "order": float(position[a])}) for a in ranked]
+        final: dict[Architecture, float] = {}
+        if cfg.final_shortlist > 1 and pool is None and (self.rater is None or cfg.final_seeds == 0):
+            final = self._final_rating(task, rater, ranked[: cfg.final_shortlist], batch_size)
+            ranked = sorted(final, key=lambda a: final[a], reverse=True) + ranked[len(final):]
+        candidates = [ScoredArch(a, scores[a], {**ratings.values[a], "order": float(position[a]),
+                                                **({"final_rank_score": final[a]} if a in final else {})})
+                      for a in ranked]  # fmt: skip
         info = {
             "mode": mode, "rating": rater.name, "rated": len(ratings.order),
             "rating_seconds": ratings.seconds,
             "seconds_per_rating": ratings.seconds / max(1, len(ratings.order) - len(ratings.saved)),
-            "population": cfg.population, "sample_size": cfg.tournament, "nonfinite": dict(getattr(rater, "nonfinite", {})),
+            "population": cfg.population, "sample_size": cfg.tournament, "islands": cfg.islands,
+            "nonfinite": dict(getattr(rater, "nonfinite", {})), "elapsed_seconds": ratings.elapsed(),
+            "best_so_far": [{"rated": n, "elapsed_seconds": t, "arch": k} for n, t, k in ratings.trace],
         }  # fmt: skip
+        if ratings.plan is not None:
+            info.update(time_budget_minutes=cfg.time_budget, plan=asdict(ratings.plan), stopped_at_deadline=stopped)
         return SearchResult(best=candidates[0], candidates=candidates, info=info)
+
+    def _final_ratings(self) -> int:
+        """Ratings the final rating of the shortlist makes (0 when off)."""
+        cfg = self.config
+        return cfg.final_shortlist * cfg.final_seeds if cfg.final_shortlist > 1 else 0
+
+    def _final_rating(self, task: SearchTask, rater: Rater, shortlist: list[Architecture],
+                      batch_size: int) -> dict[Architecture, float]:  # fmt: skip
+        """The shortlist's score over the search's seed and `final_seeds` more: per seed, the ranker's
+        combination within the shortlist, as ranks; the mean of those ranks (higher is better)."""
+        seeds = [task.seed, *(task.seed + 1000 * k for k in range(1, self.config.final_seeds + 1))]
+        started = time.perf_counter()
+        ranks = np.zeros(len(shortlist))
+        for seed in seeds:
+            seeded_rater = rater if seed == task.seed else create_rater(replace(task, seed=seed), rater.name, batch_size)
+            combined = seeded_rater.combine(seeded_rater.columns(shortlist))
+            ranks += fractional_ranks(combined)
+        log.info("final rating: the best %d rated again under %d more seeds (%.0f s)", len(shortlist),
+                 len(seeds) - 1, time.perf_counter() - started)  # fmt: skip
+        return {a: float(r) / len(seeds) for a, r in zip(shortlist, ranks)}
 
     def _accept(self, space: SearchSpace) -> Any:
         if not self.config.skip_degenerate:
@@ -214,7 +344,9 @@ class Evolution:
         return lambda arch: not is_degenerate(space, arch)
 
     def _small_pool(self, space: SearchSpace, budget: Constraint | None) -> list[Architecture] | None:
-        """Every admissible architecture, when there are no more than `ratings` of them; else None."""
+        """Every admissible architecture, when there are no more than `ratings` of them (a time budget
+        without --ratings: the default 100); else None."""
+        limit = self.config.ratings if self.config.ratings is not None else EXHAUSTIVE_UNDER_BUDGET
         if not self.config.exhaustive or not isinstance(space, SupportsEnumerate):
             return None
         accept = self._accept(space)
@@ -223,15 +355,16 @@ class Evolution:
             if listed is None:
                 return None
             pool = [a for a in listed if accept(a)]
-            if len(pool) > self.config.ratings:
+            if len(pool) > limit:
                 return None
             return [a for a in pool if budget.admits(a)]
-        if space.size() > 20 * self.config.ratings:  # do not list a space far too large to rate
+        if space.size() > 20 * limit:  # do not list a space far too large to rate
             return None
         pool = [a for a in space.enumerate() if accept(a)]
-        return pool if len(pool) <= self.config.ratings else None
+        return pool if len(pool) <= limit else None
 
-    def _evolve(self, task: SearchTask, ratings: RatingLog) -> None:
+    def _evolve(self, task: SearchTask, ratings: RatingLog) -> bool:
+        """Run the islands in turn up to the plan; True when the deadline stopped them first."""
         cfg, space, budget = self.config, task.space, task.budget
         accept = self._accept(space)
 
@@ -253,12 +386,25 @@ class Evolution:
                     return child
             return propose_random(rng)
 
-        start = random.Random(f"evolution:{task.seed}:population")
-        population: deque[Architecture] = deque(propose_random(start) for _ in range(cfg.population))
-        ratings.rate(list(population))
-        cycle = 0
-        while len(ratings.order) < cfg.ratings and cycle < 20 * cfg.ratings:
-            rng = random.Random(f"evolution:{task.seed}:{cycle}")
+        populations: list[deque[Architecture]] = []
+        for island in range(cfg.islands):
+            start = random.Random(_stream(task.seed, island, "population"))
+            populations.append(deque(propose_random(start) for _ in range(cfg.population)))
+            ratings.rate(list(populations[-1]))
+        started = task.started if task.started is not None else ratings.clock
+        deadline = self._fix_plan(ratings, started)
+        target = min(cfg.cap, ratings.plan.ratings) if ratings.plan is not None else cfg.cap
+        if ratings.progress is not None:
+            ratings.progress.retotal(target)
+        cycles = [0] * cfg.islands
+        while len(ratings.order) < target and sum(cycles) < 20 * target:
+            if deadline is not None and time.monotonic() > deadline:
+                log.warning("time budget: stopped at the deadline after %d of %d planned ratings (a busier machine "
+                            "than when the plan was made)", len(ratings.order), target)  # fmt: skip
+                return True
+            island = sum(cycles) % cfg.islands
+            rng = random.Random(_stream(task.seed, island, str(cycles[island])))
+            population = populations[island]
             scores = ratings.scores()
             contenders = rng.sample(list(population), cfg.tournament)
             parent = max(contenders, key=lambda a: scores[a])
@@ -266,7 +412,33 @@ class Evolution:
             ratings.rate([child])
             population.append(child)
             population.popleft()
-            cycle += 1
+            cycles[island] += 1
+        return False
+
+    def _fix_plan(self, ratings: RatingLog, started: float) -> float | None:
+        """Under a time budget, the plan (saved, or made from the ratings computed so far) and the
+        deadline on this process's clock (`time.monotonic()`); None without a budget."""
+        cfg = self.config
+        if cfg.time_budget is None:
+            return None
+        budget_seconds = cfg.time_budget * 60.0
+        if ratings.plan is None:
+            per_rating = max(ratings.seconds, 1e-3) / max(1, ratings.computed)
+            spent = time.monotonic() - started
+            left = budget_seconds - FINISH_SECONDS - spent - self._final_ratings() * per_rating
+            planned = len(ratings.order) + max(0, math.floor(left * SAFETY / per_rating))
+            ratings.plan = Plan(ratings=min(cfg.cap, planned), seconds_per_rating=round(per_rating, 4),
+                                calibrated_on=ratings.computed, deadline_seconds=budget_seconds - FINISH_SECONDS)  # fmt: skip
+            ratings.save()
+            log.info("time budget %s: %s spent, %.2f s per rating over %d ratings: %d ratings planned",
+                     format_duration(budget_seconds), format_duration(spent), per_rating, ratings.computed,
+                     ratings.plan.ratings)  # fmt: skip
+        return started + ratings.plan.deadline_seconds
 
 
-__all__ = ["Evolution", "EvolutionConfig", "RatingLog"]
+def _stream(seed: int, island: int, name: str) -> str:
+    """The name of an island's random stream (island 0: the single evolution's, as before islands)."""
+    return f"evolution:{seed}:{name}" if island == 0 else f"evolution:{seed}:island{island}:{name}"
+
+
+__all__ = ["Evolution", "EvolutionConfig", "Plan", "RatingLog"]

@@ -37,7 +37,7 @@ from torch import nn
 from ssnas.data.views import VIEWS
 from ssnas.errors import TrainingDiverged, UserError
 from ssnas.objectives import create_objective
-from ssnas.objectives.base import Batch, Objective, has_per_image_state
+from ssnas.objectives.base import Batch, Objective, feature_dim_of, has_per_image_state
 from ssnas.spaces import Architecture
 from ssnas.strategies.base import SearchTask
 from ssnas.rating.defaults import search_defaults
@@ -183,7 +183,7 @@ class ProxyEvaluator:
         if probe.needs_labels:
             raise UserError(f"objective {self.task.objective!r} needs labels; score it with proxy loss 'train'")
         model = self.task.space.build(self.task.space.sample(random.Random(0)))
-        probe.setup(model, model.feature_dim, len(self.images))
+        probe.setup(model, feature_dim_of(model), len(self.images))
         if has_per_image_state(probe, len(self.images)):
             raise UserError(
                 f"objective {self.task.objective!r} keeps one state row per training image (a memory "

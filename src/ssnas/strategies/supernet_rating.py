@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -29,6 +29,7 @@ from ssnas.data.views import VIEWS
 from ssnas.errors import UserError
 from ssnas.faults import fault_point
 from ssnas.objectives import Batch, Objective
+from ssnas.objectives.base import forward_features_of
 from ssnas.rating import SIGNALS, EngineConfig, frozen_batch_norm, network_signals, rating_batches, score_architectures
 from ssnas.rating.aggregate import INIT_PREFIX, combine
 from ssnas.rating.engine import rating_indices
@@ -155,7 +156,8 @@ class _SupernetRater:
                 if name == "accuracy":
                     if labels is None:
                         raise UserError("rating signal 'accuracy' needs labels (supervised reference only)")
-                    logits = self.objective.classifier(self.supernet.forward_features(batch.views[0], arch=arch))
+                    classifier = cast(nn.Module, self.objective.classifier)  # the supervised reference's head
+                    logits = classifier(forward_features_of(self.supernet, batch.views[0], arch=arch))
                     total += float((logits.argmax(dim=1) == labels).float().mean())
                 else:
                     total -= float(self.objective(self.supernet, batch, arch=arch))

@@ -229,6 +229,7 @@ def _run_one(study: optuna.Study, trial: Trial, task: SearchTask, evaluate: Eval
 
 
 def _scored(trial: FrozenTrial, task: SearchTask) -> ScoredArch:
+    assert trial.value is not None, "only COMPLETE trials are scored"
     arch = task.space.make([trial.params[name] for name in task.space.choices()])
     details = {"loss": float(trial.value), "trial": float(trial.number), **trial.user_attrs.get("details", {})}
     return ScoredArch(arch, -float(trial.value), details)

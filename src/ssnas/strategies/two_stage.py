@@ -42,7 +42,7 @@ from ssnas.judging import SIGNAL_NAMES, JudgeConfig, Judgement, judge_network
 from ssnas.judging.judge import BF16_KEEPS_QUALITY as JUDGE_BF16_KEEPS_QUALITY
 from ssnas.judging.defaults import judge_defaults
 from ssnas.objectives import create_objective
-from ssnas.rating.aggregate import fractional_ranks
+from ssnas.rating.aggregate import mean_rank
 from ssnas.rating.engine import build_network, resized
 from ssnas.rating.structural import STRUCTURAL
 from ssnas.spaces import Architecture, SearchSpace
@@ -94,6 +94,8 @@ class TwoStageConfig:
     def __post_init__(self) -> None:
         if not self.time_budget > 0 or not math.isfinite(self.time_budget):
             raise UserError(f"--time-budget must be a positive number of minutes, got {self.time_budget}")
+        if self.stage1.ratings is None or self.stage1.time_budget is not None:
+            raise UserError("two-stage's stage 1 rates a fixed number (--ratings); --time-budget is the whole run's")
         if self.shortlist is not None and self.shortlist < MIN_SHORTLIST:
             raise UserError(f"--shortlist must be at least {MIN_SHORTLIST} (a judge chooses between candidates), "
                             f"got {self.shortlist}")  # fmt: skip
@@ -194,7 +196,9 @@ class TwoStage:
         rater.columns([arch])
         per_rating = time.monotonic() - clock
         speed = _passes_per_second(judge_space, arch, task, judge)
-        stage1 = per_rating * self.config.stage1.ratings
+        ratings = self.config.stage1.ratings
+        assert ratings is not None, "stage 1 rates a fixed number (the time budget is the whole run's)"
+        stage1 = per_rating * ratings
         needed = stage1 + MIN_SHORTLIST * MIN_PASSES / speed
         left = deadline - time.monotonic()
         if needed > left:
@@ -317,7 +321,7 @@ def _ranked(judged: dict[str, Judgement], stage1: dict[str, ScoredArch], everyon
     for partner in combine:
         columns.append([stage1[k].score for k in keys] if partner == "stage1"
                        else STRUCTURAL.get(partner)(space, [stage1[k].arch for k in keys]))  # fmt: skip
-    ranks = sum(fractional_ranks(c) for c in columns) / len(columns)
+    ranks = mean_rank(columns)  # the mean of the columns' fractional ranks
     # ties (equal mean rank) go to the better stage-1 candidate: `keys` is in stage-1 order
     order = sorted(range(len(keys)), key=lambda i: -ranks[i])
     ranked = [  # judged: 1 + mean rank in (1, 2]; the rest below, in stage-1 order, in (0, 1)

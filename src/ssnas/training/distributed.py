@@ -58,7 +58,7 @@ class DataParallel:
         """This process's rows of a global batch: (B, ...) -> (B / world_size, ...)."""
         return rows[self.rank :: self.world_size]
 
-    def average_gradients(self, parameters: Iterable[nn.Parameter]) -> None:
+    def average_gradients(self, parameters: Iterable[torch.Tensor]) -> None:
         """Mean of every existing gradient over the processes (one flat all-reduce)."""
         grads = [p.grad for p in parameters if p.grad is not None]
         if not grads:

@@ -31,7 +31,7 @@ from torch import nn
 
 from ssnas.data.views import ViewMaker
 from ssnas.errors import TrainingDiverged, UserError
-from ssnas.objectives.base import Batch, Objective, has_per_image_state
+from ssnas.objectives.base import Batch, Objective, feature_dim_of, has_per_image_state
 from ssnas.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_atomic
 from ssnas.faults import fault_point
 from ssnas.objectives.global_batch import across_processes
@@ -147,7 +147,9 @@ class LARS(torch.optim.Optimizer):
 
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict[str, Any]]:
     """Trainable parameters in two groups: weights (decay, LARS) and BN/bias/1-d (neither)."""
-    decay, no_decay, seen = [], [], set()
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
     for module in modules:
         for p in module.parameters():
             if not p.requires_grad or id(p) in seen:
@@ -337,10 +339,11 @@ def _set_up(model: nn.Module, objective: Objective, images: torch.Tensor, views:
         raise UserError(f"batch size {batch_size} must be a multiple of the {parallel.world_size} processes")
     images = images.to(device)
     labels = labels.to(device) if labels is not None else None
-    model.to(device=device, memory_format=memory_format)
+    # the ignores: torch's `Module.to` overloads lack the memory_format keyword that it takes
+    model.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     with seeded(config.seed):  # heads start the same in every process with this seed
-        objective.setup(model, model.feature_dim, num_images)
-    objective.to(device=device, memory_format=memory_format)
+        objective.setup(model, feature_dim_of(model), num_images)
+    objective.to(device=device, memory_format=memory_format)  # type: ignore[call-overload]
     if parallel is not None:
         if has_per_image_state(objective, num_images):
             raise UserError(f"{type(objective).__name__} keeps one state row per image; train it in one process")

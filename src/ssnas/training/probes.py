@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssnas.objectives.base import forward_features_of
 from ssnas.training.loop import ViewMaker
 
 
@@ -38,7 +39,7 @@ def extract_features(
         chunks = []
         for start in range(0, images.shape[0], batch_size):
             x = views(images[start : start + batch_size].to(device), generator)[0]
-            chunks.append(model.forward_features(x, **model_kwargs).float().cpu())
+            chunks.append(forward_features_of(model, x, **model_kwargs).float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(chunks)  # (N, D)

@@ -88,6 +88,12 @@ class StageProgress:
         rate = self.units_per_second
         return (self.total - self.completed) / rate if rate > 0 else float("nan")
 
+    def retotal(self, total: int) -> None:
+        """Change the number of units (a time budget's plan, fixed once the stage runs)."""
+        self.total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
     def update(self, completed: int, status: str = "", force_line: bool = False, **bar_fields: Any) -> None:
         """Move to `completed` units; log a line when forced or `every_seconds` passed since the last."""
         self.completed = completed
@@ -120,7 +126,7 @@ def track(items: Iterable[T], stage: str, total: int, unit: str, bar: bool = Fal
             progress.update(done, force_line=done == total)
 
 
-class StderrMirror(logging.StreamHandler):  # type: ignore[type-arg]
+class StderrMirror(logging.StreamHandler):
     """The `ssnas` log on stderr, one plain line per record (installed when stderr is not a terminal)."""
 
     def __init__(self) -> None:

@@ -164,6 +164,7 @@ class ClassifierObjective(Objective):
     view_recipe = "crop-flip"
     passes_per_image = 1
     needs_labels = True
+    drop_prob: torch.Tensor  # () buffer
 
     def __init__(
         self, num_classes: int, label_smoothing: float = 0.0, aux_weight: float = 0.0, drop_path: float = 0.0,
@@ -182,7 +183,7 @@ class ClassifierObjective(Objective):
         if batch.labels is None:
             raise UserError("supervised retraining needs labels")
         if self.drop_path > 0:
-            model.drop_path_prob = float(self.drop_prob)
+            setattr(model, "drop_path_prob", float(self.drop_prob))  # a plain float attribute of the network
         output = model(batch.views[0], **model_kwargs)
         logits, aux_logits = output if isinstance(output, tuple) else (output, None)  # (B, classes) each
         if logits.shape[-1] != self.num_classes:
