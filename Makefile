@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Real data and NAS-Bench-201 ground truth live beside the repository (see README).
 SHARED ?= $(abspath ../shared/data)
 
-.PHONY: install demo test postgres chromium clean
+.PHONY: install demo test docs postgres chromium clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,7 +35,12 @@ demo: $(STAMP)
 
 test: $(STAMP) postgres chromium
 	$(BIN)/mypy  # src/ssnas, settings in pyproject.toml [tool.mypy]
+	$(BIN)/mkdocs build --strict --site-dir $$(mktemp -d)  # docs/: a broken link, snippet or API reference fails
 	$(BIN)/pytest -q -n auto --dist loadfile
 
+# The documentation site (mkdocs.yml, docs/) at http://127.0.0.1:8000 while you edit it.
+docs: $(STAMP)
+	$(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache site

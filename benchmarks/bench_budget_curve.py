@@ -53,9 +53,10 @@ def run(args: argparse.Namespace) -> None:
     for seed in args.seeds:
         for islands in args.islands:
             out = Path(args.runs_dir) / run_name(seed, islands)
-            shutil.rmtree(out, ignore_errors=True)
+            if not args.resume:
+                shutil.rmtree(out, ignore_errors=True)
             config = search_config(data=str(SHARED / "cifar10-jpeg"), out=str(out), progress=False, seed=seed,
-                                   ratings=args.ratings, islands=islands)  # fmt: skip
+                                   ratings=args.ratings, islands=islands, resume=args.resume)  # fmt: skip
             started = time.perf_counter()
             payload = run_search(config)
             print(f"seed {seed} islands {islands}: {payload['best']['arch']} in {time.perf_counter() - started:.0f} s",
@@ -176,6 +177,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
     parser.add_argument("--islands", type=int, nargs="+", default=[1])
     parser.add_argument("--ratings", type=int, default=500)
+    parser.add_argument("--resume", action="store_true", help="run: continue the runs in --runs-dir (killed)")
     parser.add_argument("--runs-dir", default="runs/budget_curve")
     parser.add_argument("--rate", type=float, default=2.3, help="ratings per second of an idle --time-budget run")
     parser.add_argument("--startup", type=float, default=4.0, help="seconds from the process start to the first rating")

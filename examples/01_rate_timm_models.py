@@ -5,7 +5,7 @@
 
 Each model is built fresh (random initialisation, seed 0) and rated by a label-free ranker on
 the same seeded batch of your images. What the score means across model families is not
-established (README: "Rating any model"); treat it as a screen, not a verdict.
+established (docs/tutorials/rate-models.md, "What such a rating means"); treat it as a screen, not a verdict.
 """
 
 import argparse

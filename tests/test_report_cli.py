@@ -8,15 +8,14 @@ import io
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from PIL import Image
 
-from cli_helpers import copy_cifar_subset, missing_prerequisite, run_ssnas
-from html_pages import embedded_pngs, parse, settings_rows, visible_text
+from cli_helpers import copy_cifar_subset, run_ssnas
+from html_pages import assert_not_blank, embedded_pngs, parse, render, settings_rows, visible_text
 
 pytestmark = pytest.mark.realdata
 
@@ -178,34 +177,6 @@ def test_help_of_report_and_compare() -> None:
 
 
 # --- a real browser -----------------------------------------------------------------------------------------
-
-
-def chromium() -> str:
-    """The Chromium binary; missing in CI is a failure (`make test` installs it), elsewhere a skip."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        missing_prerequisite("Chromium not found: `make test` installs it (apt-get install chromium)")
-    return found
-
-
-def render(page: Path, shot: Path) -> str:
-    """Screenshot `page` at 1200x2000 into `shot`; returns the DOM as Chromium parsed it."""
-    browser = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               "--window-size=1200,2000", f"--user-data-dir={shot.parent / 'profile'}"]  # fmt: skip
-    subprocess.run([*browser, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=180, check=True)
-    dumped = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=180,
-                            check=True)  # fmt: skip
-    return dumped.stdout
-
-
-def assert_not_blank(shot: Path) -> None:
-    """Many colours and a good share of non-white pixels: text, tables and figures were drawn."""
-    image = Image.open(shot).convert("RGB")
-    assert image.size == (1200, 2000)
-    colours = image.getcolors(maxcolors=1 << 24) or []
-    white = next((count for count, colour in colours if colour == (255, 255, 255)), 0)
-    assert len(colours) > 200, f"{len(colours)} colours: the page looks blank"
-    assert 1 - white / (image.width * image.height) > 0.05, "almost every pixel is white"
 
 
 @pytest.mark.parametrize("name", ["evolution", "two-stage", "compare"])

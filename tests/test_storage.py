@@ -284,8 +284,9 @@ def test_no_password_in_run_folders_logs_or_output(tmp_path: Path) -> None:
 
 
 def test_readme_examples_hold_no_secret() -> None:
-    """Storage URLs in the README take the password from the environment (or leave it to PGPASSWORD)."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    """Storage URLs in the README and the docs take the password from the environment (or leave it to PGPASSWORD)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = "\n".join(path.read_text() for path in [root / "README.md", *sorted((root / "docs").rglob("*.md"))])
     logins = re.findall(r"[\w+]+://[^:/\s`]*:([^@\s`]*)@", readme)
     queries = re.findall(r"[?&](?:password|passwd|pwd)=([^&\s`]*)", readme, flags=re.IGNORECASE)
     assert all(secret.startswith("$") for secret in logins + queries), logins + queries

@@ -9,7 +9,7 @@ the same workflows (`ssnas.run`), so the same settings give the same results fro
 >>> ranking = ssnas.rank(["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
 ...                       "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"],
 ...                      data=images, ranker="az-nas-ssl")               # doctest: +SKIP
->>> ranking.best.name                                                 # doctest: +SKIP
+>>> ranking.best["name"]                                              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -247,11 +247,13 @@ def rank(archs_or_models: ArchsOrModels, data: ImagesLike | None = None, *, rank
         ranker: ranker or ensemble ("az-nas", "meco+naswot"); default: the space's measured one.
         table: architectures only: True = the space's own ground-truth table, or a CSV path;
             adds the metric per record and the correlations.
-        channels / cells: architectures only: the network size rated (default: the space's proxy).
+        channels: architectures only: the channels of the network rated (default: the space's proxy).
+        cells: architectures only: the cells of the network rated (default: the space's proxy).
         image_size: models only: rate at SxS (default: the images' size); timm ViTs are built for it.
-        max_params / max_flops / max_latency_ms: models only: a budget (M parameters, MFLOPs at the
-            rated size, ms per image here); models over it are measured, listed in
-            `info["excluded"]` and not rated.
+        max_params: models only: a budget in M parameters; models over a budget are measured,
+            listed in `info["excluded"]` and not rated.
+        max_flops: models only: a budget in MFLOPs at the rated size (as `max_params`).
+        max_latency_ms: models only: a budget in ms per image here (as `max_params`).
 
     >>> r = ssnas.rank(["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
     ...                 "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
@@ -319,9 +321,10 @@ def rank_into_folder(out: str | Path, data: ImagesLike | None = None, *, select:
         table: True = the space's own ground-truth table (correlations and report.html), a CSV
             path, or None / False for none (spaces without a table: scores.csv only).
         chunk_size: architectures per chunk file (default 128): what a kill can lose.
-        storage, study: share the rating through this Optuna storage (journal file, SQLite,
+        storage: share the rating through this Optuna storage (journal file, SQLite,
             PostgreSQL URL) with any number of `rate_shared` workers (`ssnas worker`); this call
             rates chunks too, waits for all, and writes the same folder as a one-process rating.
+        study: the name of the shared rating's study in `storage`.
         heartbeat_interval: seconds between a shared rating's heartbeats; a killed worker's chunk
             is taken again after twice this (default 20).
         skip_corrupt: leave unreadable files of a `data` folder out (`info["skipped_images"]`).

@@ -216,6 +216,6 @@ def space_module_option(record: bool = False) -> Callable[[F], F]:
     return click.option(
         "--space-module", "space_module", type=click.Path(dir_okay=False), default=None, metavar="FILE.py",
         is_eager=True, expose_value=record, callback=_load_space_module,
-        help='Python file that registers a search space with @SPACES.register("name") (README: your own '
-             "search space); installed plugins need no flag.",
+        help='Python file that registers a search space with @SPACES.register("name") (docs: tutorials, '
+             "your own search space); installed plugins need no flag.",
     )  # fmt: skip

@@ -45,7 +45,7 @@ STRATEGY_OPTIONS = ("objective", "data", "preset", "device", "precision", "resum
               help=registry_help(f"Label-free ranker on networks at initialisation, or an ensemble joined by '+' "
                                  f"[default: {FALLBACK_RANK.ranker}; "
                                  + ", ".join(f"{d.ranker} on {s}" for s, d in RANK_DEFAULTS.items())
-                                 + "; the best measured, see README].", ranker_names()))
+                                 + "; the best measured, see docs/benchmarks.md].", ranker_names()))
 @click.option("--aggregate", type=click.Choice(sorted(AGGREGATIONS)), default="mean-rank", show_default=True,
               help="How an ensemble's parts combine (az-nas keeps its own log-rank rule inside).")
 @click.option("--strategy", default=None, help="Rate with a trained strategy instead: setn | bossnas | tpe | random.")

@@ -40,7 +40,7 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="Image folder (flat or class subfolders) or cifar10/cifar100 [default: $SSNAS_DATA, else cifar10].")
 @skip_corrupt_option
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="quick", show_default=True,
-              help="quick: minutes on a 2-core CPU (README: speed); paper: the papers' settings, for a GPU.")
+              help="quick: minutes on a 2-core CPU (docs: benchmarks, speed); paper: the papers' settings, for a GPU.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=TEXT, default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @precision_option

@@ -1,4 +1,4 @@
-"""Per-space defaults of the second stage (the judge), chosen on the development half (README).
+"""Per-space defaults of the second stage (the judge), chosen on the development half (docs/benchmarks.md).
 
 `benchmarks/bench_shortlist.py` measures every signal, training budget and network size on the
 best cells of the development half by the stage-1 ranker; the choice below is the one with
@@ -40,7 +40,7 @@ JUDGE_DEFAULTS: dict[str, JudgeDefaults] = {
     "darts": JudgeDefaults("rotation", "pretext-accuracy", ("stage1",), 32_000, 10, {"C": 16, "layers": 5}),
 }
 # Spaces without a development half to choose on: UnNAS's rotation accuracy averaged with the stage-1 score.
-# Not measured anywhere; on NB201 it did not order the stage-1 pools either (README).
+# Not measured anywhere; on NB201 it did not order the stage-1 pools either (docs/benchmarks.md).
 FALLBACK_JUDGE = JudgeDefaults("rotation", "pretext-accuracy", ("stage1",), 32_000, 10, {})
 
 

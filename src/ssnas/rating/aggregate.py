@@ -76,10 +76,10 @@ def combine(columns: Sequence[Sequence[float]], aggregate: str = "mean-rank") ->
 COMPOSITES: dict[str, tuple[tuple[str, ...], str]] = {
     "az-nas": (("az-expressivity", "az-progressivity", "az-trainability", "flops"), "log-rank"),
     # AZ-NAS's expressivity and progressivity with its trainability replaced by the label-free
-    # ZiCo (NT-Xent gradients), log-rank; chosen on the NB201 development half (README).
+    # ZiCo (NT-Xent gradients), log-rank; chosen on the NB201 development half (docs/benchmarks.md).
     "az-nas-ssl": (("az-expressivity", "az-progressivity", "zico-ssl"), "log-rank"),
     # AZ-NAS's expressivity with SynFlow, log-rank; the best ensemble of up to three signals on
-    # the NATS size development half (README).
+    # the NATS size development half (docs/benchmarks.md).
     "az-synflow": (("az-expressivity", "synflow"), "log-rank"),
     # VKDNW_agg (Týbl & Neumann, CVPR 2025): VKDNW_single with AZ-NAS's expressivity and
     # trainability and FLOPs, log-rank; the paper's fifth part, Jacov, is not in ssnas. NB201

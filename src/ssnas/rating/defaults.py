@@ -1,4 +1,4 @@
-"""Per-space defaults of label-free rating, each measured on the development half (README).
+"""Per-space defaults of label-free rating, each measured on the development half (docs/benchmarks.md).
 
 `ssnas rank` rates on a proxy network where one kept the development-half correlation and cut
 the cost; a search rates on the network its caller sizes (the search's own settings).

@@ -29,7 +29,7 @@ FamilyPass = Callable[..., dict[str, float]]
 @dataclass(frozen=True)
 class SignalFamily:
     """Signals computed together. `columns`: the signal names it returns; `data_free`: only the
-    input's shape is used (SynFlow); `summary`: one line for `ssnas rank --help` and the README."""
+    input's shape is used (SynFlow); `summary`: one line for `ssnas rank --help` and the docs."""
 
     name: str
     compute: FamilyPass

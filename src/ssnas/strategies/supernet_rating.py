@@ -42,7 +42,7 @@ from ssnas.training.progress import track
 # SETN's rating of candidates (mean rank): NASWOT on the trained template's path, MeCo and AZ-NAS's
 # progressivity of the candidate's own network at initialisation. The best Spearman on 200
 # development cells (quick preset, benchmarks/bench_setn.py) among the mean-rank combinations of up
-# to three signals that hold at least one template signal; README, "How label-free SETN rates candidates".
+# to three signals that hold at least one template signal; docs/methods/setn.md.
 DEFAULT_SIGNALS = ("naswot", "init-meco", "init-az-progressivity")
 HELD_OUT_SIGNALS = ("ssl-loss", "accuracy")
 SUPERNET_SIGNALS = (*HELD_OUT_SIGNALS, *SIGNALS.names())

@@ -9,7 +9,7 @@ and was measured 6.2x slower than fp32 (issue 12). `fp32` disables autocast.
 Speed is not the only test: training whose outcome *decides a rating* (SETN's supernet,
 BossNAS's blocks, the two-stage judge, CSNAS's proxy trials) passes
 `bf16_keeps_quality=False`, and `auto` then means fp32 on every device. bf16 training of
-SETN's supernet moved signals rated on it by up to 0.13 Spearman, either way (README,
+SETN's supernet moved signals rated on it by up to 0.13 Spearman, either way (docs/methods/setn.md,
 "Precision"); the others were not measured and keep fp32 until they are. An explicit `bf16` is
 always honoured.
 """
