@@ -12,7 +12,8 @@ Parts:
 
 * `run`: one search per (seed, islands) in this process, `--ratings` each, results to --out;
 * `curve`: reads the runs of --runs-dir and writes the curve (mean, worst per budget and islands);
-* `final`: option (c) on those runs: the shortlist at each budget rated again under more seeds.
+* `final`: option (c) on those runs: the shortlist at each budget rated again under more seeds;
+* `plot`: curve files as one PNG (mean and worst against the budget).
 
     python benchmarks/bench_budget_curve.py run --seeds 0 1 2 3 4 --islands 1 --ratings 500 --runs-dir runs/curve
     python benchmarks/bench_budget_curve.py curve --runs-dir runs/curve --seeds 0 1 2 3 4 --rate 2.3 \\
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ssnas.run import run_search, search_config
-from ssnas.strategies.evolution import FINISH_SECONDS, SAFETY
+from ssnas.strategies.evolution import FINAL_SLOWER, FINISH_SECONDS, SAFETY
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -63,10 +64,10 @@ def run(args: argparse.Namespace) -> None:
                   flush=True)  # fmt: skip
 
 
-def planned(budget_minutes: float, rate: float, startup: float, population: int) -> int:
+def planned(budget_minutes: float, rate: float, startup: float, population: int, final: int = 20) -> int:
     """Ratings a `--time-budget` plan makes (as `Evolution._fix_plan`), `rate` ratings/s, `startup` s
-    before the search starts rating."""
-    left = budget_minutes * 60.0 - FINISH_SECONDS - startup - population / rate
+    before the search starts rating, `final` ratings of the final shortlist kept for the end."""
+    left = budget_minutes * 60.0 - FINISH_SECONDS - startup - population / rate - final / rate * FINAL_SLOWER
     return population + max(0, int(left * SAFETY * rate))
 
 
@@ -94,12 +95,12 @@ def curve(args: argparse.Namespace) -> None:
             count = planned(budget, args.rate, args.startup, 20 * islands)
             found, reached = [], True
             for seed in args.seeds:
-                payload = json.loads((Path(args.runs_dir) / run_name(seed, islands) / "result.json").read_text())
-                info = payload["info"]
-                if info["rated"] < count:
+                state = json.loads((Path(args.runs_dir) / run_name(seed, islands) / "evolution.json").read_text())
+                if len(state["ratings"]) < count:
                     reached = False
                     break
-                found.append(table[best_at(info["best_so_far"], count)])
+                trace = [{"rated": n, "arch": key} for n, _, key in state["trace"]]
+                found.append(table[best_at(trace, count)])
             if not reached:
                 continue
             rows[str(budget)] = {"ratings": count, "cifar10_test": found, "mean": statistics.fmean(found),
@@ -164,6 +165,29 @@ def final(args: argparse.Namespace) -> None:
                       f"shortlist best {statistics.fmean(r['shortlist_best'] for r in rows):.3f}")
 
 
+def plot(args: argparse.Namespace) -> None:
+    """The curves of --curves (JSON files of `curve`) as one PNG: mean and worst per budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.4, 3.6))
+    for path, label in zip(args.curves, args.labels):
+        for name, rows in json.loads(Path(path).read_text())["budgets"].items():
+            budgets = [float(b) for b in rows]
+            line = axis.plot(budgets, [r["mean"] for r in rows.values()], marker="o", label=f"{label}, {name}: mean")
+            axis.plot(budgets, [r["worst"] for r in rows.values()], ls="--", marker=".", color=line[0].get_color(),
+                      label=f"{label}, {name}: worst")  # fmt: skip
+    axis.axhline(94.37, color="grey", lw=0.8, ls=":", label="NB201 optimum (94.37)")
+    axis.set_xlabel("time budget (minutes, idle 2-core CPU)")
+    axis.set_ylabel("found cifar10_test")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(args.out, dpi=120)
+
+
 def cpu() -> dict[str, Any]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())  # fmt: skip
@@ -173,8 +197,10 @@ def cpu() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("run", "curve", "final"))
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("part", choices=("run", "curve", "final", "plot"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[])
+    parser.add_argument("--curves", nargs="*", default=[], help="plot: curve JSON files")
+    parser.add_argument("--labels", nargs="*", default=[], help="plot: one label per curve file")
     parser.add_argument("--islands", type=int, nargs="+", default=[1])
     parser.add_argument("--ratings", type=int, default=500)
     parser.add_argument("--resume", action="store_true", help="run: continue the runs in --runs-dir (killed)")
@@ -187,7 +213,7 @@ def main() -> None:
     parser.add_argument("--final-seeds", type=int, default=2, help="final: more seeds each is rated under")
     parser.add_argument("--out", default="benchmarks/results/budget_curve.json")
     args = parser.parse_args()
-    {"run": run, "curve": curve, "final": final}[args.part](args)
+    {"run": run, "curve": curve, "final": final, "plot": plot}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def test_an_option_the_strategy_does_not_use_is_refused_before_any_work(tmp_path
     out = tmp_path / "run"
     line = one_line(run_ssnas("search", "--strategy", "evolution", "--epochs", "3", "--out", str(out)))
     assert line == ("ssnas: error: strategy 'evolution' does not use --epochs; it takes: --ranker, --ratings, "
-                    "--time-budget, --islands, --population, --rating-batch-size, --channels, --cells")  # fmt: skip
+                    "--time-budget, --islands, --final-shortlist, --population, --rating-batch-size, --channels, --cells")  # fmt: skip
     assert not out.exists()
 
 
@@ -80,8 +80,9 @@ def test_resolved_settings_hold_every_used_option_and_no_other(strategy: str, sp
     used = config.strategy.options(space)
     assert [k for k, v in saved.items() if v is None] == ["num_images", "holdout_images"]  # fixed with the data
     # no storage given: the run folder's journal; two-stage's shortlist and judge budget follow from the
-    # speed measured when the run starts (judge/plan.json has them); no time budget given: none (evolution, tpe)
-    assert set(used) - {"storage", "shortlist", "judge_budget", "time_budget"} <= set(saved)
+    # speed measured when the run starts (judge/plan.json has them); no time budget given: none (evolution, tpe);
+    # nb201's evolution plans its ratings from its time budget (evolution.json has the plan)
+    assert set(used) - {"storage", "shortlist", "judge_budget", "time_budget", "ratings"} <= set(saved)
     assert set(saved) - set(RUN_OPTIONS) <= set(used)
     assert not {"resume", "progress", "extra"} & set(saved)
 
@@ -204,10 +205,12 @@ def test_a_folder_below_evolutions_floor_is_refused_naming_it(flat_folder: Path,
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_plain_ssnas_search_on_a_300_image_folder(flat_300: Path, tmp_path: Path) -> None:
-    """The acceptance as a user types it: no option but the folder (100 ratings of full-size NB201
-    networks, about 75 s on 2 busy cores)."""
+    """The acceptance as a user types it: the folder and a short budget (the default plan of nb201: four
+    islands, the final rating of the best 10; the default 5-minute budget is too long for the suite)."""
     out = tmp_path / "run"
-    done = run_ssnas("search", "--data", str(flat_300), "--out", str(out),  # one thread: xdist runs 2 workers
+    done = run_ssnas("search", "--data", str(flat_300), "--out", str(out), "--time-budget", "1.5",  # one thread: xdist runs 2 workers
                      env={"SSNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert json.loads((out / "result.json").read_text())["num_candidates"] == 100
+    info = json.loads((out / "result.json").read_text())["info"]
+    assert info["islands"] == 4 and info["rated"] >= 80 and info["rated"] == info["plan"]["ratings"] or info["stopped_at_deadline"]
+    assert "final rating: the best 10" in (out / "search.log").read_text()

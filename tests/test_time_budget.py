@@ -83,7 +83,7 @@ def test_a_machine_that_gets_busy_stops_at_the_deadline() -> None:
 
 
 def test_resume_keeps_the_saved_plan_and_ends_the_same(tmp_path: Path) -> None:
-    whole = Evolution(rater=SlowMatches(0.01), ratings=None, time_budget=BUDGET, population=10,
+    whole = Evolution(rater=SlowMatches(0.03), ratings=None, time_budget=BUDGET, population=10,
                       checkpoint_every=5).search(task(tmp_path / "whole"))  # fmt: skip
     assert not whole.info["stopped_at_deadline"]
     saved = json.loads((tmp_path / "whole" / STATE_FILE).read_text())
@@ -92,7 +92,7 @@ def test_resume_keeps_the_saved_plan_and_ends_the_same(tmp_path: Path) -> None:
     saved["trace"] = [t for t in saved["trace"] if t[0] <= planned // 2]
     (tmp_path / "killed").mkdir()
     (tmp_path / "killed" / STATE_FILE).write_text(json.dumps(saved))
-    rater = SlowMatches(0.012)  # a slower machine: the saved plan holds, not a new one
+    rater = SlowMatches(0.036)  # a slower machine: the saved plan holds, not a new one
     resumed = Evolution(rater=rater, ratings=None, time_budget=BUDGET * 10, population=10, checkpoint_every=5)
     with pytest.raises(Exception, match="other settings"):  # another budget is another search
         resumed.search(task(tmp_path / "killed", resume=True))
@@ -115,7 +115,7 @@ def test_islands_pool_independent_evolutions() -> None:
 # --- the real command: killed at a random moment after its plan is saved, then resumed -------------------
 
 TINY = ["--ranker", "meco", "--population", "8", "--num-images", "64", "--holdout-images", "64", "--channels", "8",
-        "--cells", "1", "--no-progress", "--json"]  # fmt: skip
+        "--cells", "1", "--final-shortlist", "4", "--no-progress", "--json"]  # fmt: skip
 CLI_BUDGET = 0.3  # minutes
 
 
@@ -142,7 +142,6 @@ def test_killed_budgeted_search_resumes_to_the_planned_result(cifar_subset: Path
         pytest.fail("the search ended before it could be killed; give it a longer budget")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert time.monotonic() - started < CLI_BUDGET * 60
 
     resumed = run_ssnas("search", "--data", str(cifar_subset / "train"), *TINY, "--time-budget", str(CLI_BUDGET),
                         "--out", str(killed), "--resume", env=env, timeout=300)  # fmt: skip
@@ -159,6 +158,11 @@ def test_killed_budgeted_search_resumes_to_the_planned_result(cifar_subset: Path
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((whole / "result.json").read_text())["best"] == result["best"]
     assert (whole / "candidates.csv").read_text() == (killed / "candidates.csv").read_text()
+    # the shortlist rated again under more seeds decides the pick: its four lead candidates.csv
+    rows = (killed / "candidates.csv").read_text().splitlines()
+    column = rows[0].split(",").index("final_rank_score")
+    assert all(row.split(",")[column] for row in rows[1:5]) and not any(row.split(",")[column] for row in rows[5:])
+    assert "final rating: the best 4 rated again under 2 more seeds" in (killed / "search.log").read_text()
 
 
 @pytest.mark.realdata

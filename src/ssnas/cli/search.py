@@ -85,14 +85,18 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
 @click.option("--ratings", type=POSITIVE, default=None,
               help="two-stage (stage 1), evolution: architectures rated; with --time-budget, at most this many [100 without a time budget].")
 @click.option("--islands", type=POSITIVE, default=None,
-              help="two-stage (stage 1), evolution: independent aging evolutions run in turn, their best pooled [1].")
+              help="two-stage (stage 1), evolution: independent aging evolutions run in turn, their best pooled [nb201 under a time budget: 4; else 1].")
+@click.option("--final-shortlist", type=click.IntRange(min=0), default=None,
+              help="two-stage (stage 1), evolution: the best N of everything rated are rated again under two more "
+                   "seeds, and the best mean rank is the pick (0: off) [nb201 under a time budget: 10; else 0].")
 @click.option("--population", type=POSITIVE, default=None, help="two-stage (stage 1), evolution: REA population size [20].")
 @click.option("--rating-batch-size", type=BATCH, default=None, help="two-stage, evolution, tpe/random rating trials: held-out images per rated network [the space's search default].")
 @click.option("--time-budget", type=float, default=None,
               help="evolution, two-stage, tpe/random: minutes the whole run may take. evolution: the ratings that fit "
                    "are planned from the speed of the first ones (kept on --resume), the best so far is in best.json; "
                    "two-stage: the shortlist and the training per candidate follow from the speed measured at the "
-                   "start [15]; tpe/random: no trial starts after it.")
+                   "start [15]; tpe/random: no trial starts after it [evolution on nb201: 5 without --ratings; two-stage "
+                   "15; else none].")
 @click.option("--shortlist", type=int, default=None,
               help="two-stage: candidates of stage 1 judged by brief self-supervised training [as many as fit, up to 10].")
 @click.option("--judge-budget", type=int, default=None,

@@ -45,6 +45,15 @@ SUPERNET_FLOOR = (512, 256)
 # for evolution.
 FULL_NETWORK: dict[str, dict[str, int]] = {"nb201": dict(channels=16, cells=5), "darts": dict(channels=32, cells=8)}
 
+# Evolution's default plan where it was measured: (minutes of the whole run, independent evolutions
+# pooled, the shortlist rated again under two more seeds at the end). nb201: 4 islands and the final
+# rating of the best 10 chosen on development seeds 0-4 (at 493 ratings, about 4 minutes: one
+# evolution 93.89, four islands 93.94, four islands with the final rating 94.03;
+# benchmarks/results/budget_curve_nb201_dev.json); the budget by the held-out curve (seeds 5-14,
+# benchmarks/results/budget_curve_nb201.json): the shortest within 0.05 of the longest measured.
+# Elsewhere, and with --ratings: a fixed number of ratings (EvolutionConfig's), one evolution.
+EVOLUTION_PLANS: dict[str, tuple[float, int, int]] = {"nb201": (5.0, 4, 10)}
+
 # `ssnas search` without --strategy. Where a ground-truth table exists the measured best
 # (benchmarks/bench_search.py, before the one rating engine: NB201 evolution mean 93.65 vs SETN 92.05; NATS size has no
 # supernet for SETN); elsewhere the paper method made for that space: CSNAS on DARTS, BossNAS
@@ -78,5 +87,5 @@ def default_strategy(space: str) -> str:
 __all__ = [
     "BOSSNAS_QUICK_HEADS", "CSNAS_EPOCHS", "CSNAS_HOLDOUT", "CSNAS_TRAIN_FRACTION", "DEFAULT_OBJECTIVE",
     "DEFAULT_TRIAL_OBJECTIVE",
-    "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SETN_SIGNALS", "SPACE_STRATEGIES", "SUPERNET_FLOOR", "default_strategy",
+    "EVOLUTION_PLANS", "FULL_NETWORK", "PRESETS", "PRESET_SPLITS", "SETN_SIGNALS", "SPACE_STRATEGIES", "SUPERNET_FLOOR", "default_strategy",
 ]

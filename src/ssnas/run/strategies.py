@@ -31,7 +31,7 @@ from ssnas.judging.judge import BF16_KEEPS_QUALITY as JUDGE_BF16_KEEPS_QUALITY
 from ssnas.judging.defaults import judge_defaults
 from ssnas.rating.defaults import search_defaults
 from ssnas.run.presets import (
-    BOSSNAS_QUICK_HEADS, CSNAS_EPOCHS, CSNAS_HOLDOUT, DEFAULT_OBJECTIVE, DEFAULT_TRIAL_OBJECTIVE, FULL_NETWORK,
+    BOSSNAS_QUICK_HEADS, CSNAS_EPOCHS, CSNAS_HOLDOUT, DEFAULT_OBJECTIVE, DEFAULT_TRIAL_OBJECTIVE, EVOLUTION_PLANS, FULL_NETWORK,
     PRESETS, SUPERNET_FLOOR,
 )  # fmt: skip
 from ssnas.strategies import Strategy
@@ -109,8 +109,11 @@ class EvolutionSettings:
 
     ranker: ranker expression ("az-nas-ssl", "meco+synflow", ...) [the space's search default].
     ratings: architectures rated; with time_budget, at most this many [100 without a time budget].
-    time_budget: minutes the whole run may take; the ratings that fit are planned at the start.
-    islands: independent evolutions run in turn and pooled [1].
+    time_budget: minutes the whole run may take; the ratings that fit are planned at the start
+        [`EVOLUTION_PLANS` of the space unless --ratings is given; elsewhere none].
+    islands: independent evolutions run in turn and pooled [the space's plan under a time budget, else 1].
+    final_shortlist: the best this many of all rated are rated again under two more seeds and the
+        pick is their best mean rank [the space's plan under a time budget, else 0: off].
     rating_batch_size: held-out images per rated network [the space's search default].
     channels / cells: the rated network's size [nb201: C=16, N=5; darts: 32, 8].
     """
@@ -121,22 +124,32 @@ class EvolutionSettings:
     ratings: int | None = None
     time_budget: float | None = None
     islands: int | None = None
+    final_shortlist: int | None = None
     population: int | None = None
     rating_batch_size: int | None = None
     channels: int | None = None
     cells: int | None = None
 
     def options(self, space: str) -> tuple[str, ...]:
-        return ("ranker", "ratings", "time_budget", "islands", "population", "rating_batch_size",
+        return ("ranker", "ratings", "time_budget", "islands", "final_shortlist", "population", "rating_batch_size",
                 *_sized(space, STANDALONE_SIZED))  # fmt: skip
 
     def resolve(self, space: str, preset: str) -> EvolutionSettings:
+        return self.resolved(space, EVOLUTION_PLANS.get(space))
+
+    def resolved(self, space: str, plan: tuple[float, int, int] | None) -> EvolutionSettings:
+        """Every used option filled; `plan` (minutes, islands, final shortlist) applies when neither a time budget nor
+        a number of ratings was given (None: a fixed number of ratings)."""
         rating, base = search_defaults(space), EvolutionConfig()
         network = {**FULL_NETWORK.get(space, {}), **_named_network(rating.network)}
         defaults = dict(ranker=rating.ranker, rating_batch_size=rating.batch_size, islands=base.islands,
-                        population=base.population, **network)  # fmt: skip
-        if self.time_budget is None:  # a time budget plans the ratings itself; --ratings caps them
+                        final_shortlist=base.final_shortlist, population=base.population, **network)  # fmt: skip
+        minutes, islands, final = plan or (None, base.islands, base.final_shortlist)
+        budget = self.time_budget if self.time_budget is not None or self.ratings is not None else minutes
+        if budget is None:  # a time budget plans the ratings itself; --ratings caps them
             defaults["ratings"] = base.ratings
+        else:
+            defaults.update(time_budget=budget, islands=islands, final_shortlist=final)
         return _fill(self, self.options(space), defaults)
 
     def network(self, space: str) -> dict[str, int]:
@@ -147,8 +160,8 @@ class EvolutionSettings:
 
     def evolution_config(self) -> EvolutionConfig:
         return EvolutionConfig(ratings=self.ratings, time_budget=self.time_budget, islands=_set(self.islands),
-                               population=_set(self.population), ranker=self.ranker,
-                               rating_batch_size=self.rating_batch_size)  # fmt: skip
+                               final_shortlist=_set(self.final_shortlist), population=_set(self.population),
+                               ranker=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
 
     def scored_by(self) -> str:
         return f"the label-free rating {self.ranker} at initialisation"
@@ -157,7 +170,7 @@ class EvolutionSettings:
         return ImageFloor(0, _set(self.rating_batch_size))  # trains nothing; rates on one held-out batch
 
 
-EVOLUTION_FIELDS = ("ranker", "ratings", "islands", "population", "rating_batch_size", "channels", "cells")
+EVOLUTION_FIELDS = ("ranker", "ratings", "islands", "final_shortlist", "population", "rating_batch_size", "channels", "cells")
 
 
 @dataclass(frozen=True)
@@ -192,7 +205,7 @@ class TwoStageSettings(EvolutionSettings):
     def resolve(self, space: str, preset: str) -> TwoStageSettings:
         judge = judge_defaults(space)
         # the evolution options of `self`; stage 1 rates a fixed number (the time budget is the whole run's)
-        stage1 = EvolutionSettings.resolve(replace(self, time_budget=None), space, preset)
+        stage1 = EvolutionSettings.resolved(replace(self, time_budget=None), space, None)
         resolved = _fill(replace(self, **{f: getattr(stage1, f) for f in EVOLUTION_FIELDS}), self.options(space),
                          {"time_budget": TwoStageConfig().time_budget, "judge_objective": judge.objective,
                           "judge_signal": judge.signal, "judge_combine": judge.combine})  # fmt: skip
