@@ -176,9 +176,10 @@ def plot(args: argparse.Namespace) -> None:
     for path, label in zip(args.curves, args.labels):
         for name, rows in json.loads(Path(path).read_text())["budgets"].items():
             budgets = [float(b) for b in rows]
-            line = axis.plot(budgets, [r["mean"] for r in rows.values()], marker="o", label=f"{label}, {name}: mean")
+            label = f"{label}, {name}" if name else label
+            line = axis.plot(budgets, [r["mean"] for r in rows.values()], marker="o", label=f"{label}: mean")
             axis.plot(budgets, [r["worst"] for r in rows.values()], ls="--", marker=".", color=line[0].get_color(),
-                      label=f"{label}, {name}: worst")  # fmt: skip
+                      label=f"{label}: worst")  # fmt: skip
     axis.axhline(94.37, color="grey", lw=0.8, ls=":", label="NB201 optimum (94.37)")
     axis.set_xlabel("time budget (minutes, idle 2-core CPU)")
     axis.set_ylabel("found cifar10_test")

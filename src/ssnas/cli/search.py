@@ -95,7 +95,7 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="evolution, two-stage, tpe/random: minutes the whole run may take. evolution: the ratings that fit "
                    "are planned from the speed of the first ones (kept on --resume), the best so far is in best.json; "
                    "two-stage: the shortlist and the training per candidate follow from the speed measured at the "
-                   "start [15]; tpe/random: no trial starts after it [evolution on nb201: 5 without --ratings; two-stage "
+                   "start [15]; tpe/random: no trial starts after it [evolution on nb201: 3 without --ratings; two-stage "
                    "15; else none].")
 @click.option("--shortlist", type=int, default=None,
               help="two-stage: candidates of stage 1 judged by brief self-supervised training [as many as fit, up to 10].")
