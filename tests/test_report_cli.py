@@ -27,6 +27,8 @@ TWO_STAGE = ["--strategy", "two-stage", "--ratings", "8", "--population", "4", *
              "--judge-combine", "stage1"]  # fmt: skip
 SEARCH_SECTIONS = ["Summary", "Found architecture", "Search trajectory", "Score against cost",
                    "Score against ground truth", "Top 10 candidates (every signal)", "Settings"]  # fmt: skip
+# evolution adds the best so far against elapsed time (a figure and a table) after its trajectory
+EVOLUTION_SECTIONS = [*SEARCH_SECTIONS[:3], "Best so far against time", *SEARCH_SECTIONS[3:]]
 NOT_A_NUMBER = re.compile(r"\bnan\b|\binf\b|n/a", re.IGNORECASE)
 
 
@@ -63,7 +65,7 @@ def check_search_report(folder: Path, sections: list[str], figures: int) -> str:
 
 
 def test_evolution_report_shows_the_search(runs: dict[str, Path]) -> None:
-    text = check_search_report(runs["evolution"], SEARCH_SECTIONS, figures=4)  # cell, trajectory, cost, ground truth
+    text = check_search_report(runs["evolution"], EVOLUTION_SECTIONS, figures=5)  # cell, trajectory, time, cost, truth
     assert "the order rated (the &#x27;order&#x27; column of candidates.csv)" in text
     assert re.search(r"Spearman -?\d\.\d{3}, Kendall -?\d\.\d{3} over 12 candidates", text)
     assert re.search(r"cifar10_valid \(ground truth\)</td><td>\d+\.\d\d \(rank [\d,]+ of 15,625", text)
@@ -71,7 +73,7 @@ def test_evolution_report_shows_the_search(runs: dict[str, Path]) -> None:
 
 
 def test_budgeted_report_draws_the_budget(runs: dict[str, Path]) -> None:
-    text = check_search_report(runs["budget"], SEARCH_SECTIONS, figures=4)
+    text = check_search_report(runs["budget"], EVOLUTION_SECTIONS, figures=5)
     assert re.search(r"The pick: \d+(\.\d+)? MFLOPs, the budget 30\.", text)
     assert "budget: flops</td><td>" in text and "at most 30 (within)" in text
     assert "max_flops" in settings_rows(runs["budget"] / "report.html")

@@ -115,7 +115,7 @@ def test_islands_pool_independent_evolutions() -> None:
 # --- the real command: killed at a random moment after its plan is saved, then resumed -------------------
 
 TINY = ["--ranker", "meco", "--population", "8", "--num-images", "64", "--holdout-images", "64", "--channels", "8",
-        "--cells", "1", "--final-shortlist", "4", "--no-progress", "--json"]  # fmt: skip
+        "--cells", "1", "--islands", "2", "--final-shortlist", "4", "--no-progress", "--json"]  # fmt: skip
 CLI_BUDGET = 0.3  # minutes
 
 
@@ -147,13 +147,14 @@ def test_killed_budgeted_search_resumes_to_the_planned_result(cifar_subset: Path
                         "--out", str(killed), "--resume", env=env, timeout=300)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     result = json.loads((killed / "result.json").read_text())
-    assert result["info"]["rated"] == planned and not result["info"]["stopped_at_deadline"]
+    assert result["info"]["plan"]["ratings"] == planned  # the saved plan, not a new one
+    # all of it, unless the resumed process itself ran past the deadline (a machine far busier than at the start)
+    assert result["info"]["rated"] == planned or result["info"]["stopped_at_deadline"]
     assert json.loads((killed / BEST_FILE).read_text())["arch"] == result["best"]["arch"]
 
-    # the same search never killed, told the planned count: the same proposals, ratings and pick
+    # the same search never killed, told the count it rated: the same proposals, ratings and pick
     whole = tmp_path / "whole"
-    started = time.monotonic()
-    done = run_ssnas("search", "--data", str(cifar_subset / "train"), *TINY, "--ratings", str(planned),
+    done = run_ssnas("search", "--data", str(cifar_subset / "train"), *TINY, "--ratings", str(result["info"]["rated"]),
                      "--out", str(whole), env=env, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((whole / "result.json").read_text())["best"] == result["best"]
@@ -174,7 +175,7 @@ def test_budgeted_search_ends_within_its_budget(cifar_subset: Path, tmp_path: Pa
     assert done.returncode == 0, done.stderr[-3000:]
     assert took <= CLI_BUDGET * 60 + 2.0, took  # the interpreter's own start is the only time outside the budget
     log = (tmp_path / "run" / "search.log").read_text()
-    assert "ratings planned" in log and "best so far" in log
+    assert "ratings planned" in log and "best so far" in log, log
 
 
 def test_time_budget_is_taken_by_the_rating_searches_and_refused_in_one_line_elsewhere() -> None:

@@ -146,6 +146,7 @@ class RatingLog:
         self.trace: list[tuple[int, float, str]] = []  # (rated, elapsed seconds, best key) when the best changed
         self.clock = time.monotonic()  # elapsed time counts from here, plus what earlier processes spent
         self.earlier_seconds = 0.0  # elapsed seconds of the killed run at its last save
+        self.logged = 0  # the trace entry last written to the log (its rating count)
         self._scores: dict[Architecture, float] | None = None
         self.progress: StageProgress | None = None  # set while a search runs: one line per `EVERY_SECONDS`
 
@@ -225,6 +226,10 @@ class RatingLog:
                    "plan": asdict(self.plan) if self.plan is not None else None, "elapsed_seconds": elapsed,
                    "trace": self.trace}  # fmt: skip
         write_atomic(self.path, json.dumps(payload))
+        if self.trace and self.trace[-1][0] > self.logged:  # search.log: the best so far against elapsed time
+            rated, seconds, key = self.trace[-1]
+            log.info("best so far %s after %d ratings, %s", key, rated, format_duration(seconds))
+            self.logged = rated
         if self.order:
             best = self.best()
             write_atomic(self.path.with_name(BEST_FILE), json.dumps(
