@@ -232,9 +232,15 @@ class RatingLog:
             self.logged = rated
         if self.order:
             best = self.best()
-            write_atomic(self.path.with_name(BEST_FILE), json.dumps(
-                {"arch": best.key, "score": self.scores()[best], "rated": len(self.order),
-                 "elapsed_seconds": elapsed, "final": False}, indent=1))  # fmt: skip
+            self.write_best(best, self.scores()[best], final=False)
+
+    def write_best(self, arch: Architecture, score: float, final: bool) -> None:
+        """best.json: the best so far (`final`: the search's pick, after the final rating)."""
+        if self.path is None:
+            return
+        write_atomic(self.path.with_name(BEST_FILE), json.dumps(
+            {"arch": arch.key, "score": score, "rated": len(self.order), "elapsed_seconds": self.elapsed(),
+             "final": final}, indent=1))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -312,6 +318,7 @@ class Evolution:
         candidates = [ScoredArch(a, scores[a], {**ratings.values[a], "order": float(position[a]),
                                                 **({"final_rank_score": final[a]} if a in final else {})})
                       for a in ranked]  # fmt: skip
+        ratings.write_best(ranked[0], scores[ranked[0]], final=True)
         info = {
             "mode": mode, "rating": rater.name, "rated": len(ratings.order),
             "rating_seconds": ratings.seconds,
