@@ -21,7 +21,7 @@ from torch import nn
 from ssnas.data.views import VIEWS
 from ssnas.objectives import Batch, create_objective
 from ssnas.objectives.global_batch import across_processes
-from ssnas.training.distributed import process_group
+from ssnas.training.distributed import end_process, process_group
 from ssnas.training.loop import TrainConfig, train
 from ssnas.training.seeding import seeded
 
@@ -100,3 +100,4 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    end_process()

@@ -13,7 +13,7 @@ from torch import nn
 
 from ssnas.data.views import VIEWS
 from ssnas.objectives import create_objective
-from ssnas.training.distributed import is_main_process
+from ssnas.training.distributed import end_process, is_main_process
 from ssnas.training.loop import TrainConfig, train
 from ssnas.training.seeding import seeded
 
@@ -47,3 +47,4 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    end_process()

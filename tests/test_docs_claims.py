@@ -35,7 +35,7 @@ def test_two_stage_is_not_called_the_default_search() -> None:
     claims = [f"{name}:{number}: {line.strip()}" for name, text in _texts().items()
               for number, line in enumerate(text.splitlines(), start=1) if CALLED_DEFAULT.search(line)]  # fmt: skip
     assert not claims, "\n".join(claims)
-    for module in ("strategies/two_stage.py", "judging/judge.py", "run/strategies.py"):  # their own summaries
+    for module in ("strategies/two_stage.py", "judging/judge.py", "strategies/settings.py"):  # their own summaries
         assert "default search" not in (PACKAGE / module).read_text(encoding="utf-8").lower(), module
 
 

@@ -15,7 +15,7 @@ from cli_helpers import copy_cifar_subset, run_ssnas
 from ssnas.errors import UserError
 from ssnas.run import STRATEGY_SETTINGS, config_dict, resolve, search_config
 from ssnas.run.settings import RUN_OPTIONS
-from ssnas.run.strategies import TRAINING
+from ssnas.strategies.settings import TRAINING
 
 # A search of seconds: 4 architectures rated at initialisation on a C=4, N=1 network, 8 images each.
 TINY_EVOLUTION = ["--strategy", "evolution", "--ranker", "meco+synflow", "--ratings", "4", "--population", "2",
@@ -45,6 +45,56 @@ def flat_folder(cifar_subset: Path, tmp_path_factory: pytest.TempPathFactory) ->
     for image in sorted(cifar_subset.glob("*/*")):
         shutil.copy(image, folder / f"{image.parent.name}_{image.name}")
     return folder
+
+
+def test_each_strategy_keeps_its_settings_in_its_own_module() -> None:
+    """One home per strategy: the settings class sits in the module of the strategy it builds, and every
+    registered strategy has settings."""
+    from ssnas.strategies import STRATEGIES
+
+    assert sorted(STRATEGY_SETTINGS) == sorted(STRATEGIES.names())
+    for name, kind in STRATEGY_SETTINGS.items():
+        assert kind.__module__ == STRATEGIES.get(name).__module__, name
+
+
+def test_a_strategy_added_in_one_file_is_searchable(tmp_path: Path) -> None:
+    """A new strategy (code and settings in one file, registered there) is taken by `search_config` and
+    refuses the options it does not use, with no line changed elsewhere."""
+    from dataclasses import dataclass
+
+    from ssnas.strategies import STRATEGIES
+    from ssnas.strategies.settings import ImageFloor, Settings, settings_for
+
+    @dataclass(frozen=True)
+    class FirstSettings(Settings):
+        bf16_keeps_quality = True
+        ratings: int | None = None
+
+        def options(self, space: str) -> tuple[str, ...]:
+            return ("ratings",)
+
+        def resolve(self, space: str, preset: str) -> FirstSettings:
+            return self if self.ratings is not None else FirstSettings(ratings=3)
+
+        def create(self, name: str, space: str, preset: str) -> object:
+            return STRATEGIES.create(name)
+
+        def scored_by(self) -> str:
+            return "nothing"
+
+        def image_floor(self, space: str) -> ImageFloor:
+            return ImageFloor(0, 1)
+
+    STRATEGIES.register("first-test")(object)
+    settings_for("first-test")(FirstSettings)
+    try:
+        config = resolve(search_config(strategy="first-test", data="cifar10", out=str(tmp_path / "run")))
+        assert config.strategy == FirstSettings(ratings=3)
+        with pytest.raises(UserError, match="does not use --population; it takes: --ratings"):
+            search_config(strategy="first-test", population=5, out=str(tmp_path / "run2"))
+    finally:
+        STRATEGY_SETTINGS.pop("first-test")
+        STRATEGIES._factories.pop("first-test"), STRATEGIES.origins.pop("first-test")
 
 
 def test_an_option_the_strategy_does_not_use_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from PIL import Image
 from ssnas.data.split import Share, fit_split
 from ssnas.errors import UserError
 from ssnas.run import PRESET_SPLITS, resolve, search_config
-from ssnas.run.presets import SUPERNET_FLOOR
-from ssnas.run.strategies import ImageFloor
+from ssnas.strategies.settings import SUPERNET_FLOOR
+from ssnas.strategies.settings import ImageFloor
 from ssnas.run.task import fit_data
 
 QUICK = ImageFloor(*SUPERNET_FLOOR).within(*PRESET_SPLITS["quick"])  # the quick preset within setn's floor

@@ -66,7 +66,10 @@ def fail(message: str, code: int = 1) -> None:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: user errors become one line on stderr and exit code 1 (2 for usage)."""
     try:
-        return cli.main(args=argv, prog_name="ssnas", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="ssnas", standalone_mode=False)
+        if result in (None, 0) and "ssnas.training.distributed" in sys.modules:  # torchrun: leave the group, end
+            sys.modules["ssnas.training.distributed"].end_process()
+        return result
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except click.exceptions.Abort:

@@ -2,8 +2,8 @@
 
 Read top-down:
 
-* `presets`: the values settings take when none is given (presets, each space's strategy);
-* `strategies`: each strategy's own settings (what it takes, its defaults, the strategy it builds);
+* `presets`: each space's strategy (each strategy's own settings, what it takes, its defaults and
+  the strategy it builds, live beside it in `ssnas.strategies`, registered in `STRATEGY_SETTINGS`);
 * `settings`: the shared run settings, `search_config` (refusing an option the strategy does not
   use), `resolve` and `config_dict` (config.yaml);
 * `task`: images, counts, space size, budget -> `SearchTask`;
@@ -20,9 +20,11 @@ from __future__ import annotations
 from ssnas.run.jobs import run_rank, run_search, run_worker
 from ssnas.run.presets import PRESET_SPLITS, PRESETS, SPACE_STRATEGIES, default_strategy
 from ssnas.run.settings import RunSettings, SearchConfig, config_dict, resolve, search_config
-from ssnas.run.strategies import (
-    STRATEGY_SETTINGS, BossnasSettings, EvolutionSettings, OptunaSettings, SetnSettings, StrategySettings,
-)  # fmt: skip
+from ssnas.strategies.bossnas import BossnasSettings
+from ssnas.strategies.evolution import EvolutionSettings
+from ssnas.strategies.settings import STRATEGY_SETTINGS, StrategySettings
+from ssnas.strategies.setn import SetnSettings
+from ssnas.strategies.tpe import OptunaSettings
 from ssnas.run.task import build_task
 
 __all__ = [

@@ -19,7 +19,7 @@ from ssnas.started import PROCESS_STARTED
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve
-from ssnas.run.strategies import RENAMED, BossnasSettings
+from ssnas.strategies.settings import RENAMED
 from ssnas.run.task import BelowFloor, budget_constraint, build_space, build_task, fit_data
 from ssnas.spaces import Architecture
 from ssnas.strategies import ScoredArch, SupportsRating
@@ -37,11 +37,7 @@ def run_search(config: SearchConfig) -> dict[str, Any]:
     run = config.run
     runfolder.check_out(run.out_dir, run.resume)  # before the data is loaded
     strategy = config.create_strategy()
-    if run.strategy in ("tpe", "random"):
-        if process_group() is not None:
-            raise UserError("tpe / random run one trial per process: start more with `ssnas worker`, not torchrun")
-        # a wrong URL or password fails before the run folder exists
-        strategy.check_storage()  # type: ignore[attr-defined]
+    config.strategy.check_launch(strategy)  # e.g. tpe / random: a wrong storage URL or password, before the run folder
     constraint = budget_constraint(config)
     config, dataset, split_reason = fit_data(config)
     out_dir = prepare_run_folder(config)
@@ -76,9 +72,7 @@ def run_rank(config: SearchConfig, archs_text: list[str] | None, sample: int | N
     number of unreadable image files --skip-corrupt left out."""
     from ssnas.ranking.selection import sample_architectures
 
-    if config.run.strategy == "bossnas":  # the centre of the given cells only, no sampled population
-        assert isinstance(config.strategy, BossnasSettings)
-        config = replace(config, strategy=replace(config.strategy, select_num=0))
+    config = replace(config, strategy=config.strategy.for_rating())  # e.g. BossNAS: no sampled population
     config = resolve(config)
     run = config.run
     runfolder.check_out(run.out_dir, run.resume)  # before the data is loaded

@@ -1,8 +1,8 @@
 """What one search runs with: the shared run settings beside the chosen strategy's own.
 
 Flags and `--config` keys arrive as one mapping of option names (`search_config`). Each name is
-a run setting (`RunSettings`) or an option of the strategies that use it
-(`ssnas.run.strategies`); one the chosen strategy does not use on the space is refused in one
+a run setting (`RunSettings`) or an option of the strategies that use it (each strategy's
+settings class, beside its code, `ssnas.strategies.settings`); one the chosen strategy does not use on the space is refused in one
 line naming what it takes, before any work. `resolve` fills what was not given; `config_dict`
 is `config.yaml`: exactly what ran, under option names, so `ssnas search --config
 RUN/config.yaml` reads it back unchanged.
@@ -18,7 +18,7 @@ from typing import Any
 from ssnas.errors import UserError
 from ssnas.paths import DATA_ENV
 from ssnas.run.presets import PRESETS, default_strategy
-from ssnas.run.strategies import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag, renamed
+from ssnas.strategies.settings import SIZED_SPACES, STRATEGY_SETTINGS, StrategySettings, flag, renamed
 from ssnas.runfolder import out_or_new
 from ssnas.spaces import SPACES, load_space_module
 from ssnas.strategies import Strategy
@@ -57,8 +57,6 @@ class RunSettings:
 
 
 RUN_OPTIONS = tuple(f.name for f in fields(RunSettings))
-STRATEGY_OPTIONS = frozenset(f.name for kind in STRATEGY_SETTINGS.values()
-                             for f in fields(kind))  # type: ignore[arg-type]  # fmt: skip
 # How this command runs, not what the search computes: never in config.yaml.
 INVOCATION = ("resume", "progress")
 # Absent from config.yaml when not given: no budget, the space's own table, a built-in or installed space.
@@ -100,9 +98,10 @@ def search_config(**options: Any) -> SearchConfig:
     run = replace(run, strategy=run.strategy or default_strategy(run.space))
     if run.strategy not in STRATEGY_SETTINGS:
         raise UserError(f"unknown strategy {run.strategy!r}; choose from: {', '.join(STRATEGY_SETTINGS)}")
-    unknown = sorted(set(given) - STRATEGY_OPTIONS)
+    strategy_options = {f.name for kind in STRATEGY_SETTINGS.values() for f in fields(kind)}  # type: ignore[arg-type]
+    unknown = sorted(set(given) - strategy_options)
     if unknown:
-        valid = ", ".join(sorted({*RUN_OPTIONS, *STRATEGY_OPTIONS}))
+        valid = ", ".join(sorted({*RUN_OPTIONS, *strategy_options}))
         raise UserError(f"unknown setting(s) {', '.join(unknown)}; valid: {valid}")
     kind = STRATEGY_SETTINGS[run.strategy]
     known = {f.name for f in fields(kind)}  # type: ignore[arg-type]
@@ -119,8 +118,7 @@ def _refuse_unused(run: RunSettings, strategy: StrategySettings, given: list[str
         return
     on_other_spaces = {name for space in SIZED_SPACES for name in strategy.options(space)}
     where = f" on space {run.space!r}" if any(name in on_other_spaces for name in unused) else ""
-    trial_mode = getattr(strategy, "trial_mode", None)  # tpe / random: the options depend on it
-    mode = f" with --trial-objective {trial_mode}" if trial_mode else ""
+    mode = f" with {strategy.mode()}" if strategy.mode() else ""  # tpe / random: the options depend on it
     raise UserError(f"strategy {run.strategy!r}{mode} does not use {', '.join(map(flag, unused))}{where}; "
                     f"it takes: {', '.join(map(flag, used))}")  # fmt: skip
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 
 from ssnas.data.datasets import ImageSet, load_dataset, skipped_note
-from ssnas.data.split import Share, fit_split
+from ssnas.data.split import fit_split
 from ssnas.errors import UserError
 from ssnas.objectives import OBJECTIVES
-from ssnas.run.presets import CSNAS_HOLDOUT, CSNAS_TRAIN_FRACTION, PRESET_SPLITS, default_strategy
+from ssnas.run.presets import default_strategy
 from ssnas.run.settings import SearchConfig, objective_of
-from ssnas.run.strategies import STRATEGY_SETTINGS, ImageFloor, Training
+from ssnas.strategies.settings import STRATEGY_SETTINGS, ImageFloor, Training
 from ssnas.spaces import SearchSpace, create_space
 from ssnas.spaces.budget import Budget, Constraint
 from ssnas.strategies import SearchTask
@@ -47,10 +47,7 @@ def fit_data(config: SearchConfig) -> tuple[SearchConfig, ImageSet, str]:
     floor = config.strategy.image_floor(run.space)
     if run.num_images is None and run.holdout_images is None and len(dataset) < floor.total:
         raise BelowFloor(_below_floor(config, floor, len(dataset)), _floor_message(config, floor, len(dataset)))
-    shares = PRESET_SPLITS[run.preset]
-    if run.strategy in ("tpe", "random"):  # CSNAS's trial scale: 1 % of the folder, at least one batch
-        shares = Share(CSNAS_TRAIN_FRACTION, 0), CSNAS_HOLDOUT
-    train_share, holdout_share = floor.within(*shares)
+    train_share, holdout_share = floor.within(*config.strategy.shares(run.preset))
     split = fit_split(
         len(dataset), run.num_images if run.num_images is not None else train_share,
         run.holdout_images if run.holdout_images is not None else holdout_share, source=str(run.data),
@@ -157,10 +154,8 @@ def needs_labels(objective: str) -> bool:
 
 
 def _views(config: SearchConfig) -> str | None:
-    """The view recipe when the space calls for one other than the objective's own (None)."""
-    if config.run.strategy == "bossnas" and config.run.space in ("nb201", "nats-size"):
-        return "crop-flip"  # BossNAS's CIFAR / NATS setting (Li et al., ICCV 2021)
-    return None
+    """The view recipe when the strategy calls for one other than the objective's own (None)."""
+    return config.strategy.views(config.run.space)
 
 
 __all__ = ["budget_constraint", "build_space", "build_task", "fit_data", "needs_labels", "train_config"]

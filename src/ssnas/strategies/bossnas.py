@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -48,7 +48,11 @@ from ssnas.spaces import Architecture, SearchSpace, SupportsBlocks, SupportsEnum
 from ssnas.spaces.base import Block
 from ssnas.spaces.bn import batch_norms, recalibrate_bn
 from ssnas.strategies import STRATEGIES
-from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask, Strategy
+from ssnas.strategies.settings import (
+    NETWORK, PRESETS, SUPERNET_FLOOR, SUPERNET_SIZED, TRAINING, ImageFloor, Training, fill, settings_for,
+    supernet_size,
+)  # fmt: skip
 from ssnas.rating import SIGNALS, network_signals
 from ssnas.runfolder import corrupt, read_json
 from ssnas.training.distributed import is_main_process
@@ -662,10 +666,59 @@ def additive_score(
     return ScoredArch(arch, -details["loss"], details)
 
 
+# BossNAS's heads on the quick preset (the paper's 2048 / 4096 / 4096 are for a GPU).
+BOSSNAS_QUICK_HEADS = dict(neck_width=512, hidden_dim=1024, pred_hidden_dim=1024)
+SHARED_VIEW_SPACES = ("nb201", "nats-size")  # BossNAS on CIFAR / NATS: one crop-flip view pair shared by the p paths
+
+
+@settings_for("bossnas")
+@dataclass(frozen=True)
+class BossnasSettings(Training):
+    """BossNAS: block-wise ensemble bootstrapping (`BossConfig`); always trains "ensemble-byol".
+
+    select_num: on nb201 (one block of 15,284 cells), the seeded sample of cells rated.
+    channels / cells: the nb201 supernet's C and N.
+    """
+
+    bf16_keeps_quality: ClassVar[bool] = BF16_KEEPS_QUALITY
+
+    select_num: int | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    def options(self, space: str) -> tuple[str, ...]:
+        return (*TRAINING, *(("select_num", *NETWORK) if space in SUPERNET_SIZED else ()))
+
+    def resolve(self, space: str, preset: str) -> BossnasSettings:
+        return fill(self, self.options(space), PRESETS[preset])
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        settings: dict[str, Any] = dict(BOSSNAS_QUICK_HEADS) if preset == "quick" else {}
+        if space in SHARED_VIEW_SPACES:
+            settings["shared_views"] = True
+        if space in SUPERNET_SIZED:  # one block of 15,284 cells: rate a seeded sample of them
+            settings.update(population=self.select_num, supernet=supernet_size(self.channels, self.cells))
+        return BossNAS(BossConfig(**settings))
+
+    def scored_by(self) -> str:
+        return "ensemble bootstrapping (BossNAS's population-centre rating)"
+
+    def image_floor(self, space: str) -> ImageFloor:
+        return ImageFloor(*SUPERNET_FLOOR)
+
+    def views(self, space: str) -> str | None:
+        return "crop-flip" if space in SHARED_VIEW_SPACES else None  # BossNAS's CIFAR / NATS setting (Li et al., ICCV 2021)
+
+    def for_rating(self) -> BossnasSettings:
+        return replace(self, select_num=0)  # the centre of the given cells only, no sampled population
+
+
 __all__ = [
+    "BOSSNAS_QUICK_HEADS",
     "BlockStage",
     "BossConfig",
     "BossNAS",
+    "BossnasSettings",
     "PathSampler",
     "PrefixCache",
     "PooledSupernet",

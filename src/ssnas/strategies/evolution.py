@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -57,9 +57,13 @@ from ssnas.atomic import write_atomic
 from ssnas.runfolder import corrupt, read_json
 from ssnas.spaces import Architecture, SearchSpace, SupportsEnumerate, is_degenerate
 from ssnas.strategies import STRATEGIES
-from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask, Strategy
+from ssnas.strategies.settings import (
+    FINISH_SECONDS, FULL_NETWORK, STANDALONE_SIZED, ImageFloor, Settings, fill, given, named_network, settings_for, sized,
+    standalone_network,
+)  # fmt: skip
 from ssnas.spaces.budget import Constraint, mutate
-from ssnas.strategies.raters import Columns, Rater, create_rater
+from ssnas.strategies.raters import Columns, Rater, create_rater, rating_for
 from ssnas.training.progress import StageProgress, format_duration
 
 log = logging.getLogger(__name__)
@@ -67,10 +71,19 @@ log = logging.getLogger(__name__)
 STATE_FILE = "evolution.json"
 BEST_FILE = "best.json"
 SAFETY = 0.92  # share of the time left the plan fills: later candidates rate slower than the first
-FINISH_SECONDS = 6.0  # kept for writing result.json, candidates.csv and report.html
 UNLIMITED = 1_000_000  # the rating cap of a time-budgeted search without --ratings
 FINAL_SLOWER = 1.6  # the final rating's networks are the search's best, larger than the average (measured 15 s for 20)
 EXHAUSTIVE_UNDER_BUDGET = 100  # ... which rates every architecture of a space no larger than this
+
+# The default plan where it was measured: (minutes of the whole run, independent evolutions pooled,
+# the shortlist rated again under two more seeds at the end). nb201: 4 islands and the final rating
+# of the best 10 chosen on development seeds 0-4 (at 493 ratings, about 4 minutes: one evolution
+# 93.89, four islands 93.94, four islands with the final rating 94.03;
+# benchmarks/results/budget_curve_nb201_dev.json); the budget by the held-out curve (seeds 5-14,
+# benchmarks/results/budget_curve_nb201.json): the shortest within 0.05 of the longest measured
+# (5 minutes: 94.02; 3 minutes: 94.07, worst 93.66; 2 minutes: 93.93).
+# Elsewhere, and with --ratings: a fixed number of ratings (EvolutionConfig's), one evolution.
+EVOLUTION_PLANS: dict[str, tuple[float, int, int]] = {"nb201": (3.0, 4, 10)}
 
 
 @dataclass(frozen=True)
@@ -130,6 +143,10 @@ class EvolutionConfig:
     def tournament(self) -> int:
         """S: the given sample size, else a quarter of the population."""
         return self.sample_size if self.sample_size is not None else max(1, round(self.population / 4))
+
+    def rating_for(self, space: str) -> tuple[str, int]:
+        """The ranker and rating batch size on `space`: the given ones, else the space's search default."""
+        return rating_for(space, self.ranker, self.rating_batch_size)
 
 
 class RatingLog:
@@ -277,9 +294,8 @@ class Evolution:
 
     def search(self, task: SearchTask) -> SearchResult:
         cfg, space = self.config, task.space
-        defaults = search_defaults(space.name)
-        batch_size = cfg.rating_batch_size or defaults.batch_size
-        rater = self.rater or create_rater(task, cfg.ranker or defaults.ranker, batch_size)
+        ranker, batch_size = cfg.rating_for(space.name)
+        rater = self.rater or create_rater(task, ranker, batch_size)
         if task.budget is not None:
             task.budget.check_feasible(random.Random(task.seed))
         settings = {**_as_saved(asdict(cfg)), "rating": rater.name, "rating_batch_size": batch_size,
@@ -454,4 +470,78 @@ def _stream(seed: int, island: int, name: str) -> str:
     return f"evolution:{seed}:{name}" if island == 0 else f"evolution:{seed}:island{island}:{name}"
 
 
-__all__ = ["Evolution", "EvolutionConfig", "Plan", "RatingLog"]
+@settings_for("evolution")
+@dataclass(frozen=True)
+class EvolutionSettings(Settings):
+    """Aging evolution over a label-free rating at initialisation (`EvolutionConfig`); trains nothing.
+
+    ranker: ranker expression ("az-nas-ssl", "meco+synflow", ...) [the space's search default].
+    ratings: architectures rated; with time_budget, at most this many [100 without a time budget].
+    time_budget: minutes the whole run may take; the ratings that fit are planned at the start
+        [`EVOLUTION_PLANS` of the space unless --ratings is given; elsewhere none].
+    islands: independent evolutions run in turn and pooled [the space's plan under a time budget, else 1].
+    final_shortlist: the best this many of all rated are rated again under two more seeds and the
+        pick is their best mean rank [the space's plan under a time budget, else 0: off].
+    rating_batch_size: held-out images per rated network [the space's search default].
+    channels / cells: the rated network's size [nb201: C=16, N=5; darts: 32, 8].
+    """
+
+    bf16_keeps_quality: ClassVar[bool] = True  # trains nothing
+
+    ranker: str | None = None
+    ratings: int | None = None
+    time_budget: float | None = None
+    islands: int | None = None
+    final_shortlist: int | None = None
+    population: int | None = None
+    rating_batch_size: int | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    def options(self, space: str) -> tuple[str, ...]:
+        return ("ranker", "ratings", "time_budget", "islands", "final_shortlist", "population", "rating_batch_size",
+                *sized(space, STANDALONE_SIZED))  # fmt: skip
+
+    def resolve(self, space: str, preset: str) -> EvolutionSettings:
+        return self.resolved(space, EVOLUTION_PLANS.get(space))
+
+    def resolved(self, space: str, plan: tuple[float, int, int] | None) -> EvolutionSettings:
+        """Every used option filled; `plan` (minutes, islands, final shortlist) applies when neither a time budget nor
+        a number of ratings was given (None: a fixed number of ratings)."""
+        base = EvolutionConfig()
+        ranker, batch_size = rating_for(space, None, None)
+        network = {**FULL_NETWORK.get(space, {}), **named_network(search_defaults(space).network)}
+        defaults = dict(ranker=ranker, rating_batch_size=batch_size, islands=base.islands,
+                        final_shortlist=base.final_shortlist, population=base.population, **network)  # fmt: skip
+        minutes, islands, final = plan or (None, base.islands, base.final_shortlist)
+        budget = self.time_budget if self.time_budget is not None or self.ratings is not None else minutes
+        if budget is None:  # a time budget plans the ratings itself; --ratings caps them
+            defaults["ratings"] = base.ratings
+        else:
+            defaults.update(time_budget=budget, islands=islands, final_shortlist=final)
+        return fill(self, self.options(space), defaults)
+
+    def network(self, space: str) -> dict[str, int]:
+        return standalone_network(space, self.channels, self.cells)
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        return Evolution(self.evolution_config())
+
+    def evolution_config(self) -> EvolutionConfig:
+        return EvolutionConfig(ratings=self.ratings, time_budget=self.time_budget, islands=given(self.islands),
+                               final_shortlist=given(self.final_shortlist), population=given(self.population),
+                               ranker=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
+
+    def scored_by(self) -> str:
+        return f"the label-free rating {self.ranker} at initialisation"
+
+    def image_floor(self, space: str) -> ImageFloor:
+        return ImageFloor(0, given(self.rating_batch_size))  # trains nothing; rates on one held-out batch
+
+
+EVOLUTION_OPTIONS = ("ranker", "ratings", "islands", "final_shortlist", "population", "rating_batch_size", "channels",
+                     "cells")  # fmt: skip
+
+__all__ = [
+    "EVOLUTION_OPTIONS", "EVOLUTION_PLANS", "Evolution", "EvolutionConfig", "EvolutionSettings", "Plan", "RatingLog",
+]

@@ -40,8 +40,7 @@ from ssnas.objectives import create_objective
 from ssnas.objectives.base import Batch, Objective, feature_dim_of, has_per_image_state
 from ssnas.spaces import Architecture
 from ssnas.strategies.base import SearchTask
-from ssnas.rating.defaults import search_defaults
-from ssnas.strategies.raters import ReferenceScale, create_rater, reference_sample
+from ssnas.strategies.raters import ReferenceScale, create_rater, rating_for, reference_sample
 from ssnas.training.loop import TrainConfig, ViewMaker, train
 from ssnas.training.precision import resolve_precision_name
 from ssnas.training.seeding import seeded
@@ -221,8 +220,7 @@ class RatingEvaluator:
     several signals put on one scale by a fixed seeded reference sample (`ReferenceScale`)."""
 
     def __init__(self, task: SearchTask, config: ProxyConfig) -> None:
-        defaults = search_defaults(task.space.name)
-        self.rater = create_rater(task, config.ranker or defaults.ranker, config.rating_batch_size or defaults.batch_size)
+        self.rater = create_rater(task, *rating_for(task.space.name, config.ranker, config.rating_batch_size))
         self.task, self.config = task, config
         self.scale: ReferenceScale | None = None
 

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from ssnas.rating import EngineConfig, Ranker, parse_ranker, score_architectures
+from ssnas.rating.defaults import search_defaults
 from ssnas.spaces import Architecture, SearchSpace, is_degenerate
 from ssnas.strategies.base import SearchTask
 from ssnas.training.precision import resolve_device
@@ -117,4 +118,11 @@ def reference_sample(space: SearchSpace, count: int, seed: int) -> list[Architec
     return list(found)
 
 
-__all__ = ["Columns", "EngineRater", "Rater", "ReferenceScale", "create_rater", "reference_sample"]
+def rating_for(space: str, ranker: str | None, batch_size: int | None) -> tuple[str, int]:
+    """`ranker` and `batch_size`, each the space's search default where None (`ssnas.rating.defaults`): the one
+    place the strategies that rate at initialisation (evolution, two-stage, tpe / random rating trials) fill them."""
+    defaults = search_defaults(space)
+    return ranker or defaults.ranker, batch_size or defaults.batch_size
+
+
+__all__ = ["Columns", "EngineRater", "Rater", "ReferenceScale", "create_rater", "rating_for", "reference_sample"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -29,7 +29,11 @@ from ssnas.errors import UserError
 from ssnas.objectives import Batch, Objective, create_objective
 from ssnas.spaces import Architecture, SearchSpace, SupportsSupernet
 from ssnas.strategies import STRATEGIES
-from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask, Strategy
+from ssnas.strategies.settings import (
+    DEFAULT_OBJECTIVE, PRESETS, SUPERNET_FLOOR, SUPERNET_SIZED, TRAINING, ImageFloor, Training, fill, given,
+    settings_for, sized, supernet_size,
+)  # fmt: skip
 from ssnas.spaces.budget import Constraint
 from ssnas.strategies.evaluator import ArchitectureDistribution
 from ssnas.strategies.supernet_rating import RatingConfig, rate_architectures
@@ -210,4 +214,44 @@ class SETN:
         return SearchResult(best=ranked[0], candidates=ranked, info=info)
 
 
-__all__ = ["BF16_KEEPS_QUALITY", "SETN", "SetnConfig", "SetnHook", "TrainedTemplate"]
+@settings_for("setn")
+@dataclass(frozen=True)
+class SetnSettings(Training):
+    """SETN: an SSL-trained supernet and a learned evaluator (`SetnConfig`).
+
+    signals: what rates a candidate on the shared weights (`ssnas.strategies.supernet_rating.ALL_SIGNALS`).
+    channels / cells: the nb201 supernet's C and N.
+    """
+
+    bf16_keeps_quality: ClassVar[bool] = BF16_KEEPS_QUALITY
+
+    objective: str | None = None
+    select_num: int | None = None
+    evaluator_every: int | None = None
+    signals: tuple[str, ...] | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.signals is not None:
+            object.__setattr__(self, "signals", tuple(self.signals))
+
+    def options(self, space: str) -> tuple[str, ...]:
+        return ("objective", *TRAINING, "select_num", "evaluator_every", "signals", *sized(space, SUPERNET_SIZED))
+
+    def resolve(self, space: str, preset: str) -> SetnSettings:
+        return fill(self, self.options(space), {**PRESETS[preset], "objective": DEFAULT_OBJECTIVE})
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        return SETN(SetnConfig(select_num=given(self.select_num), evaluator_every=given(self.evaluator_every),
+                               supernet=supernet_size(self.channels, self.cells),
+                               rating=RatingConfig(signals=given(self.signals))))  # fmt: skip
+
+    def scored_by(self) -> str:
+        return f"{self.objective} on a shared supernet, candidates rated by {' + '.join(self.signals or ())}"
+
+    def image_floor(self, space: str) -> ImageFloor:
+        return ImageFloor(*SUPERNET_FLOOR)
+
+
+__all__ = ["BF16_KEEPS_QUALITY", "SETN", "SetnConfig", "SetnHook", "SetnSettings", "TrainedTemplate"]

@@ -51,7 +51,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -62,8 +62,15 @@ from ssnas.paths import expand_user
 from ssnas.runfolder import check_writable_folder
 from ssnas.spaces import Architecture
 from ssnas.strategies import STRATEGIES
-from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.proxy import Evaluate, ProxyConfig, TrialOutcome, make_evaluator
+from ssnas.data.split import Share
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask, Strategy
+from ssnas.strategies.proxy import BF16_KEEPS_QUALITY, Evaluate, ProxyConfig, TrialOutcome, make_evaluator
+from ssnas.strategies.raters import rating_for
+from ssnas.strategies.settings import (
+    DEFAULT_OBJECTIVE, FINISH_SECONDS, FULL_NETWORK, PRESETS, STANDALONE_SIZED, TRAINING, ImageFloor, Training, fill, given,
+    settings_for, sized, standalone_network,
+)  # fmt: skip
+from ssnas.training.distributed import process_group
 from ssnas.studies import (
     DUPLICATE_ATTR,
     OVER_BUDGET_ATTR,
@@ -448,7 +455,103 @@ def random_search(**settings: Any) -> OptunaSearch:
     return _from_settings("random", settings)
 
 
+# tpe / random trials train from scratch, as CSNAS does, unless --trial-objective rating.
+DEFAULT_TRIAL_OBJECTIVE = "ssl-proxy"
+
+# CSNAS (arXiv 2102.10557, search/search.py) trains every trial from scratch for 10 epochs, whatever
+# the preset, on 1 % of the training images (at least one batch: the strategy's floor), scored on 256
+# held-out images.
+CSNAS_EPOCHS = 10
+CSNAS_TRAIN_FRACTION = 0.01
+CSNAS_HOLDOUT = Share(0.0, 256, 256)
+
+
+@settings_for("tpe", "random")
+@dataclass(frozen=True)
+class OptunaSettings(Training):
+    """tpe (CSNAS) and random search: Optuna trials (`StudyConfig`) scored by `ProxyConfig`.
+
+    trial_objective: "ssl-proxy" (train each trial: the objective, training settings and
+        proxy_loss apply) or "rating" (a label-free rating at initialisation: ranker and
+        rating_batch_size apply).
+    proxy_loss: "holdout" (the SSL loss on held-out images) or "train" (the final epoch's
+        training loss, as the CSNAS code reports).
+    time_budget: minutes after which no trial starts (Optuna's timeout, counted from the first trial).
+    storage: journal file, sqlite:/// or postgresql:// URL; None = `study.journal` in the run folder.
+    channels / cells: the trial network's size [nb201: the preset's; darts: 32, 8].
+    """
+
+    bf16_keeps_quality: ClassVar[bool] = BF16_KEEPS_QUALITY
+
+    trials: int | None = None
+    time_budget: float | None = None
+    storage: str | None = None
+    study: str | None = None
+    trial_objective: str | None = None
+    objective: str | None = None
+    proxy_loss: str | None = None
+    ranker: str | None = None
+    rating_batch_size: int | None = None
+    channels: int | None = None
+    cells: int | None = None
+
+    @property
+    def trial_mode(self) -> str:
+        """The trial objective, given or default: what decides the options that apply."""
+        return self.trial_objective or DEFAULT_TRIAL_OBJECTIVE
+
+    def mode(self) -> str:
+        return f"--trial-objective {self.trial_mode}"
+
+    def options(self, space: str) -> tuple[str, ...]:
+        shared, network = ("trials", "time_budget", "storage", "study", "trial_objective"), sized(space, STANDALONE_SIZED)
+        if self.trial_mode == "rating":
+            return (*shared, "ranker", "rating_batch_size", *network)
+        return (*shared, "objective", *TRAINING, "proxy_loss", *network)
+
+    def resolve(self, space: str, preset: str) -> OptunaSettings:
+        network = FULL_NETWORK["darts"] if space == "darts" else {}  # CSNAS's proxy network; nb201: the preset's
+        ranker, batch_size = rating_for(space, None, None)
+        defaults = {**PRESETS[preset], **network, "epochs": CSNAS_EPOCHS, "objective": DEFAULT_OBJECTIVE,
+                    "trial_objective": DEFAULT_TRIAL_OBJECTIVE, "proxy_loss": "holdout", "study": "ssnas",
+                    "ranker": ranker, "rating_batch_size": batch_size}  # fmt: skip
+        return fill(self, self.options(space), defaults)
+
+    def network(self, space: str) -> dict[str, int]:
+        return standalone_network(space, self.channels, self.cells)
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        timeout = self.time_budget * 60.0 - FINISH_SECONDS if self.time_budget is not None else None
+        study = StudyConfig(n_trials=given(self.trials), storage=self.storage, study_name=given(self.study), timeout=timeout)
+        proxy = ProxyConfig(loss=self.proxy_loss or "holdout", trial_objective=given(self.trial_objective),
+                            ranker=self.ranker, rating_batch_size=self.rating_batch_size)  # fmt: skip
+        return OptunaSearch(name, study=study, proxy=proxy)
+
+    def scored_by(self) -> str:
+        if self.trial_mode == "rating":
+            return f"the label-free rating {self.ranker} at initialisation"
+        return f"the {self.objective} loss ({self.proxy_loss}) of each trial trained from scratch"
+
+    def image_floor(self, space: str) -> ImageFloor:
+        """CSNAS's: one training batch per trial, 256 held-out images."""
+        return ImageFloor(self.batch_size or 128, CSNAS_HOLDOUT.floor)
+
+    def shares(self, preset: str) -> tuple[Share, Share]:
+        return Share(CSNAS_TRAIN_FRACTION, 0), CSNAS_HOLDOUT  # CSNAS's trial scale: 1 % of the folder
+
+    def check_launch(self, strategy: Strategy) -> None:
+        if process_group() is not None:
+            raise UserError("tpe / random run one trial per process: start more with `ssnas worker`, not torchrun")
+        assert isinstance(strategy, OptunaSearch)
+        strategy.check_storage()  # a wrong URL or password fails before the run folder exists
+
+
 __all__ = [
+    "CSNAS_EPOCHS",
+    "CSNAS_HOLDOUT",
+    "CSNAS_TRAIN_FRACTION",
+    "DEFAULT_TRIAL_OBJECTIVE",
+    "OptunaSettings",
     "SAMPLERS",
     "HyperoptGamma",
     "OptunaSearch",

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ssnas.atomic import write_atomic
 from ssnas.data.views import VIEWS
@@ -47,10 +47,10 @@ from ssnas.rating.engine import build_network, resized
 from ssnas.rating.structural import STRUCTURAL
 from ssnas.spaces import Architecture, SearchSpace
 from ssnas.strategies import STRATEGIES
-from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask
-from ssnas.strategies.evolution import Evolution, EvolutionConfig
+from ssnas.strategies.base import ScoredArch, SearchResult, SearchTask, Strategy
+from ssnas.strategies.evolution import EVOLUTION_OPTIONS, Evolution, EvolutionConfig, EvolutionSettings
+from ssnas.strategies.settings import ImageFloor, fill, given, settings_for
 from ssnas.strategies.raters import create_rater
-from ssnas.rating.defaults import search_defaults
 from ssnas.runfolder import corrupt, read_json
 from ssnas.training.loop import CHECKPOINT_NAME, TrainConfig, train
 from ssnas.training.precision import resolve_precision_name
@@ -189,9 +189,7 @@ class TwoStage:
         """Refuse, before any work, a budget that cannot hold stage 1 and two candidates at the smallest training."""
         rng = random.Random(task.seed)
         arch = task.space.sample(rng)
-        defaults = search_defaults(task.space.name)
-        rater = create_rater(task, self.config.stage1.ranker or defaults.ranker,
-                             self.config.stage1.rating_batch_size or defaults.batch_size)  # fmt: skip
+        rater = create_rater(task, *self.config.stage1.rating_for(task.space.name))
         clock = time.monotonic()
         rater.columns([arch])
         per_rating = time.monotonic() - clock
@@ -353,4 +351,59 @@ def _load_judgement(path: Path) -> Judgement:
         raise corrupt(path, "not a judgement") from None
 
 
-__all__ = ["TwoStage", "TwoStageConfig", "Plan"]
+@settings_for("two-stage")
+@dataclass(frozen=True)
+class TwoStageSettings(EvolutionSettings):
+    """The two-stage search (`TwoStageConfig`): evolution keeps a shortlist (the evolution options),
+    then each shortlisted candidate trains briefly without labels and a label-free signal picks.
+
+    time_budget: minutes the whole run may take [15].
+    shortlist: candidates judged [as many as fit, up to the space's judge default].
+    judge_budget: backbone passes per candidate [the space's judge default, less if time is short].
+    judge_objective / judge_signal / judge_combine: the judge's training, signal and the partners
+        averaged with it by rank [`ssnas.judging.defaults`].
+    """
+
+    bf16_keeps_quality: ClassVar[bool] = JUDGE_BF16_KEEPS_QUALITY  # the judge trains
+
+    time_budget: float | None = None
+    shortlist: int | None = None
+    judge_budget: int | None = None
+    judge_objective: str | None = None
+    judge_signal: str | None = None
+    judge_combine: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.judge_combine is not None:
+            object.__setattr__(self, "judge_combine", tuple(self.judge_combine))
+
+    def options(self, space: str) -> tuple[str, ...]:
+        judge = ("shortlist", "judge_budget", "judge_objective", "judge_signal", "judge_combine")
+        return (*super().options(space), *judge)
+
+    def resolve(self, space: str, preset: str) -> TwoStageSettings:
+        judge = judge_defaults(space)
+        # the evolution options of `self`; stage 1 rates a fixed number (the time budget is the whole run's)
+        stage1 = EvolutionSettings.resolved(replace(self, time_budget=None), space, None)
+        return fill(replace(self, **{f: getattr(stage1, f) for f in EVOLUTION_OPTIONS}), self.options(space),
+                    {"time_budget": TwoStageConfig().time_budget, "judge_objective": judge.objective,
+                     "judge_signal": judge.signal, "judge_combine": judge.combine})  # fmt: skip
+
+    def create(self, name: str, space: str, preset: str) -> Strategy:
+        stage1 = replace(self, time_budget=None).evolution_config()  # the budget is the whole run's (TwoStageConfig)
+        return TwoStage(TwoStageConfig(stage1=stage1, time_budget=given(self.time_budget), shortlist=self.shortlist,
+                                       judge_budget=self.judge_budget, judge_objective=self.judge_objective,
+                                       judge_signal=self.judge_signal, combine=self.judge_combine))  # fmt: skip
+
+    def scored_by(self) -> str:
+        partners = f" with {' + '.join(self.judge_combine)}" if self.judge_combine else ""
+        return (f"the label-free rating {self.ranker} at initialisation (stage 1), then {self.judge_signal}{partners} "
+                f"after brief {self.judge_objective} training of the shortlist (stage 2)")
+
+    def image_floor(self, space: str) -> ImageFloor:
+        """Stage 1's rating batch; the judge's training batch and the held-out batch of its signals."""
+        training, holdout = JudgeConfig(objective=given(self.judge_objective)).least_images()
+        return ImageFloor(training, max(given(self.rating_batch_size), holdout))
+
+
+__all__ = ["Plan", "TwoStage", "TwoStageConfig", "TwoStageSettings"]
