@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ssnas.run import run_search, search_config
-from ssnas.strategies.evolution import FINAL_SLOWER, FINISH_SECONDS, SAFETY
+from ssnas.strategies.evolution import planned_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -65,10 +65,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def planned(budget_minutes: float, rate: float, startup: float, population: int, final: int = 20) -> int:
-    """Ratings a `--time-budget` plan makes (as `Evolution._fix_plan`), `rate` ratings/s, `startup` s
-    before the search starts rating, `final` ratings of the final shortlist kept for the end."""
-    left = budget_minutes * 60.0 - FINISH_SECONDS - startup - population / rate - final / rate * FINAL_SLOWER
-    return population + max(0, int(left * SAFETY * rate))
+    """Ratings a `--time-budget` plan makes (`planned_ratings`, what `Evolution` plans), `rate` ratings/s,
+    `startup` s before the search starts rating, `final` ratings of the final shortlist kept for the end."""
+    return planned_ratings(budget_minutes * 60.0, startup + population / rate, population, 1.0 / rate, final)
 
 
 def best_at(trace: list[dict[str, Any]], rated: int) -> str:

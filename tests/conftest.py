@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,15 @@ from PIL import Image
 from cli_helpers import missing_prerequisite
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# pytest-xdist runs one worker per core (`make test`: -n auto); torch's default of one thread per core in
+# every worker and in every `ssnas` subprocess a test starts would oversubscribe the cores. Each worker,
+# and what it starts, gets its share (a test that sets OMP_NUM_THREADS itself keeps its own).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _SHARE = max(1, (os.cpu_count() or 1) // _WORKERS)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_SHARE))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.fixture(scope="session")

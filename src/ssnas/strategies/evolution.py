@@ -454,8 +454,7 @@ class Evolution:
         if ratings.plan is None:
             per_rating = max(ratings.seconds, 1e-3) / max(1, ratings.computed)
             spent = time.monotonic() - started
-            left = budget_seconds - FINISH_SECONDS - spent - self._final_ratings() * per_rating * FINAL_SLOWER
-            planned = len(ratings.order) + max(0, math.floor(left * SAFETY / per_rating))
+            planned = planned_ratings(budget_seconds, spent, len(ratings.order), per_rating, self._final_ratings())
             ratings.plan = Plan(ratings=min(cfg.cap, planned), seconds_per_rating=round(per_rating, 4),
                                 calibrated_on=ratings.computed, deadline_seconds=budget_seconds - FINISH_SECONDS)  # fmt: skip
             ratings.save()
@@ -463,6 +462,14 @@ class Evolution:
                      format_duration(budget_seconds), format_duration(spent), per_rating, ratings.computed,
                      ratings.plan.ratings)  # fmt: skip
         return started + ratings.plan.deadline_seconds
+
+
+def planned_ratings(budget_seconds: float, spent: float, rated: int, per_rating: float, final_ratings: int) -> int:
+    """The ratings a time budget's plan makes: `rated` so far (after `spent` seconds), plus what fits in the time
+    left at `per_rating` seconds each, less the results' time (`FINISH_SECONDS`) and the final rating's
+    (`final_ratings`, each `FINAL_SLOWER` times a search rating), filled to `SAFETY`."""
+    left = budget_seconds - FINISH_SECONDS - spent - final_ratings * per_rating * FINAL_SLOWER
+    return rated + max(0, math.floor(left * SAFETY / per_rating))
 
 
 def _stream(seed: int, island: int, name: str) -> str:
@@ -544,4 +551,5 @@ EVOLUTION_OPTIONS = ("ranker", "ratings", "islands", "final_shortlist", "populat
 
 __all__ = [
     "EVOLUTION_OPTIONS", "EVOLUTION_PLANS", "Evolution", "EvolutionConfig", "EvolutionSettings", "Plan", "RatingLog",
+    "planned_ratings",
 ]
