@@ -103,6 +103,8 @@ def main() -> None:
     parser.add_argument("--strategy", default="evolution")
     parser.add_argument("--ratings", type=int, default=300)
     parser.add_argument("--population", type=int, default=30)
+    parser.add_argument("--islands", type=int, default=None, help="evolution: independent evolutions pooled [1]")
+    parser.add_argument("--final-shortlist", type=int, default=None, help="evolution: best N rated again [0: off]")
     parser.add_argument("--ranker", default=None, help="rating for evolution / rating trials [strategy default]")
     parser.add_argument("--channels", type=int, default=None, help="NB201 rating network width C [16]")
     parser.add_argument("--cells", type=int, default=None, help="NB201 rating network cells per stage N [5]")
@@ -123,7 +125,8 @@ def main() -> None:
 
     nb201 = read_table(SHARED / "benchmarks" / "nb201.csv", "cifar10_test")
     evolution = {"ratings": args.ratings, "population": args.population,
-                 **{k: v for k, v in (("channels", args.channels), ("cells", args.cells)) if v is not None}}
+                 **{k: v for k, v in (("channels", args.channels), ("cells", args.cells), ("islands", args.islands),
+                                      ("final_shortlist", args.final_shortlist)) if v is not None}}
     if "defaults" in args.parts:
         runs = []
         for seed in args.seeds:

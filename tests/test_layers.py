@@ -36,7 +36,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("judging",),  # brief self-supervised training of a shortlisted candidate, then its signals
     ("strategies",),  # evolution, setn, tpe, bossnas
     ("reporting",),  # figures, HTML
-    ("retrain", "pretraining", "export", "settings", "run"),  # workflows behind the commands
+    ("retrain", "pretraining", "finetuning", "export", "settings", "run"),  # workflows behind the commands
     ("api",),  # the Python API: functions over the workflows, returning data
     ("cli", "testing"),  # the commands; contract suites shipped for other people's implementations
 ]

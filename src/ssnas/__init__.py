@@ -9,6 +9,7 @@ The Python API (every command of the `ssnas` CLI calls it):
                                                  storage=URL shares it with other processes)
     rate_shared(storage, study, data)        -> a worker of a shared rating (any machine)
     score(model_factory, images, ranker=...) -> the label-free signals of any torch.nn.Module
+    finetune(pretrained, data, labels_per_class=N) -> metrics of a pretrained network fine-tuned on labels
     list_spaces(), list_rankers(), list_strategies()
     create_space(name, **options)            -> a search space (parse, sample, build networks)
 
@@ -32,7 +33,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (imported on first attribute access, PEP 562)
 _API = {
-    "load_images": "ssnas.api", "search": "ssnas.api", "rank": "ssnas.api", "score": "ssnas.api",
+    "load_images": "ssnas.api", "search": "ssnas.api", "finetune": "ssnas.api", "rank": "ssnas.api", "score": "ssnas.api",
     "list_spaces": "ssnas.api", "list_rankers": "ssnas.api", "list_strategies": "ssnas.api",
     "SearchResult": "ssnas.api", "Ranking": "ssnas.api", "Candidate": "ssnas.api",
     "rank_into_folder": "ssnas.api", "FolderRanking": "ssnas.api", "rate_shared": "ssnas.api",
@@ -43,7 +44,7 @@ __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
     from ssnas.api import (
-        Candidate, FolderRanking, Ranking, SearchResult, list_rankers, list_spaces, list_strategies, load_images, rank,
+        Candidate, FolderRanking, Ranking, SearchResult, finetune, list_rankers, list_spaces, list_strategies, load_images, rank,
         rank_into_folder, rate_shared, score, search,
     )  # fmt: skip
     from ssnas.spaces import Architecture, SearchSpace, create_space

@@ -172,6 +172,27 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
     return SearchResult(candidates[0], candidates, config.run.out_dir, float(payload["seconds"]), saved, payload)
 
 
+def finetune(pretrained: str | Path, data: str | Path = "cifar10", *, labels_per_class: int | None = None,
+             out: str | Path | None = None, seed: int = 0, device: str = "auto", precision: str = "auto",
+             threads: int | None = None, resume: bool = False, progress: bool = False, **settings: Any) -> dict[str, Any]:
+    """Fine-tune the network of a `pretrain` run folder on the labelled images of `data` (a folder with
+    train/ and test/ class folders, or cifar10): a linear probe fits a fresh head, then the whole
+    network trains with SimCLR's fine-tuning recipe (`ssnas.finetuning`). `labels_per_class` keeps a
+    seeded, class-balanced subset; `settings`: epochs, batch_size, lr, max_steps, skip_corrupt.
+
+    Returns:
+        The run's metrics.json: test_accuracy, linear_probe_accuracy, history, out (the run folder), ...
+
+    >>> metrics = ssnas.finetune("runs/pretrain", "labelled/", labels_per_class=50)  # doctest: +SKIP
+    >>> metrics["test_accuracy"], metrics["linear_probe_accuracy"]                    # doctest: +SKIP
+    """
+    from ssnas.finetuning import finetune as run_finetune
+
+    with using_threads(threads):
+        return run_finetune(pretrained, str(data), labels_per_class, out, resume, seed=seed, device=device,
+                            precision=precision, progress=progress, **settings)  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- rank / score
 
 
@@ -382,6 +403,6 @@ def score(model_factory: Callable[[], nn.Module], images: ImagesLike, ranker: st
 
 
 __all__ = [
-    "Candidate", "FolderRanking", "Ranking", "SearchResult", "list_rankers", "list_spaces", "list_strategies",
+    "Candidate", "FolderRanking", "Ranking", "SearchResult", "finetune", "list_rankers", "list_spaces", "list_strategies",
     "load_images", "rank", "rank_architectures", "rank_into_folder", "score", "search", "size_baseline", "using_threads",
 ]

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ssnas.data.datasets import load_dataset, skipped_note
-from ssnas.data.views import VIEWS
+from ssnas.data.views import VIEWS, ViewMaker
 from ssnas.errors import UserError
 from ssnas.spaces import Architecture, SearchSpace, create_space
 from ssnas.spaces.darts import Genotype
@@ -88,10 +88,12 @@ def build_seeded(search_space: SearchSpace, arch: Architecture, seed: int, **bui
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy in [0, 1] of `model(x)` logits on uint8 `images` (N,3,H,W), eval mode, identity views."""
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256,
+             views: ViewMaker | None = None) -> float:  # fmt: skip
+    """Top-1 accuracy in [0, 1] of `model(x)` logits on uint8 `images` (N,3,H,W), eval mode, identity views
+    (`views`: another deterministic preprocessing, e.g. another normalisation)."""
     device = next(model.parameters()).device
-    views = VIEWS.create("identity")
+    views = views or VIEWS.create("identity")
     generator = torch.Generator(device=device).manual_seed(0)
     was_training = model.training
     model.eval()

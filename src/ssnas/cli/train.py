@@ -1,8 +1,9 @@
-"""`ssnas train` (supervised retraining of a found architecture) and `ssnas export`."""
+"""`ssnas train` (supervised retraining of a found architecture), `ssnas finetune` and `ssnas export`."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 import yaml
@@ -14,9 +15,12 @@ from ssnas.cli._common import (
 )
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
+from ssnas.finetuning import finetune
 from ssnas.retrain import retrain
 from ssnas.training.progress import mirror_log_to_stderr
 from ssnas.training.recipes import RECIPES
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _space_args(values: tuple[str, ...]) -> dict[str, Any]:
@@ -31,6 +35,27 @@ def _space_args(values: tuple[str, ...]) -> dict[str, Any]:
         except yaml.YAMLError:
             raise UserError(f"--space-arg {item!r}: cannot read the value {value!r}") from None
     return args
+
+
+def training_run_options(folder_name: str) -> Callable[[F], F]:
+    """The options of a command that trains one network into a run folder (`train`, `finetune`)."""
+    options = (
+        click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N."),
+        precision_option,
+        click.option("--max-steps", type=POSITIVE, default=None, help="Stop after this many steps (smoke tests)."),
+        click.option("--out", type=TEXT, default=None, help=out_help(folder_name)),
+        click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
+        click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar."),
+        config_option,
+        json_option,
+    )
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 space_option = click.option("--space", default="nb201", show_default=True, help="Search space (see `ssnas spaces`).")
@@ -53,14 +78,7 @@ space_arg_option = click.option(
 @space_arg_option
 @click.option("--train-images", type=POSITIVE, default=None, help="Train on a seeded subset of this many images [all].")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
-@precision_option
-@click.option("--max-steps", type=POSITIVE, default=None, help="Stop after this many steps (smoke tests).")
-@click.option("--out", type=TEXT, default=None, help=out_help("train-SPACE-sSEED"))
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
-@click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")
-@config_option
-@json_option
+@training_run_options("train-SPACE-sSEED")
 def train_command(arch: str, space_arg: tuple[str, ...], out: str | None, no_progress: bool, as_json: bool,
                   **options: Any) -> None:  # fmt: skip
     """Train ARCH from scratch with labels and report its test accuracy.
@@ -84,6 +102,38 @@ def _render(payload: dict[str, Any]) -> None:
                   f"{payload['seconds']:.0f} s; run folder: {payload['out']}")  # fmt: skip
 
 
+@click.command("finetune")
+@click.argument("run_dir", metavar="RUN")
+@click.option("--data", type=TEXT, default="cifar10", show_default=True, help="cifar10, cifar100, or a labelled folder with train/ and test/.")
+@click.option("--labels-per-class", type=POSITIVE, default=None,
+              help="Fine-tune on a seeded, class-balanced subset: this many labelled images per class [all].")
+@skip_corrupt_option
+@click.option("--epochs", type=POSITIVE, default=None, help="[60, SimCLR's 1 % setting]")
+@click.option("--batch-size", type=BATCH, default=None, help="[128]")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[0.05 x batch size / 256]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Labelled subset, head and training order.")
+@training_run_options("finetune-SPACE-sSEED")
+def finetune_command(run_dir: str, out: str | None, no_progress: bool, as_json: bool, **options: Any) -> None:
+    """Fine-tune the network of a `ssnas pretrain` RUN folder with labels and report its test accuracy.
+
+    A fresh linear head is fitted on the frozen features first (a linear probe), then the whole
+    network trains with SimCLR's fine-tuning recipe. The run folder gets config.yaml,
+    checkpoint.pt, model.pt (for `ssnas export`) and metrics.json.
+    """
+    mirror_log_to_stderr(not no_progress)
+    payload = finetune(run_dir, out_dir=out, progress=not (no_progress or as_json), **options)
+    emit(payload, as_json, _render_finetune)
+
+
+def _render_finetune(payload: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]test accuracy[/bold] {100 * payload['test_accuracy']:.2f}% after fine-tuning, "
+                  f"{100 * payload['linear_probe_accuracy']:.2f}% with the linear probe alone "
+                  f"({payload['train_images']} labelled training images, {payload['test_images']} test images)")
+    console.print(f"{payload['arch']} pretrained with {payload['pretrained_with']}; {payload['steps']} steps, "
+                  f"{payload['seconds']:.0f} s; run folder: {payload['out']}")  # fmt: skip
+
+
 @click.command("export")
 @click.argument("arch")
 @space_option
@@ -103,4 +153,4 @@ def export_command(arch: str, format_: str, space_arg: tuple[str, ...], as_json:
     emit(payload, as_json, lambda p: click.echo(f"wrote {p['out']} ({p['format']}) and {p['sidecar']}"))
 
 
-COMMANDS = (train_command, export_command)
+COMMANDS = (train_command, finetune_command, export_command)

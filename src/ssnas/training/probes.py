@@ -77,23 +77,22 @@ def knn_accuracy(
     return correct / test_feats.shape[0]
 
 
-def linear_probe_accuracy(
+def fit_linear_head(
     train_feats: torch.Tensor,
     train_labels: torch.Tensor,
-    test_feats: torch.Tensor,
-    test_labels: torch.Tensor,
+    num_classes: int,
     max_iter: int = 200,
     weight_decay: float = 1e-4,
-) -> float:
-    """Multinomial logistic regression on standardised features, full-batch L-BFGS.
+) -> nn.Linear:
+    """Multinomial logistic regression on standardised features, full-batch L-BFGS, returned as one
+    `nn.Linear(D, num_classes)` on the raw features (the standardisation folded into its weights).
 
-    Zero initialisation and full batches make it deterministic (no seed needed).
-    Features are standardised with the training mean/std; the L2 penalty
-    `weight_decay * ||W||^2 / 2` applies to the weights, not the bias.
+    Zero initialisation and full batches make it deterministic (no seed needed). Features are
+    standardised with the training mean/std; the L2 penalty `weight_decay * ||W||^2 / 2` applies to
+    the weights (of the standardised features), not the bias.
     """
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    mean, std = train_feats.float().mean(0), train_feats.float().std(0).clamp_min(1e-6)
-    x_train, x_test = (train_feats.float() - mean) / std, (test_feats.float() - mean) / std  # (N, D), (M, D)
+    mean, std = train_feats.float().mean(0), train_feats.float().std(0).clamp_min(1e-6)  # (D,), (D,)
+    x_train = (train_feats.float() - mean) / std  # (N, D)
     classifier = nn.Linear(x_train.shape[1], num_classes)
     nn.init.zeros_(classifier.weight)
     nn.init.zeros_(classifier.bias)
@@ -108,6 +107,24 @@ def linear_probe_accuracy(
 
     with torch.enable_grad():
         optimizer.step(closure)
+    with torch.no_grad():  # W (x - m) / s + b = (W / s) x + (b - W (m / s))
+        weight = classifier.weight / std  # (C, D)
+        classifier.bias.sub_(classifier.weight @ (mean / std))
+        classifier.weight.copy_(weight)
+    return classifier
+
+
+def linear_probe_accuracy(
+    train_feats: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_feats: torch.Tensor,
+    test_labels: torch.Tensor,
+    max_iter: int = 200,
+    weight_decay: float = 1e-4,
+) -> float:
+    """Top-1 on the test features of `fit_linear_head` fitted on the training features."""
+    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+    classifier = fit_linear_head(train_feats, train_labels, num_classes, max_iter, weight_decay)
     with torch.no_grad():
-        predictions = classifier(x_test).argmax(1)
+        predictions = classifier(test_feats.float()).argmax(1)
     return float((predictions == test_labels).float().mean())

@@ -131,6 +131,13 @@ RECIPES: dict[str, Recipe] = {
             epochs=300, batch_size=96, lr=0.025, weight_decay=5e-4, nesterov=True, warmup_epochs=5,
             cutout=16, drop_path=0.2, aux_weight=0.4, space_args={"C": 36, "layers": 20},
         ),
+        Recipe(
+            name="ssl-finetune",
+            reference="SimCLR (Chen et al., ICML 2020) appendix B.5, fine-tuning with few labels: Nesterov SGD, "
+                      "lr 0.05 x batch / 256, no weight decay, no warm-up, crop and flip, 60 epochs (their 1 % "
+                      "setting; 30 for 10 %); `ssnas finetune`'s, after a linear probe fits the fresh head (LP-FT)",
+            epochs=60, batch_size=128, lr=0.05 * 128 / 256, weight_decay=0.0, nesterov=True,
+        ),
     )
 }  # fmt: skip
 
