@@ -23,7 +23,8 @@ image size is given (`--image-size`): then the rating batch is resized (antialia
 and FLOPs and latency are counted at that size too.
 
 Costs: `params` (parameter elements), `flops` (multiply-accumulates of one image at the rated
-size, Conv2d and Linear only: `ssnas.spaces.cost.count_macs`) and, when asked, latency (ms
+size: convolutions, matrix and attention products, counted by torch's FlopCounterMode in
+`ssnas.spaces.cost.count_macs`) and, when asked, latency (ms
 of one image, batch 1, fp32, eval, this CPU: `ssnas.spaces.budget`). As rankers, `params` and
 `flops` are these costs of the model itself (a space's are of its full-size network).
 """

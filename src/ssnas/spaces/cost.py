@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_parameters(module: nn.Module) -> int:
@@ -15,37 +16,19 @@ def count_parameters(module: nn.Module) -> int:
 
 @torch.no_grad()
 def count_macs(module: nn.Module, x: torch.Tensor, **forward_kwargs: Any) -> int:
-    """Multiply-accumulates of every Conv2d and Linear in one forward of `x`, per sample.
+    """Multiply-accumulates of one eval-mode forward of `x` (B,3,H,W), per sample.
 
-    Conv2d: output elements x (C_in / groups) x kH x kW; Linear: in x out features
-    (times the leading dims other than the batch). Pools, BN, activations and additions
-    are not counted, matching the usual NAS "FLOPs" convention.
+    Counted by torch's `FlopCounterMode` (every convolution, matrix product and attention product
+    the forward runs; its FLOPs are 2 per multiply-accumulate), so attention's matmuls count as
+    much as a convolution's (HyTra). Pools, BN, activations, additions and biases are not
+    counted, the usual NAS "FLOPs" convention; on networks of Conv2d and Linear layers alone it
+    equals the per-layer formula (output elements x C_in / groups x kH x kW; in x out features).
     """
-    total = 0
-
-    def conv_hook(conv: nn.Module, _: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        assert isinstance(conv, nn.Conv2d)
-        kh, kw = conv.kernel_size
-        total += out[0].numel() * (conv.in_channels // conv.groups) * kh * kw
-
-    def linear_hook(linear: nn.Module, _: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        assert isinstance(linear, nn.Linear)
-        total += out[0].numel() * linear.in_features
-
-    handles = []
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
     was_training = module.training
     try:
         module.eval()
-        module(x, **forward_kwargs)
+        with FlopCounterMode(display=False) as counter:
+            module(x, **forward_kwargs)
     finally:
         module.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return total
+    return int(counter.get_total_flops()) // 2 // x.shape[0]
