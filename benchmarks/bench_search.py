@@ -170,8 +170,9 @@ def main() -> None:
         best = max(nats, key=nats.__getitem__)
         runs = []
         for seed in args.seeds:
+            plan = {k: evolution[k] for k in ("islands", "final_shortlist") if k in evolution}
             run = search(args, work, strategy=args.strategy, space="nats-size", seed=seed,
-                         ratings=args.ratings, population=args.population)  # fmt: skip
+                         ratings=args.ratings, population=args.population, **plan)  # fmt: skip
             runs.append({**run, "seed": seed, "cifar10_valid": nats[run["arch"]]})
             results["nats_defaults"] = {"strategy": args.strategy, "runs": runs, **summary(runs, "cifar10_valid"),
                                         "table_best": {"arch": best, "value": nats[best]}}  # fmt: skip
