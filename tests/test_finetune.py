@@ -80,7 +80,7 @@ def test_the_fitted_head_is_the_linear_probe(pretrained: Path, cifar: Path, tmp_
     ("args", "fragment"),
     [
         (["--labels-per-class", "13"], "has 12 image(s), fewer than the 13 labels per class"),
-        (["--labels-per-class", "0"], "0"),
+        (["--labels-per-class", "0"], "'--labels-per-class': 0 is not in the range x>=1"),
     ],
 )
 def test_bad_label_requests_are_refused_in_one_line(

@@ -39,7 +39,7 @@ from ssnas.retrain import METRICS_NAME, MODEL_NAME, build_seeded, evaluate, read
 from ssnas.runfolder import out_or_new, prepare_run_folder
 from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import train
-from ssnas.training.precision import resolve_device, resolve_precision_name
+from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.probes import extract_features, fit_linear_head
 from ssnas.training.recipes import RECIPES
 
@@ -93,7 +93,8 @@ def finetune(
     recipe = base.with_overrides(epochs=epochs, batch_size=batch_size, lr=scaled_lr)
     search_space, arch, space_args = resolve_space(saved["space"], saved["arch"], saved["space_args"])
     resolution = int(saved.get("resolution", 32))
-    precision = resolve_precision_name(precision, device, BF16_KEEPS_QUALITY)
+    target = resolve_device(device)  # an unknown or missing device is refused before any work
+    precision = resolve_precision(precision, target, BF16_KEEPS_QUALITY).name
     out = out_or_new(out_dir, resume, "finetune", saved["space"], f"s{seed}")
     config = {
         "init": str(run_dir), "arch": arch.key, "space": saved["space"], "space_args": space_args, "data": data,
@@ -106,7 +107,6 @@ def finetune(
     num_classes = max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
     model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
     head = _load_backbone(model, saved["state_dict"], str(run_dir))
-    resolve_device(device)
     prepare_run_folder(out, config, resume, RESUMABLE)  # after every input check: a refused start leaves nothing
     skipped = train_set.num_skipped + test_set.num_skipped
     log.info("finetune %s (%s, pretrained with %s) on %d labelled images of %s%s", arch.key, saved["space"],
@@ -114,7 +114,7 @@ def finetune(
 
     normalisation: dict[str, Any] = {key: tuple(saved[key]) for key in ("mean", "std") if key in saved}
     evaluation = identity_views(**normalisation)  # the pretraining's normalisation
-    model.to(resolve_device(device))
+    model.to(target)
     probe_head = fit_linear_head(extract_features(model, train_set.images, evaluation), train_set.labels, num_classes)
     with torch.no_grad():
         head.weight.copy_(probe_head.weight)
