@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_helpers import missing_prerequisite
+from cli_helpers import copy_cifar_subset, missing_prerequisite
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -29,6 +29,20 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "cifar10-jpeg").is_dir():
         missing_prerequisite(f"real data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def labelled_cifar(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real CIFAR-10 JPEGs in class folders: train/ 12 per class, test/ 8 per class."""
+    root = tmp_path_factory.mktemp("labelled")
+    copy_cifar_subset(shared_data, root, per_class=12)
+    return copy_cifar_subset(shared_data, root, per_class=8, split="test")
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A subprocess environment with its own image cache and one thread."""
+    return {"SSNAS_CACHE": str(tmp_path_factory.mktemp("cache")), "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="session")

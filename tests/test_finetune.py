@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import ssnas
-from cli_helpers import copy_cifar_subset, run_ssnas
+from cli_helpers import run_ssnas
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
 from ssnas.pretraining import probe
@@ -20,34 +20,21 @@ TINY = ["--channels", "4", "--cells", "1", "--batch-size", "16", "--device", "cp
 
 
 @pytest.fixture(scope="module")
-def cifar(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real CIFAR-10 JPEGs: train/ 12 per class, test/ 8 per class."""
-    root = tmp_path_factory.mktemp("cifar")
-    copy_cifar_subset(shared_data, root, per_class=12)
-    return copy_cifar_subset(shared_data, root, per_class=8, split="test")
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return {"SSNAS_CACHE": str(tmp_path_factory.mktemp("cache")), "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def pretrained(cifar: Path, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pretrained(labelled_cifar: Path, cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "pretrain"
-    result = run_ssnas("pretrain", ARCH, "--data", str(cifar), "--epochs", "1", *TINY, "--out", str(out),
-                       "--no-progress", env=env)  # fmt: skip
+    result = run_ssnas("pretrain", ARCH, "--data", str(labelled_cifar), "--epochs", "1", *TINY, "--out", str(out),
+                       "--no-progress", env=cli_env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return out
 
 
 def test_finetune_with_labels_per_class_writes_a_model_and_both_accuracies(
-    pretrained: Path, cifar: Path, env: dict[str, str], tmp_path: Path
+    pretrained: Path, labelled_cifar: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:  # fmt: skip
     out = tmp_path / "ft"
-    result = run_ssnas("finetune", str(pretrained), "--data", str(cifar), "--labels-per-class", "5", "--epochs", "2",
+    result = run_ssnas("finetune", str(pretrained), "--data", str(labelled_cifar), "--labels-per-class", "5", "--epochs", "2",
                        "--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--out", str(out), "--json",
-                       env=env)  # fmt: skip
+                       env=cli_env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["train_images"] == 50 and payload["test_images"] == 80 and payload["num_classes"] == 10
@@ -57,21 +44,21 @@ def test_finetune_with_labels_per_class_writes_a_model_and_both_accuracies(
     model = load_model(out)  # the format of `ssnas train`: it rebuilds, classifies, exports
     with torch.no_grad():
         assert model(torch.zeros(4, 3, 32, 32)).shape == (4, 10)
-    exported = run_ssnas("export", payload["arch"], "--checkpoint", str(out), "--out", str(tmp_path / "model.ts"), env=env)
+    exported = run_ssnas("export", payload["arch"], "--checkpoint", str(out), "--out", str(tmp_path / "model.ts"), env=cli_env)
     assert exported.returncode == 0, exported.stderr
     assert torch.jit.load(str(tmp_path / "model.ts"))(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
-    again = run_ssnas("finetune", str(pretrained), "--data", str(cifar), "--labels-per-class", "5", "--epochs", "2",
+    again = run_ssnas("finetune", str(pretrained), "--data", str(labelled_cifar), "--labels-per-class", "5", "--epochs", "2",
                       "--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--out", str(out), "--json",
-                      "--resume", env=env)  # fmt: skip
+                      "--resume", env=cli_env)  # fmt: skip
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["test_accuracy"] == payload["test_accuracy"]  # a finished run ends the same
 
 
-def test_the_fitted_head_is_the_linear_probe(pretrained: Path, cifar: Path, tmp_path: Path) -> None:
+def test_the_fitted_head_is_the_linear_probe(pretrained: Path, labelled_cifar: Path, tmp_path: Path) -> None:
     """Before any fine-tuning step the head is `ssnas probe --linear`'s classifier: the same test accuracy."""
-    metrics = ssnas.finetune(pretrained, cifar, out=tmp_path / "ft", epochs=1, batch_size=16, device="cpu",
+    metrics = ssnas.finetune(pretrained, labelled_cifar, out=tmp_path / "ft", epochs=1, batch_size=16, device="cpu",
                              precision="fp32", threads=1)  # fmt: skip
-    accuracy = probe(pretrained, data=str(cifar), methods=("linear",), device="cpu", precision="fp32")["accuracy"]
+    accuracy = probe(pretrained, data=str(labelled_cifar), methods=("linear",), device="cpu", precision="fp32")["accuracy"]
     assert metrics["train_images"] == 120
     assert abs(metrics["linear_probe_accuracy"] - accuracy["linear"]) <= 1 / 80 + 1e-9  # one test image at most
 
@@ -84,37 +71,37 @@ def test_the_fitted_head_is_the_linear_probe(pretrained: Path, cifar: Path, tmp_
     ],
 )
 def test_bad_label_requests_are_refused_in_one_line(
-    pretrained: Path, cifar: Path, env: dict[str, str], tmp_path: Path, args: list[str], fragment: str
+    pretrained: Path, labelled_cifar: Path, cli_env: dict[str, str], tmp_path: Path, args: list[str], fragment: str
 ) -> None:  # fmt: skip
     out = tmp_path / "ft"
-    result = run_ssnas("finetune", str(pretrained), "--data", str(cifar), *args, "--out", str(out), env=env)
+    result = run_ssnas("finetune", str(pretrained), "--data", str(labelled_cifar), *args, "--out", str(out), env=cli_env)
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and fragment in lines[0], result.stderr
     assert not out.exists()
 
 
 def test_an_unlabeled_folder_or_a_trained_classifier_is_refused(
-    pretrained: Path, cifar: Path, shared_data: Path, env: dict[str, str], tmp_path: Path
+    pretrained: Path, labelled_cifar: Path, shared_data: Path, cli_env: dict[str, str], tmp_path: Path
 ) -> None:  # fmt: skip
     flat = tmp_path / "flat"
     flat.mkdir()
-    for image in sorted((cifar / "train" / "cat").iterdir()):
+    for image in sorted((labelled_cifar / "train" / "cat").iterdir()):
         (flat / image.name).write_bytes(image.read_bytes())
     with pytest.raises(UserError, match="no labels"):
         ssnas.finetune(pretrained, flat, out=tmp_path / "a")
     trained = tmp_path / "trained"
-    result = run_ssnas("train", ARCH, "--data", str(cifar), "--space-arg", "C=4", "--space-arg", "N=1", "--epochs", "1",
-                       "--batch-size", "16", "--max-steps", "1", "--out", str(trained), "--no-progress", env=env)  # fmt: skip
+    result = run_ssnas("train", ARCH, "--data", str(labelled_cifar), "--space-arg", "C=4", "--space-arg", "N=1", "--epochs", "1",
+                       "--batch-size", "16", "--max-steps", "1", "--out", str(trained), "--no-progress", env=cli_env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     with pytest.raises(UserError, match="trained classifier"):
-        ssnas.finetune(trained, cifar, out=tmp_path / "b")
+        ssnas.finetune(trained, labelled_cifar, out=tmp_path / "b")
     with pytest.raises(UserError, match="model file not found"):
-        ssnas.finetune(tmp_path / "missing", cifar, out=tmp_path / "c")
+        ssnas.finetune(tmp_path / "missing", labelled_cifar, out=tmp_path / "c")
     assert not any((tmp_path / name).exists() for name in "abc")
 
 
-def test_labels_per_class_are_balanced_and_seeded(cifar: Path) -> None:
-    train = load_dataset(str(cifar), "train")
+def test_labels_per_class_are_balanced_and_seeded(labelled_cifar: Path) -> None:
+    train = load_dataset(str(labelled_cifar), "train")
     first, again, other = train.per_class(3, seed=0), train.per_class(3, seed=0), train.per_class(3, seed=1)
     assert first.labels is not None and torch.bincount(first.labels).tolist() == [3] * 10
     assert torch.equal(first.images, again.images) and not torch.equal(first.images, other.images)

@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Low -> high. A module may import from its own floor and the floors below, never above.
 # "name" is a package (`ssnas/name/`) or a top-level module (`ssnas/name.py`).
 FLOORS: list[tuple[str, ...]] = [
-    ("errors", "registry", "paths", "faults", "atomic", "started"),  # the ground: imports nothing of ssnas above it
+    ("errors", "registry", "paths", "faults", "atomic", "started", "version"),  # the ground: imports nothing of ssnas above it
     ("data",),  # datasets, split, cache, augmented views (data/views.py)
     ("spaces",),  # search spaces, their costs and compute budgets
     ("objectives",),  # self-supervised losses
@@ -36,7 +36,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("judging",),  # brief self-supervised training of a shortlisted candidate, then its signals
     ("strategies",),  # evolution, setn, tpe, bossnas
     ("reporting",),  # figures, HTML
-    ("retrain", "pretraining", "finetuning", "export", "settings", "run"),  # workflows behind the commands
+    ("retrain", "pretraining", "finetuning", "fitting", "export", "settings", "run"),  # workflows behind the commands
     ("api",),  # the Python API: functions over the workflows, returning data
     ("cli", "testing"),  # the commands; contract suites shipped for other people's implementations
 ]

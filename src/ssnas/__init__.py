@@ -10,6 +10,7 @@ The Python API (every command of the `ssnas` CLI calls it):
     rate_shared(storage, study, data)        -> a worker of a shared rating (any machine)
     score(model_factory, images, ranker=...) -> the label-free signals of any torch.nn.Module
     finetune(pretrained, data, labels_per_class=N) -> metrics of a pretrained network fine-tuned on labels
+    fit(unlabeled, labelled, time_budget=M)  -> search, pretrain, fine-tune, export in one run folder
     list_spaces(), list_rankers(), list_strategies()
     create_space(name, **options)            -> a search space (parse, sample, build networks)
 
@@ -29,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from ssnas.started import PROCESS_STARTED  # first, so a time budget counts every import after it
 
-__version__ = "0.1.0"
+from ssnas.version import __version__
 
 # public name -> the module that defines it (imported on first attribute access, PEP 562)
 _API = {
-    "load_images": "ssnas.api", "search": "ssnas.api", "finetune": "ssnas.api", "rank": "ssnas.api", "score": "ssnas.api",
+    "load_images": "ssnas.api", "search": "ssnas.api", "finetune": "ssnas.api", "fit": "ssnas.api", "rank": "ssnas.api", "score": "ssnas.api",
     "list_spaces": "ssnas.api", "list_rankers": "ssnas.api", "list_strategies": "ssnas.api",
     "SearchResult": "ssnas.api", "Ranking": "ssnas.api", "Candidate": "ssnas.api",
     "rank_into_folder": "ssnas.api", "FolderRanking": "ssnas.api", "rate_shared": "ssnas.api",
@@ -44,7 +45,7 @@ __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
     from ssnas.api import (
-        Candidate, FolderRanking, Ranking, SearchResult, finetune, list_rankers, list_spaces, list_strategies, load_images, rank,
+        Candidate, FolderRanking, Ranking, SearchResult, finetune, fit, list_rankers, list_spaces, list_strategies, load_images, rank,
         rank_into_folder, rate_shared, score, search,
     )  # fmt: skip
     from ssnas.spaces import Architecture, SearchSpace, create_space

@@ -146,12 +146,14 @@ class SearchResult:
 
 def search(data: str | Path | None = None, *, space: str = "nb201", strategy: str | None = None, seed: int = 0,
            out: str | Path | None = None, device: str = "auto", precision: str = "auto", threads: int | None = None,
-           resume: bool = False, progress: bool = False, **settings: Any) -> SearchResult:  # fmt: skip
+           resume: bool = False, progress: bool = False, started: float | None = None,
+           **settings: Any) -> SearchResult:  # fmt: skip
     """Search `space` without labels on the images of `data` and write a run folder.
 
     The same settings as `ssnas search` (option names with underscores: `ratings=200`,
     `max_flops=50`, `time_budget=15`, `skip_corrupt=True`, ...); an option the strategy does not
-    use is refused before any work. `out` defaults to a new folder under runs/.
+    use is refused before any work. `out` defaults to a new folder under runs/. A `time_budget`
+    counts from `started` (`time.monotonic()`; None = this call; `ssnas search` passes its process's start).
 
     Returns:
         SearchResult: the best architecture, every candidate best first, the run folder.
@@ -167,7 +169,7 @@ def search(data: str | Path | None = None, *, space: str = "nb201", strategy: st
     config = search_config(space=space, strategy=strategy, data=data_text, seed=seed, out=out_text, device=device,
                            precision=precision, resume=resume, progress=progress, **settings)  # fmt: skip
     with using_threads(threads):
-        payload = run_search(config)
+        payload = run_search(config, started)
     candidates, saved = read_search(config, payload)
     return SearchResult(candidates[0], candidates, config.run.out_dir, float(payload["seconds"]), saved, payload)
 
@@ -191,6 +193,33 @@ def finetune(pretrained: str | Path, data: str | Path = "cifar10", *, labels_per
     with using_threads(threads):
         return run_finetune(pretrained, str(data), labels_per_class, out, resume, seed=seed, device=device,
                             precision=precision, progress=progress, **settings)  # fmt: skip
+
+
+def fit(data: str | Path, labels: str | Path, *, labels_per_class: int | None = None,
+        time_budget: float | None = None, out: str | Path | None = None, seed: int = 0, device: str = "auto",
+        precision: str = "auto", threads: int | None = None, resume: bool = False, progress: bool = False,
+        **settings: Any) -> dict[str, Any]:  # fmt: skip
+    """From unlabeled images to an exported model: label-free search on `data`, self-supervised
+    pretraining of the found network on every image of `data`, fine-tuning on the labelled images of
+    `labels` (train/ and test/ class folders; `labels_per_class` keeps a seeded, balanced subset),
+    TorchScript export and a report (`ssnas.fitting`). `time_budget` minutes are split across the
+    stages (`ssnas.fitting.SHARES`); `settings`: the other fields of `ssnas.fitting.FitConfig`
+    (space, strategy, search_options, objective, pretrain_epochs, finetune_epochs, channels, ...).
+
+    Returns:
+        The run's metrics.json: test_accuracy, linear_probe_accuracy, probes, model (model.ts), out, ...
+
+    >>> metrics = ssnas.fit("unlabeled/", "labelled/", labels_per_class=50, time_budget=60)  # doctest: +SKIP
+    >>> metrics["test_accuracy"], metrics["model"]                                           # doctest: +SKIP
+    """
+    from ssnas.fitting import FitConfig
+    from ssnas.fitting import fit as run_fit
+
+    config = FitConfig(data=str(data), labels=str(labels), labels_per_class=labels_per_class, time_budget=time_budget,
+                       out=None if out is None else str(out), seed=seed, device=device, precision=precision,
+                       resume=resume, progress=progress, **settings)  # fmt: skip
+    with using_threads(threads):
+        return run_fit(config)
 
 
 # ----------------------------------------------------------------------------- rank / score
@@ -403,6 +432,6 @@ def score(model_factory: Callable[[], nn.Module], images: ImagesLike, ranker: st
 
 
 __all__ = [
-    "Candidate", "FolderRanking", "Ranking", "SearchResult", "finetune", "list_rankers", "list_spaces", "list_strategies",
+    "Candidate", "FolderRanking", "Ranking", "SearchResult", "finetune", "fit", "list_rankers", "list_spaces", "list_strategies",
     "load_images", "rank", "rank_architectures", "rank_into_folder", "score", "search", "size_baseline", "using_threads",
 ]

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssnas import __version__
+from ssnas.version import __version__
 from ssnas.errors import UserError
 from ssnas.retrain import build_seeded, read_arch_text, read_model_file, resolve_space
 

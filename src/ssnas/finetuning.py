@@ -41,7 +41,8 @@ from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import train
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.probes import extract_features, fit_linear_head
-from ssnas.training.recipes import RECIPES
+from ssnas.training.loop import images_per_second as loop_images_per_second
+from ssnas.training.recipes import RECIPES, Recipe
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,7 @@ def finetune(
     saved = read_model_file(run_dir)
     if saved.get("num_classes") is not None:
         raise UserError(f"{run_dir} holds a trained classifier (`ssnas train`); fine-tune a `ssnas pretrain` run")
-    base = RECIPES[RECIPE]
-    scaled_lr = lr if lr is not None else (0.05 * batch_size / 256 if batch_size is not None else None)
-    recipe = base.with_overrides(epochs=epochs, batch_size=batch_size, lr=scaled_lr)
+    recipe = _recipe(epochs, batch_size, lr)
     search_space, arch, space_args = resolve_space(saved["space"], saved["arch"], saved["space_args"])
     resolution = int(saved.get("resolution", 32))
     target = resolve_device(device)  # an unknown or missing device is refused before any work
@@ -102,9 +101,9 @@ def finetune(
         "precision": precision, "max_steps": max_steps, "resume": resume,
         "progress": progress, "recipe": recipe.to_dict(),
     }  # fmt: skip
-    train_set, test_set = _labelled(data, labels_per_class, seed, resolution, skip_corrupt)
+    train_set, test_set = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
     assert train_set.labels is not None and test_set.labels is not None
-    num_classes = max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
+    num_classes = _num_classes(train_set, test_set)
     model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
     head = _load_backbone(model, saved["state_dict"], str(run_dir))
     prepare_run_folder(out, config, resume, RESUMABLE)  # after every input check: a refused start leaves nothing
@@ -112,7 +111,7 @@ def finetune(
     log.info("finetune %s (%s, pretrained with %s) on %d labelled images of %s%s", arch.key, saved["space"],
              saved.get("objective", "?"), len(train_set), data, skipped_note(skipped))  # fmt: skip
 
-    normalisation: dict[str, Any] = {key: tuple(saved[key]) for key in ("mean", "std") if key in saved}
+    normalisation = _normalisation(saved)
     evaluation = identity_views(**normalisation)  # the pretraining's normalisation
     model.to(target)
     probe_head = fit_linear_head(extract_features(model, train_set.images, evaluation), train_set.labels, num_classes)
@@ -148,8 +147,45 @@ def finetune(
     return payload
 
 
-def _labelled(data: str, per_class: int | None, seed: int, resolution: int, skip_corrupt: bool) -> tuple[ImageSet, ImageSet]:
-    """The labelled training images (`per_class` of each class when given) and the test images."""
+def images_per_second(run_dir: str | Path, data: str, labels_per_class: int | None = None, *,
+                      batch_size: int | None = None, seed: int = 0, device: str = "auto", precision: str = "auto",
+                      skip_corrupt: bool = False, steps: int = 3) -> float:  # fmt: skip
+    """Fine-tuning images per second of `finetune`'s settings on this machine
+    (`ssnas.training.loop.images_per_second`); what a time budget plans its epochs with. Writes nothing."""
+    saved = read_model_file(run_dir)
+    recipe = _recipe(None, batch_size, None)
+    search_space, arch, _ = resolve_space(saved["space"], saved["arch"], saved["space_args"])
+    resolution = int(saved.get("resolution", 32))
+    train_set, test_set = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
+    num_classes = _num_classes(train_set, test_set)
+    model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
+    views = VIEWS.create(recipe.views, size=resolution, num_views=1, **_normalisation(saved))
+    precision = resolve_precision(precision, resolve_device(device), BF16_KEEPS_QUALITY).name
+    config = recipe.train_config(seed=seed, device=device, precision=precision, progress=False)
+    return loop_images_per_second(model, recipe.objective(num_classes), train_set.images, views, config,
+                                  labels=train_set.labels, steps=steps)  # fmt: skip
+
+
+def _recipe(epochs: int | None, batch_size: int | None, lr: float | None) -> Recipe:
+    """The `ssl-finetune` recipe with the given overrides (lr by default 0.05 x batch / 256)."""
+    scaled_lr = lr if lr is not None else (0.05 * batch_size / 256 if batch_size is not None else None)
+    return RECIPES[RECIPE].with_overrides(epochs=epochs, batch_size=batch_size, lr=scaled_lr)
+
+
+def _num_classes(train_set: ImageSet, test_set: ImageSet) -> int:
+    assert train_set.labels is not None and test_set.labels is not None
+    return max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
+
+
+def _normalisation(saved: dict[str, Any]) -> dict[str, Any]:
+    """The pretraining's mean and std (views keyword arguments), where the run recorded them."""
+    return {key: tuple(saved[key]) for key in ("mean", "std") if key in saved}
+
+
+def labelled_sets(data: str, per_class: int | None, seed: int, resolution: int = 32,
+                  skip_corrupt: bool = False) -> tuple[ImageSet, ImageSet]:  # fmt: skip
+    """The labelled training images (`per_class` of each class when given) and the test images of
+    `data`; UserError when either split is unlabeled, their classes differ or a class is too small."""
     train_set = load_dataset(data, "train", resolution=resolution, skip_corrupt=skip_corrupt)
     if train_set.labels is None:
         raise UserError(f"{data} has no labels; fine-tuning needs class subfolders (train/<class>/, test/<class>/)")
@@ -178,4 +214,4 @@ def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str
     return head
 
 
-__all__ = ["RECIPE", "finetune"]
+__all__ = ["RECIPE", "finetune", "images_per_second", "labelled_sets"]

@@ -36,12 +36,13 @@ from torch import nn
 from ssnas.data.datasets import ImageSet, load_dataset
 from ssnas.data.views import VIEWS, ViewMaker, identity_views
 from ssnas.errors import UserError
-from ssnas.objectives import OBJECTIVES, create_objective
+from ssnas.objectives import OBJECTIVES, Objective, create_objective
 from ssnas.retrain import MODEL_NAME, build_seeded, read_arch_text, read_model_file, resolve_space
 from ssnas.runfolder import check_run_folder, out_or_new, write_config
 from ssnas.training.distributed import process_group
 from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import TrainConfig, train
+from ssnas.training.loop import images_per_second as loop_images_per_second
 from ssnas.training.precision import resolve_device, resolve_precision
 from ssnas.training.probes import extract_features, knn_accuracy, linear_probe_accuracy
 
@@ -164,6 +165,29 @@ def _train_config(config: PretrainConfig) -> TrainConfig:
     )  # fmt: skip
 
 
+def _objective_and_views(config: PretrainConfig, dataset: ImageSet) -> tuple[Objective, ViewMaker]:
+    """The objective (with the number of classes where it needs labels) and its view recipe."""
+    needs_labels = create_objective(config.objective).needs_labels
+    if needs_labels and dataset.labels is None:
+        raise UserError(f"objective {config.objective!r} needs labels, but {config.data} has no class folders")
+    objective = create_objective(config.objective, **({"num_classes": len(dataset.classes)} if needs_labels else {}))
+    return objective, VIEWS.create(objective.view_recipe)
+
+
+def images_per_second(config: PretrainConfig, steps: int = 3) -> float:
+    """Pretraining images per second of `config` on this machine (`ssnas.training.loop.images_per_second`);
+    what a time budget plans its epochs with. Writes nothing."""
+    config = resolve(config)
+    search_space, arch, _ = resolve_space(
+        config.space, read_arch_text(config.arch), space_kwargs(config.space, config.channels, config.cells)
+    )  # fmt: skip
+    dataset = training_images(config.data, config.num_images, config.seed, config.skip_corrupt)
+    objective, views = _objective_and_views(config, dataset)
+    return loop_images_per_second(build_seeded(search_space, arch, config.seed), objective, dataset.images, views,
+                                  _train_config(config), labels=dataset.labels if objective.needs_labels else None,
+                                  steps=steps)  # fmt: skip
+
+
 def pretrain(config: PretrainConfig) -> dict[str, Any]:
     """Train the network of `config.arch` with `config.objective`; write and return metrics.
 
@@ -192,16 +216,12 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
             return {**finished, "already_complete": True}
 
     dataset = training_images(config.data, config.num_images, config.seed, config.skip_corrupt)
-    needs_labels = create_objective(config.objective).needs_labels
-    if needs_labels and dataset.labels is None:
-        raise UserError(f"objective {config.objective!r} needs labels, but {config.data} has no class folders")
-    objective = create_objective(config.objective, **({"num_classes": len(dataset.classes)} if needs_labels else {}))
-    views = VIEWS.create(objective.view_recipe)
+    objective, views = _objective_and_views(config, dataset)
     mean, std = _normalisation(views)
     write_config(out_dir, asdict(config))
 
-    result = train(model, objective, dataset.images, views, train_config, labels=dataset.labels if needs_labels
-                   else None, out_dir=out_dir, resume=config.resume)  # fmt: skip
+    result = train(model, objective, dataset.images, views, train_config, labels=dataset.labels if
+                   objective.needs_labels else None, out_dir=out_dir, resume=config.resume)  # fmt: skip
     steps_per_epoch = len(dataset) // min(config.batch_size, len(dataset))
     completed = result.steps >= config.epochs * steps_per_epoch
     device = resolve_device(config.device)
@@ -265,6 +285,7 @@ def probe(
     batch_size: int = 512,
     precision: str = "auto",
     skip_corrupt: bool = False,
+    labels_per_class: int | None = None,
 ) -> dict[str, Any]:
     """Top-1 of frozen-feature probes of a pretrained network on labelled data.
 
@@ -279,6 +300,8 @@ def probe(
         random_init: probe the same network at the initialisation its pretraining started from.
         seed: subset seed; None = the run's seed.
         skip_corrupt: leave unreadable image files out ("skipped_images": how many, both splits).
+        labels_per_class: probe with this many training images of each class (`ImageSet.per_class`,
+            seeded by `seed`: the subset `ssnas finetune --labels-per-class` trains on); None = all.
 
     Returns:
         {"accuracy": {method: fraction in [0, 1]}, "train_images", "test_images", ...}.
@@ -291,6 +314,8 @@ def probe(
     seed = saved.get("seed", 0) if seed is None else seed
     resolution = saved.get("resolution", 32)
     train_set = _labelled(data, "train", train_images, seed, resolution, skip_corrupt)
+    if labels_per_class is not None:
+        train_set = train_set.per_class(labels_per_class, seed)
     test_set = _labelled(data, "test", test_images, seed, resolution, skip_corrupt)
     assert train_set.labels is not None and test_set.labels is not None
     chosen = resolve_precision(precision, resolve_device(device))
@@ -326,6 +351,7 @@ __all__ = [
     "DEFAULTS",
     "ObjectiveDefaults",
     "PretrainConfig",
+    "images_per_second",
     "load_pretrained",
     "pretrain",
     "probe",

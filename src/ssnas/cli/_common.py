@@ -86,6 +86,20 @@ skip_corrupt_option = click.option(
 )  # fmt: skip
 
 
+def key_values(values: tuple[str, ...], option: str, example: str) -> dict[str, Any]:
+    """`("C=8", "N=1")` -> `{"C": 8, "N": 1}`: a repeatable KEY=VALUE option, values read as YAML scalars."""
+    args: dict[str, Any] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{option} {item!r} must look like KEY=VALUE (e.g. {example})")
+        try:
+            args[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise UserError(f"{option} {item!r}: cannot read the value {value!r}") from None
+    return args
+
+
 def out_help(default: str, what: str = "Run folder") -> str:
     """--out's help: what it is and the new folder a run gets without it."""
     return f"{what} [a new one each run: runs/{default}-YYYYmmdd-HHMMSS]."

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ssnas import __version__
+from ssnas.version import __version__
 from ssnas.errors import UserError
 
 # name -> ("module:attribute", one-line help). A command's module (and torch, scipy, ...) is
@@ -16,6 +16,7 @@ from ssnas.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("ssnas.cli.bench:bench_group", "Query NAS-Bench-201 ground truth and score rankers against it."),
     "compare": ("ssnas.cli.report:compare_command", "Put search runs side by side in one compare.html."),
+    "fit": ("ssnas.cli.fit:fit_command", "Unlabeled folder + a few labels -> searched, pretrained, fine-tuned, exported model."),
     "finetune": ("ssnas.cli.train:finetune_command", "Fine-tune a pretrained network with the labels there are."),
     "export": ("ssnas.cli.train:export_command", "Export the network of ARCH (eval mode) to TorchScript or ONNX."),
     "launch": ("ssnas.cli.launch:launch_command", "Run an ssnas command under torchrun, over processes or machines."),

@@ -16,6 +16,7 @@ from ssnas.judging import SIGNAL_NAMES
 from ssnas.objectives import OBJECTIVES
 from ssnas.api import search
 from ssnas.run import PRESETS, SPACE_STRATEGIES
+from ssnas.started import PROCESS_STARTED
 from ssnas.strategies import STRATEGIES
 from ssnas.strategies.proxy import LOSSES, TRIAL_OBJECTIVES
 from ssnas.strategies.supernet_rating import ALL_SIGNALS
@@ -131,7 +132,8 @@ def search_command(as_json: bool, no_progress: bool, signals: tuple[str, ...], r
     """
     mirror_log_to_stderr(not no_progress and is_main_process())
     result = search(**options, signals=signals or None, rating=rating or None,
-                    judge_combine=judge_combine or None, progress=not no_progress and not as_json)
+                    judge_combine=judge_combine or None, progress=not no_progress and not as_json,
+                    started=PROCESS_STARTED)  # the budget counts the whole command
     if is_main_process():  # under torchrun, one report
         emit(result.payload, as_json, lambda p: _render(p, str(result.run_dir)))
 

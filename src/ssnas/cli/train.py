@@ -6,11 +6,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
-import yaml
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, out_help, precision_option,
+    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, key_values, out_help, precision_option,
     skip_corrupt_option, space_module_option,
 )
 from ssnas.errors import UserError
@@ -25,16 +24,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _space_args(values: tuple[str, ...]) -> dict[str, Any]:
     """`("C=8", "N=1")` -> `{"C": 8, "N": 1}` (values read as YAML scalars)."""
-    args: dict[str, Any] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--space-arg {item!r} must look like KEY=VALUE (e.g. C=36)")
-        try:
-            args[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise UserError(f"--space-arg {item!r}: cannot read the value {value!r}") from None
-    return args
+    return key_values(values, "--space-arg", "C=36")
 
 
 def training_run_options(folder_name: str) -> Callable[[F], F]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from ssnas import runfolder
-from ssnas.started import PROCESS_STARTED
 from ssnas.errors import UserError
 from ssnas.run.results import is_cifar10, result_payload, write_result
 from ssnas.run.settings import RESUMABLE, SearchConfig, config_dict, resolve
@@ -30,9 +29,11 @@ from ssnas.training.distributed import is_main_process, process_group
 log = logging.getLogger("ssnas")
 
 
-def run_search(config: SearchConfig) -> dict[str, Any]:
-    """Run one search and write its run folder; returns the `result.json` payload."""
-    started = PROCESS_STARTED  # a time budget counts the whole command: imports, data loading, everything
+def run_search(config: SearchConfig, started: float | None = None) -> dict[str, Any]:
+    """Run one search and write its run folder; returns the `result.json` payload. A time budget
+    counts from `started` (`time.monotonic()`; None = now): the command line passes its process's
+    start (`ssnas.started.PROCESS_STARTED`), so the budget covers imports and data loading too."""
+    started = time.monotonic() if started is None else started
     config = resolve(config)
     run = config.run
     runfolder.check_out(run.out_dir, run.resume)  # before the data is loaded

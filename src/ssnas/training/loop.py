@@ -18,11 +18,12 @@ loop does not know them.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -254,6 +255,20 @@ def train(
                 _save(run, at)
                 last_saved_step = at.step
     return _finish(run, at, images_seen, started)
+
+
+def images_per_second(model: nn.Module, objective: Objective, images: torch.Tensor, views: ViewMaker,
+                      config: TrainConfig, labels: torch.Tensor | None = None, steps: int = 3) -> float:
+    """Training images per second of `config` here: one untimed step (kernel choice, caches), then
+    `steps` timed ones of this loop on copies of `model` and `objective` (both are left untouched).
+    What a time budget plans its epochs with (`ssnas.fitting`)."""
+    count = min(len(images), config.batch_size * max(2, steps))
+    quick = replace(config, epochs=1, progress=False, checkpoint_every=0, log_every=0)
+    subset = labels[:count] if labels is not None else None
+    model, objective = copy.deepcopy(model), copy.deepcopy(objective)
+    train(model, objective, images[:count], views, replace(quick, max_steps=1), labels=subset)
+    timed = train(model, objective, images[:count], views, replace(quick, max_steps=steps), labels=subset)
+    return timed.images_per_second
 
 
 @dataclass
