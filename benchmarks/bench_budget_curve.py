@@ -13,6 +13,7 @@ Parts:
 * `run`: one search per (seed, islands) in this process, `--ratings` each, results to --out;
 * `curve`: reads the runs of --runs-dir and writes the curve (mean, worst per budget and islands);
 * `final`: option (c) on those runs: the shortlist at each budget rated again under more seeds;
+* `summary`: rows of `final` files as the default plan's curve (mean, worst per budget) and its plot;
 * `plot`: curve files as one PNG (mean and worst against the budget).
 
     python benchmarks/bench_budget_curve.py run --seeds 0 1 2 3 4 --islands 1 --ratings 500 --runs-dir runs/curve
@@ -138,7 +139,7 @@ def final(args: argparse.Namespace) -> None:
             ranker = parse_ranker(state["settings"]["rating"])
             rater = create_rater(task, state["settings"]["rating"], state["settings"]["rating_batch_size"])
             evolution = Evolution(EvolutionConfig(ratings=1, final_shortlist=args.shortlist, final_seeds=args.final_seeds))
-            for budget in BUDGETS:
+            for budget in args.budgets:
                 count = planned(budget, args.rate, args.startup, 20 * islands)
                 if count > len(state["ratings"]):
                     continue
@@ -162,6 +163,50 @@ def final(args: argparse.Namespace) -> None:
                 print(f"islands {islands} {budget} min: plain {statistics.fmean(r['plain'] for r in rows):.3f} "
                       f"final {statistics.fmean(r['final'] for r in rows):.3f} "
                       f"shortlist best {statistics.fmean(r['shortlist_best'] for r in rows):.3f}")
+
+
+def summary(args: argparse.Namespace) -> None:
+    """The rows of `final` files (--finals; a later file's row for the same seed and budget wins) as the
+    curve of the default plan: mean / worst / best found cifar10_test per budget for the plain pick,
+    the pick after the final rating (what the default runs) and the best of the shortlist; the PNG
+    (--png) draws the default's mean and worst against the budget."""
+    rows: dict[tuple[int, float], dict[str, Any]] = {}
+    for path in args.finals:
+        for row in json.loads(Path(path).read_text())["rows"]:
+            rows[(row["seed"], row["budget"])] = row
+    result: dict[str, Any] = {"what": args.what, "sources": args.finals, "cpu": cpu(), "commands": args.commands}
+    for name, key in (("plain_pick", "plain"), ("with_final_rating", "final"), ("shortlist_best", "shortlist_best")):
+        result[name] = {}
+        for budget in sorted({b for _, b in rows}):
+            chosen = sorted((seed, row) for (seed, b), row in rows.items() if b == budget)
+            if [seed for seed, _ in chosen] != sorted(args.seeds):
+                continue  # a budget not every seed reached
+            found = [row[key] for _, row in chosen]
+            result[name][f"{budget:g}"] = {"ratings": chosen[0][1]["ratings"], "seeds": args.seeds, "cifar10_test": found,
+                                           "mean": statistics.fmean(found), "worst": min(found), "best": max(found)}
+    result["rows"] = [rows[key] for key in sorted(rows)]
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    for budget, row in result["with_final_rating"].items():
+        print(f"{budget:>3} min ({row['ratings']:>5} ratings): mean {row['mean']:.3f} worst {row['worst']:.3f}")
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(6.4, 3.6))
+        curve = result["with_final_rating"]
+        budgets = [float(b) for b in curve]
+        line = axis.plot(budgets, [r["mean"] for r in curve.values()], marker="o", label="default search: mean")
+        axis.plot(budgets, [r["worst"] for r in curve.values()], ls="--", marker=".", color=line[0].get_color(),
+                  label="default search: worst seed")  # fmt: skip
+        axis.axhline(94.37, color="grey", lw=0.8, ls=":", label="NB201 optimum (94.37)")
+        axis.set_xlabel("time budget (minutes, idle 2-core CPU)")
+        axis.set_ylabel(f"found cifar10_test ({len(args.seeds)} held-out seeds)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+        figure.tight_layout()
+        figure.savefig(args.png, dpi=120)
 
 
 def plot(args: argparse.Namespace) -> None:
@@ -197,7 +242,7 @@ def cpu() -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=("run", "curve", "final", "plot"))
+    parser.add_argument("part", choices=("run", "curve", "final", "summary", "plot"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[])
     parser.add_argument("--curves", nargs="*", default=[], help="plot: curve JSON files")
     parser.add_argument("--labels", nargs="*", default=[], help="plot: one label per curve file")
@@ -211,9 +256,13 @@ def main() -> None:
     parser.add_argument("--commands", nargs="*", default=[], help="the commands that made the runs (recorded)")
     parser.add_argument("--shortlist", type=int, default=10, help="final: candidates rated again")
     parser.add_argument("--final-seeds", type=int, default=2, help="final: more seeds each is rated under")
+    parser.add_argument("--budgets", type=float, nargs="+", default=list(BUDGETS), help="final: these budgets only")
+    parser.add_argument("--finals", nargs="*", default=[], help="summary: JSON files of the final part")
+    parser.add_argument("--what", default="", help="summary: what the runs are (recorded)")
+    parser.add_argument("--png", default=None, help="summary: the plot")
     parser.add_argument("--out", default="benchmarks/results/budget_curve.json")
     args = parser.parse_args()
-    {"run": run, "curve": curve, "final": final, "plot": plot}[args.part](args)
+    {"run": run, "curve": curve, "final": final, "summary": summary, "plot": plot}[args.part](args)
 
 
 if __name__ == "__main__":
