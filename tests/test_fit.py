@@ -45,7 +45,7 @@ def outcome(metrics: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def finished(unlabeled: Path, labelled_cifar: Path, cli_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "fit"
-    result = run_ssnas(*fit_args(unlabeled, labelled_cifar, out, *EPOCHS), "--json", env=cli_env)
+    result = run_ssnas(*fit_args(unlabeled, labelled_cifar, out, *EPOCHS), "--onnx", "--json", env=cli_env)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -68,6 +68,7 @@ def test_fit_ends_with_a_torchscript_model_a_report_and_every_stage_recorded(fin
         assert model(torch.zeros(3, 3, 32, 32)).shape == (3, 10)
     assert metrics["export"]["params"] == sum(p.numel() for p in model.parameters())
     assert metrics["export"]["flops"] > 0 and metrics["export"]["latency_ms"] > 0
+    assert (finished / "model.onnx").is_file() and metrics["export"]["onnx"]["onnx_opset"] == 17
     page = (finished / "report.html").read_text()
     for text in (metrics["arch"], "test accuracy after fine-tuning", "kNN top-1 after pretraining", "pretraining loss",
                  "fine-tuning loss", "latency"):  # fmt: skip

@@ -10,8 +10,9 @@ Each stage is the library's own workflow, writing its usual run folder inside th
    the labelled images, at its initialisation and after pretraining (`ssnas probe`);
 3. `finetune/`: fine-tuned with the labelled images (`ssnas finetune`: a linear probe fits a fresh
    head, then the whole network trains with SimCLR's fine-tuning recipe);
-4. `model.ts` (+ `model.ts.json`): the fine-tuned network in TorchScript (`ssnas export`), loaded
-   back to count its parameters and FLOPs (`count_macs`) and to time one image (batch 1, fp32);
+4. `model.ts` (+ `model.ts.json`): the fine-tuned network in TorchScript (`ssnas export`; with
+   `onnx`, `model.onnx` too), its parameters and FLOPs counted (`count_macs`) and one image timed
+   through the exported file (batch 1, fp32);
 5. `metrics.json` and `report.html`: the whole path on one page.
 
 `fit.json` holds each stage's plan (made once, before the stage starts) and, when it has ended, its
@@ -63,6 +64,7 @@ STATE_NAME = "fit.json"
 METRICS_NAME = "metrics.json"
 REPORT_NAME = "report.html"
 MODEL_NAME = "model.ts"
+ONNX_NAME = "model.onnx"
 # Labelled images each class needs at least: fine-tuning and the kNN probe learn nothing about a
 # class from a single example beyond that example.
 LABELS_FLOOR = 2
@@ -105,6 +107,7 @@ class FitConfig:
     device: str = "auto"
     precision: str = "auto"
     skip_corrupt: bool = False
+    onnx: bool = False  # also write model.onnx (checked against PyTorch where onnxruntime is installed)
     out: str | None = None  # run folder; None = a new one under runs/
     resume: bool = False
     progress: bool = True
@@ -181,7 +184,7 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     probes = stage("probe", {}, lambda plan: _probes(config, out / "pretrain"))
     finetune_plan = planned("finetune", lambda: _finetune_plan(config, out / "pretrain", clock))
     tuned = stage("finetune", finetune_plan, lambda plan: _finetune(config, out, plan))
-    exported = stage("export", {}, lambda plan: _export(found, out))
+    exported = stage("export", {}, lambda plan: _export(found, out, config.onnx))
 
     metrics = {
         "arch": found["arch"], "space": config.space, "search": found, "pretrain": pretrained, "probes": probes,
@@ -317,7 +320,7 @@ def _finetune(config: FitConfig, out: Path, plan: dict[str, Any]) -> dict[str, A
                                           "out")}  # fmt: skip
 
 
-def _export(found: dict[str, Any], out: Path) -> dict[str, Any]:
+def _export(found: dict[str, Any], out: Path, onnx: bool) -> dict[str, Any]:
     """TorchScript of the fine-tuned network; its parameters and FLOPs (counted on the network it was
     traced from) and the latency of the exported file (batch 1, fp32, CPU)."""
     saved = read_model_file(out / "finetune")
@@ -328,10 +331,15 @@ def _export(found: dict[str, Any], out: Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # torch >= 2.10 deprecates TorchScript; it still works
         exported = torch.jit.load(str(out / MODEL_NAME))
-    return {"file": str(out / MODEL_NAME), "format": "torchscript", "resolution": size,
-            "params": count_parameters(network), "flops": count_macs(network, image),
-            "latency_ms": network_latency_ms(exported, LatencyConfig(image_size=size)),
-            "max_trace_difference": written["max_trace_difference"]}  # fmt: skip
+    outcome = {"file": str(out / MODEL_NAME), "format": "torchscript", "resolution": size,
+               "params": count_parameters(network), "flops": count_macs(network, image),
+               "latency_ms": network_latency_ms(exported, LatencyConfig(image_size=size)),
+               "max_trace_difference": written["max_trace_difference"]}  # fmt: skip
+    if onnx:
+        written = export(found["arch"], saved["space"], out / "finetune", format="onnx", out=out / ONNX_NAME)
+        outcome["onnx"] = {key: written[key] for key in ("out", "onnx_opset", "onnx_check") if key in written}
+        outcome["onnx"]["max_onnx_difference"] = written.get("max_onnx_difference")
+    return outcome
 
 
 __all__ = ["FitConfig", "LABELS_FLOOR", "SHARES", "Shares", "fit"]

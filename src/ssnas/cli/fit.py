@@ -43,6 +43,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @precision_option
 @skip_corrupt_option
+@click.option("--onnx", is_flag=True, help="Also write model.onnx (checked against PyTorch where onnxruntime is installed).")
 @click.option("--out", type=TEXT, default=None, help=out_help("fit-SPACE-sSEED"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out: ended stages are kept, the interrupted one resumes.")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bars.")
@@ -53,7 +54,7 @@ def fit_command(search_option: tuple[str, ...], no_progress: bool, as_json: bool
     fine-tune it with the labels there are, and export it.
 
     The run folder gets search/, pretrain/ and finetune/ (each the run folder of its own command),
-    model.ts (TorchScript) with model.ts.json, metrics.json, fit.json (each stage's plan and
+    model.ts (TorchScript) with model.ts.json (and model.onnx with --onnx), metrics.json, fit.json (each stage's plan and
     outcome) and report.html.
     """
     mirror_log_to_stderr(not no_progress)
