@@ -105,3 +105,18 @@ def test_labels_per_class_are_balanced_and_seeded(labelled_cifar: Path) -> None:
     first, again, other = train.per_class(3, seed=0), train.per_class(3, seed=0), train.per_class(3, seed=1)
     assert first.labels is not None and torch.bincount(first.labels).tolist() == [3] * 10
     assert torch.equal(first.images, again.images) and not torch.equal(first.images, other.images)
+
+
+def test_training_from_scratch_takes_the_same_labelled_subset(labelled_cifar: Path, tmp_path: Path) -> None:
+    """The baseline of the 1 % / 10 % protocol: `ssnas train --labels-per-class N` trains on the images
+    `ssnas finetune --labels-per-class N` fine-tunes on (same seed, same class-balanced subset)."""
+    out = tmp_path / "scratch"
+    result = run_ssnas("train", ARCH, "--data", str(labelled_cifar), "--labels-per-class", "5", "--space-arg", "C=4",
+                       "--space-arg", "N=1", "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--precision",
+                       "fp32", "--out", str(out), "--no-progress", "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["train_images"] == 50 and payload["labels_per_class"] == 5 and payload["steps"] == 50 // 16
+    both = run_ssnas("train", ARCH, "--data", str(labelled_cifar), "--labels-per-class", "5", "--train-images", "20",
+                     "--out", str(tmp_path / "both"))  # fmt: skip
+    assert both.returncode != 0 and "not both" in both.stderr and not (tmp_path / "both").exists()

@@ -121,6 +121,7 @@ def retrain(
     lr: float | None = None,
     space_args: Mapping[str, Any] | None = None,
     train_images: int | None = None,
+    labels_per_class: int | None = None,
     seed: int = 0,
     device: str = "auto",
     precision: str = "auto",
@@ -140,12 +141,16 @@ def retrain(
         epochs, batch_size, lr: override the recipe's values.
         space_args: `create_space` arguments, on top of the recipe's (e.g. {"C": 8, "N": 1}).
         train_images: train on this many images (seeded subset); None = all.
+        labels_per_class: train on this many images of each class (seeded, class-balanced: the subset
+            `ssnas finetune --labels-per-class` trains on, for the from-scratch baseline); None = all.
         max_steps: stop early (the schedule still spans `epochs`); for smoke tests.
 
     Returns:
         The `metrics.json` payload: arch, space, recipe, test_accuracy in [0, 1], history, seconds, ...
     """
     started = time.perf_counter()
+    if train_images is not None and labels_per_class is not None:
+        raise UserError("give --train-images or --labels-per-class, not both")
     arch_text = read_arch_text(arch_text)
     base = recipe if isinstance(recipe, Recipe) else get_recipe(recipe, space)
     chosen = base.with_overrides(epochs=epochs, batch_size=batch_size, lr=lr)
@@ -154,7 +159,7 @@ def retrain(
     out = out_or_new(out_dir, resume, "train", space, f"s{seed}")
     config = {
         "arch": arch.key, "space": space, "space_args": args, "data": data, "skip_corrupt": skip_corrupt,
-        "train_images": train_images,
+        "train_images": train_images, **({"labels_per_class": labels_per_class} if labels_per_class else {}),
         "seed": seed, "device": device, "precision": resolve_precision_name(precision, device), "max_steps": max_steps, "resume": resume,
         "progress": progress, "recipe": chosen.to_dict(),
     }  # fmt: skip
@@ -165,6 +170,8 @@ def retrain(
         raise UserError(f"{data} has no labels; retraining needs class subfolders (train/<class>/, test/<class>/)")
     if train_images is not None:
         train_set = train_set.subset(train_images, seed)
+    if labels_per_class is not None:
+        train_set = train_set.per_class(labels_per_class, seed)
     assert train_set.labels is not None  # checked above, and a subset keeps the labels
     num_classes = max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
 
@@ -195,6 +202,7 @@ def retrain(
         "data": data,
         "num_classes": num_classes,
         "train_images": len(train_set),
+        "labels_per_class": labels_per_class,
         "test_images": len(test_set),
         "skipped_images": skipped,
         "test_accuracy": accuracy,

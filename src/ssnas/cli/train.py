@@ -67,6 +67,8 @@ space_arg_option = click.option(
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[recipe]")
 @space_arg_option
 @click.option("--train-images", type=POSITIVE, default=None, help="Train on a seeded subset of this many images [all].")
+@click.option("--labels-per-class", type=POSITIVE, default=None,
+              help="Train on a seeded, class-balanced subset: this many images per class [all].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @training_run_options("train-SPACE-sSEED")
 def train_command(arch: str, space_arg: tuple[str, ...], out: str | None, no_progress: bool, as_json: bool,
