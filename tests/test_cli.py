@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from scipy.stats import spearmanr
 
-from cli_helpers import run_ssnas
+from cli_helpers import run_in_process, run_ssnas
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 
@@ -30,6 +30,16 @@ def test_help_everywhere(command: list[str]) -> None:
     result = run_ssnas(*command, "--help")
     assert result.returncode == 0
     assert "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    ("pretrain", "auto = fp32 here"), ("finetune", "auto = fp32 here"), ("fit", "auto = fp32 here"),
+    ("train", "auto = bf16 where it is native"), ("search", "strategies that train (setn, two-stage, tpe, random, bossnas) take fp32"),
+])  # fmt: skip
+def test_each_command_says_what_auto_precision_means_for_it(command: str, says: str) -> None:
+    """`--precision auto` is fp32 where bf16 was not measured to keep what is trained; the help says which."""
+    code, _, out = run_in_process(command, "--help")
+    assert code == 0 and says in " ".join(out.split())
 
 
 def test_spaces_json_lists_registered_spaces() -> None:

@@ -78,6 +78,17 @@ PRECISION_HELP = ("auto = bf16 where it is native (CUDA with bf16; a CPU with AV
                   "fp16 AMP on older GPUs, fp32 otherwise; the resolved one goes to config.yaml.")
 precision_option = click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
                                 help=PRECISION_HELP)  # fmt: skip
+# Commands whose training was not measured to keep its quality in bf16 (`BF16_KEEPS_QUALITY = False`).
+fp32_auto_precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+    help="auto = fp32 here (bf16 was not measured to keep what this command trains; --precision bf16 uses it "
+         "where it is native); the resolved one goes to config.yaml.",
+)  # fmt: skip
+search_precision_option = click.option(
+    "--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
+    help=PRECISION_HELP[:-1] + "; strategies that train (setn, two-stage, tpe, random, bossnas) take fp32 under "
+         "auto, bf16 not being measured to keep their rating.",
+)  # fmt: skip
 
 skip_corrupt_option = click.option(
     "--skip-corrupt", "skip_corrupt", is_flag=True,

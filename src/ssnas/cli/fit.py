@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, key_values, out_help, precision_option,
-    skip_corrupt_option,
+    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, fp32_auto_precision_option, json_option, key_values,
+    out_help, skip_corrupt_option,
 )
 from ssnas.fitting import LABELS_FLOOR, FitConfig, fit
 from ssnas.objectives import OBJECTIVES
@@ -41,7 +41,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--cells", type=POSITIVE, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
-@precision_option
+@fp32_auto_precision_option
 @skip_corrupt_option
 @click.option("--onnx", is_flag=True, help="Also write model.onnx (checked against PyTorch where onnxruntime is installed).")
 @click.option("--out", type=TEXT, default=None, help=out_help("fit-SPACE-sSEED"))

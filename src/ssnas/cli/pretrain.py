@@ -13,7 +13,7 @@ from rich.console import Console
 
 from ssnas.cli._common import (
     BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, out_help,
-    precision_option, skip_corrupt_option, space_module_option,
+    fp32_auto_precision_option, precision_option, skip_corrupt_option, space_module_option,
 )
 from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
@@ -39,7 +39,7 @@ from ssnas.training.progress import mirror_log_to_stderr
 @click.option("--warmup-epochs", type=NON_NEGATIVE_FLOAT, default=None, help="[min(10, epochs/10); 0 for supervised]")
 @click.option("--channels", type=POSITIVE, default=None, help="Network width C [the space's default, 16 for nb201].")
 @click.option("--cells", type=POSITIVE, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")
-@precision_option
+@fp32_auto_precision_option
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)

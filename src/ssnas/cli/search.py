@@ -10,7 +10,7 @@ from rich.console import Console
 
 from ssnas.cli._common import (
     BATCH, NON_NEGATIVE_FLOAT, POSITIVE, POSITIVE_FLOAT, SPACE, TEXT, config_option, emit, json_option, out_help,
-    precision_option, skip_corrupt_option, space_module_option,
+    search_precision_option, skip_corrupt_option, space_module_option,
 )
 from ssnas.judging import SIGNAL_NAMES
 from ssnas.objectives import OBJECTIVES
@@ -44,7 +44,7 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="quick: minutes on a 2-core CPU (docs: benchmarks, speed); paper: the papers' settings, for a GPU.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=TEXT, default="auto", show_default=True, help="auto | cpu | cuda | cuda:N.")
-@precision_option
+@search_precision_option
 @click.option("--out", type=TEXT, default=None, help=out_help("search-SPACE-sSEED"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
 @click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar.")

@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 
 from ssnas.cli._common import (
-    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, json_option, key_values, out_help, precision_option,
-    skip_corrupt_option, space_module_option,
+    BATCH, POSITIVE, POSITIVE_FLOAT, TEXT, config_option, emit, fp32_auto_precision_option, json_option, key_values,
+    out_help, precision_option, skip_corrupt_option, space_module_option,
 )
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
@@ -27,11 +27,11 @@ def _space_args(values: tuple[str, ...]) -> dict[str, Any]:
     return key_values(values, "--space-arg", "C=36")
 
 
-def training_run_options(folder_name: str) -> Callable[[F], F]:
+def training_run_options(folder_name: str, precision: Callable[[Any], Any] = precision_option) -> Callable[[F], F]:
     """The options of a command that trains one network into a run folder (`train`, `finetune`)."""
     options = (
         click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N."),
-        precision_option,
+        precision,
         click.option("--max-steps", type=POSITIVE, default=None, help="Stop after this many steps (smoke tests)."),
         click.option("--out", type=TEXT, default=None, help=out_help(folder_name)),
         click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint."),
@@ -104,7 +104,7 @@ def _render(payload: dict[str, Any]) -> None:
 @click.option("--batch-size", type=BATCH, default=None, help="[128]")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[0.05 x batch size / 256]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Labelled subset, head and training order.")
-@training_run_options("finetune-SPACE-sSEED")
+@training_run_options("finetune-SPACE-sSEED", fp32_auto_precision_option)
 def finetune_command(run_dir: str, out: str | None, no_progress: bool, as_json: bool, **options: Any) -> None:
     """Fine-tune the network of a `ssnas pretrain` RUN folder with labels and report its test accuracy.
 
