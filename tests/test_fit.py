@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import ssnas
 from cli_helpers import flat_cifar_subset, run_ssnas
 from ssnas.errors import UserError
 from ssnas.faults import KILL_ENV
+from ssnas import fitting
 from ssnas.fitting import SHARES
 
 # A small network, few ratings and epochs: the whole path in seconds on one thread.
@@ -151,3 +153,18 @@ def test_labels_that_cannot_train_a_classifier_are_refused(unlabeled: Path, labe
         with pytest.raises(UserError, match=fragment.replace("(", r"\(")):
             ssnas.fit(unlabeled, labels, out=tmp_path / f"out{index}", device="cpu")
         assert not (tmp_path / f"out{index}").exists()
+
+
+def test_pretraining_that_cannot_fit_one_epoch_takes_the_images_that_do(
+    monkeypatch: pytest.MonkeyPatch, unlabeled: Path, labelled_cifar: Path
+) -> None:  # fmt: skip
+    """At 10 images/s a 30 s budget leaves 0.75 x 27 s ~ 20 s for pretraining: about 200 of the 300 images, once
+    (less by what the test's own steps take, up to about two seconds)."""
+    monkeypatch.setattr(fitting, "pretrain_speed", lambda config: 10.0)
+    config = fitting.FitConfig(data=str(unlabeled), labels=str(labelled_cifar), time_budget=0.5, batch_size=32)
+    pretraining = fitting._pretrain_config(config, Path("unused"), "any architecture: the speed is given")
+    plan = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()))
+    assert plan["epochs"] == 1 and 180 <= plan["num_images"] <= 202 and plan["images_per_second"] == 10.0
+    monkeypatch.setattr(fitting, "pretrain_speed", lambda config: 1000.0)
+    fast = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()))
+    assert fast["num_images"] is None and 62 <= fast["epochs"] <= 20_250 // (9 * 32)  # every image, whole epochs

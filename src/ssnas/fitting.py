@@ -25,8 +25,10 @@ report); the search gets `SEARCH` of the budget, no more than the space's own de
 (`EVOLUTION_PLANS`: the measured budget curve flattens after it); of what is left when the search
 ends, pretraining gets `PRETRAIN` and fine-tuning the rest. A training stage measures its images per
 second here (a few steps of the training loop, `ssnas.training.loop.images_per_second`) and takes
-the most epochs that fit its share, fine-tuning no more than its recipe's 60. Without a time
-budget: the search's own default, `PRETRAIN_EPOCHS` and the recipe's epochs.
+the most epochs that fit its share: pretraining, where not even one epoch of every image fits (a
+CPU and a large folder), one epoch over the seeded subset that does; fine-tuning at least one and
+at most its recipe's 60, after the time its evaluations take (timed on one batch) is set aside.
+Without a time budget: the search's own default, `PRETRAIN_EPOCHS` and the recipe's epochs.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ from ssnas.errors import UserError
 from ssnas.export import export
 from ssnas.finetuning import RECIPE, finetune, labelled_sets
 from ssnas.finetuning import images_per_second as finetune_speed
-from ssnas.pretraining import PretrainConfig, pretrain, probe, training_images
+from ssnas.data.views import identity_views
+from ssnas.pretraining import PretrainConfig, load_pretrained, pretrain, probe, training_images
 from ssnas.pretraining import images_per_second as pretrain_speed
 from ssnas.reporting.fit_page import fit_page
 from ssnas.retrain import load_model, read_model_file
@@ -56,6 +59,7 @@ from ssnas.runfolder import check_run_folder, out_or_new, read_json, write_confi
 from ssnas.spaces.budget import LatencyConfig, network_latency_ms
 from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.strategies.evolution import EVOLUTION_PLANS
+from ssnas.training.probes import extract_features
 from ssnas.training.recipes import RECIPES
 
 log = logging.getLogger(__name__)
@@ -263,25 +267,32 @@ def _pretrain_config(config: FitConfig, out: Path, arch: str) -> PretrainConfig:
                           progress=config.progress)  # fmt: skip
 
 
-def _epochs_within(seconds: float, images_per_second: float, images: int, batch_size: int) -> int:
-    """The most epochs of `images` (whole batches) that `seconds` hold at `images_per_second` (at least one)."""
+def _whole_epochs(seconds: float, images_per_second: float, images: int, batch_size: int) -> int:
+    """The whole epochs of `images` (whole batches) that `seconds` hold at `images_per_second` (maybe 0)."""
     per_epoch = max(1, images // min(batch_size, images)) * min(batch_size, images)
-    return max(1, math.floor(seconds * images_per_second / per_epoch))
+    return math.floor(seconds * images_per_second / per_epoch)
 
 
 def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _Clock) -> dict[str, Any]:
+    """Epochs that fit the share; where not even one epoch of every image fits (a CPU and a large folder),
+    one epoch over the seeded subset of images that does (at least two batches)."""
     if config.pretrain_epochs is not None or clock.budget is None:
-        return {"epochs": config.pretrain_epochs or PRETRAIN_EPOCHS}
+        return {"epochs": config.pretrain_epochs or PRETRAIN_EPOCHS, "num_images": None}
     share = SHARES.pretrain * clock.planned_left()
     speed = pretrain_speed(replace(pretrain_config, progress=False))
     images = len(training_images(config.data, None, config.seed, config.skip_corrupt))
-    epochs = _epochs_within(share, speed, images, config.batch_size)
-    log.info("fit: pretraining gets %.0f s at %.0f images/s: %d epoch(s)", share, speed, epochs)
-    return {"epochs": epochs, "seconds": round(share, 1), "images_per_second": round(speed, 1)}
+    epochs = _whole_epochs(share, speed, images, config.batch_size)
+    subset = None
+    if epochs < 1:
+        epochs, subset = 1, min(images, max(2 * config.batch_size, math.floor(share * speed)))
+    log.info("fit: pretraining gets %.0f s at %.0f images/s: %d epoch(s) of %d images", share, speed, epochs,
+             subset or images)  # fmt: skip
+    return {"epochs": epochs, "num_images": subset, "seconds": round(share, 1), "images_per_second": round(speed, 1)}
 
 
 def _pretrain(pretrain_config: PretrainConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
-    metrics = pretrain(replace(pretrain_config, epochs=int(plan["epochs"]), resume=(out / "pretrain").exists()))
+    metrics = pretrain(replace(pretrain_config, epochs=int(plan["epochs"]), num_images=plan["num_images"],
+                               resume=(out / "pretrain").exists()))  # fmt: skip
     return {key: metrics[key] for key in ("objective", "epochs", "steps", "num_images", "history", "final_loss",
                                           "images_per_second", "seconds", "precision", "out")}  # fmt: skip
 
@@ -297,17 +308,34 @@ def _probes(config: FitConfig, run_dir: Path) -> dict[str, Any]:
 
 
 def _finetune_plan(config: FitConfig, run_dir: Path, clock: _Clock) -> dict[str, Any]:
+    """Epochs that fit what the budget has left, less the time fine-tuning spends outside its steps
+    (`_evaluation_seconds`); at least one, at most the recipe's."""
     recipe = RECIPES[RECIPE].with_overrides(batch_size=config.finetune_batch_size)
     if config.finetune_epochs is not None or clock.budget is None:
         return {"epochs": config.finetune_epochs or recipe.epochs}
-    share = clock.planned_left()
+    labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
+    evaluation = _evaluation_seconds(run_dir, len(labelled) + 2 * len(test), test.images)
+    share = max(0.0, clock.planned_left() - evaluation)
     speed = finetune_speed(run_dir, config.labels, config.labels_per_class, batch_size=config.finetune_batch_size,
                            seed=config.seed, device=config.device, precision=config.precision,
                            skip_corrupt=config.skip_corrupt)  # fmt: skip
-    images = len(labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)[0])
-    epochs = min(recipe.epochs, _epochs_within(share, speed, images, recipe.batch_size))
-    log.info("fit: fine-tuning gets %.0f s at %.0f images/s: %d epoch(s)", share, speed, epochs)
-    return {"epochs": epochs, "seconds": round(share, 1), "images_per_second": round(speed, 1)}
+    epochs = max(1, min(recipe.epochs, _whole_epochs(share, speed, len(labelled), recipe.batch_size)))
+    log.info("fit: fine-tuning gets %.0f s at %.0f images/s (%.0f s more for its evaluations): %d epoch(s)", share,
+             speed, evaluation, epochs)  # fmt: skip
+    return {"epochs": epochs, "seconds": round(share, 1), "images_per_second": round(speed, 1),
+            "evaluation_seconds": round(evaluation, 1)}  # fmt: skip
+
+
+def _evaluation_seconds(run_dir: Path, images: int, sample: torch.Tensor) -> float:
+    """Seconds for frozen features of `images` images (the linear head's and two test passes), timed
+    on up to 256 images of `sample` (N,3,H,W) uint8 with the pretrained network on the CPU."""
+    model, saved = load_pretrained(run_dir)
+    views = identity_views(**{key: saved[key] for key in ("mean", "std") if key in saved})
+    batch = sample[:256]
+    extract_features(model, batch[:16], views)  # warm-up: kernel choice, caches
+    started = time.perf_counter()
+    extract_features(model, batch, views)
+    return (time.perf_counter() - started) / max(1, len(batch)) * images
 
 
 def _finetune(config: FitConfig, out: Path, plan: dict[str, Any]) -> dict[str, Any]:
