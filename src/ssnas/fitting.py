@@ -19,16 +19,16 @@ Each stage is the library's own workflow, writing its usual run folder inside th
 outcome and seconds. `resume=True` skips the ended stages, continues the interrupted one from its
 own checkpoint with the same plan, and so ends with the same metrics as an uninterrupted run.
 
-Time budget (`time_budget`, minutes for the whole run; `SHARES`): `RESERVE` of it is kept for the
-steps that are not planned (reading and checking the data, the linear head, probes, export, the
-report); the search gets `SEARCH` of the budget, no more than the space's own default search budget
-(`EVOLUTION_PLANS`: the measured budget curve flattens after it); of what is left when the search
-ends, pretraining gets `PRETRAIN` and fine-tuning the rest. A training stage measures its images per
-second here (a few steps of the training loop, `ssnas.training.loop.images_per_second`) and takes
-the most epochs that fit its share: pretraining, where not even one epoch of every image fits (a
-CPU and a large folder), one epoch over the seeded subset that does; fine-tuning at least one and
-at most its recipe's 60, after the time its evaluations take (timed on one batch) is set aside.
-Without a time budget: the search's own default, `PRETRAIN_EPOCHS` and the recipe's epochs.
+Time budget (`time_budget`, minutes for the whole run; `SHARES`): `reserve` of it is kept for reading
+the data, the export and the report; the search gets `search` of the budget, no more than the
+space's own default search budget (`EVOLUTION_PLANS`: the measured budget curve flattens after it).
+Of what is left when the search ends, the time of every evaluation still to come (`_evaluations`,
+timed on one batch) is set aside, pretraining gets `pretrain` and fine-tuning the rest. A training
+stage times a few of its steps here (`ssnas.training.loop.images_per_second`, batches of
+`TIMING_BATCH`) and takes the most epochs that fit its share: pretraining, where not even one epoch
+of every image fits (a CPU and a large folder), one epoch over the seeded subset that does;
+fine-tuning at least one and at most its recipe's 60. Without a time budget: the search's own
+default, `PRETRAIN_EPOCHS` and the recipe's epochs.
 """
 
 from __future__ import annotations
@@ -50,10 +50,10 @@ from ssnas.export import export
 from ssnas.finetuning import RECIPE, finetune, labelled_sets
 from ssnas.finetuning import images_per_second as finetune_speed
 from ssnas.data.views import identity_views
-from ssnas.pretraining import PretrainConfig, load_pretrained, pretrain, probe, training_images
+from ssnas.pretraining import PretrainConfig, load_pretrained, pretrain, probe, space_kwargs, training_images
 from ssnas.pretraining import images_per_second as pretrain_speed
 from ssnas.reporting.fit_page import fit_page
-from ssnas.retrain import load_model, read_model_file
+from ssnas.retrain import build_seeded, load_model, read_arch_text, read_model_file, resolve_space
 from ssnas.run import run_search, search_config
 from ssnas.runfolder import check_run_folder, out_or_new, read_json, write_config
 from ssnas.spaces.budget import LatencyConfig, network_latency_ms
@@ -73,6 +73,8 @@ ONNX_NAME = "model.onnx"
 # class from a single example beyond that example.
 LABELS_FLOOR = 2
 PRETRAIN_EPOCHS = 100  # without a time budget (`ssnas pretrain`'s default)
+PROBE_TEST_IMAGES = 2_000  # test images the kNN probes classify (a seeded subset): they inform, they are not the result
+TIMING_BATCH = 64  # images per step when a plan times the training and the evaluation (a few steps)
 # Settings that may differ between a run and its resumption.
 RESUMABLE = ("resume", "device", "progress")
 
@@ -81,9 +83,9 @@ RESUMABLE = ("resume", "device", "progress")
 class Shares:
     """How a time budget is split (fractions; see the module docstring)."""
 
-    reserve: float = 0.10  # of the budget: data checks, linear head, probes, export, report
+    reserve: float = 0.05  # of the budget: reading and checking the data, export, report
     search: float = 0.20  # of the budget, at most the space's default search budget
-    pretrain: float = 0.75  # of what the budget has left after the search (less the reserve)
+    pretrain: float = 0.75  # of what the budget has left after the search (less the reserve and the evaluations)
 
 
 SHARES = Shares()
@@ -185,7 +187,7 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     pretrain_config = _pretrain_config(config, out, found["arch"])
     pretrain_plan = planned("pretrain", lambda: _pretrain_plan(config, pretrain_config, clock))
     pretrained = stage("pretrain", pretrain_plan, lambda plan: _pretrain(pretrain_config, plan, out))
-    probes = stage("probe", {}, lambda plan: _probes(config, out / "pretrain"))
+    probes = stage("probe", {}, lambda plan: _probes(config, out / "pretrain", len(test)))
     finetune_plan = planned("finetune", lambda: _finetune_plan(config, out / "pretrain", clock))
     tuned = stage("finetune", finetune_plan, lambda plan: _finetune(config, out, plan))
     exported = stage("export", {}, lambda plan: _export(found, out, config.onnx))
@@ -230,9 +232,9 @@ def _check_floor(labelled: Any, source: str) -> None:
 def _budget_text(config: FitConfig) -> str:
     if config.time_budget is None:
         return "no time budget (each stage's default)"
-    return (f"a {config.time_budget:g}-minute budget: {SHARES.reserve:.0%} kept for checks, probes and export, "
-            f"the search {SHARES.search:.0%} (at most the space's default), then {SHARES.pretrain:.0%} of the rest "
-            f"to pretraining and the remainder to fine-tuning")  # fmt: skip
+    return (f"a {config.time_budget:g}-minute budget: {SHARES.reserve:.0%} kept for data, export and report, "
+            f"the search {SHARES.search:.0%} (at most the space's default), then, the evaluations' time set aside, "
+            f"{SHARES.pretrain:.0%} of the rest to pretraining and the remainder to fine-tuning")  # fmt: skip
 
 
 def _search_config(config: FitConfig, out: Path, minutes: float | None) -> Any:
@@ -275,19 +277,34 @@ def _whole_epochs(seconds: float, images_per_second: float, images: int, batch_s
 
 def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _Clock) -> dict[str, Any]:
     """Epochs that fit the share; where not even one epoch of every image fits (a CPU and a large folder),
-    one epoch over the seeded subset of images that does (at least two batches)."""
+    one epoch over the seeded subset of images that does (at least two batches). The share is taken
+    after the time of every evaluation still to come (`_evaluations`) is set aside."""
     if config.pretrain_epochs is not None or clock.budget is None:
         return {"epochs": config.pretrain_epochs or PRETRAIN_EPOCHS, "num_images": None}
-    share = SHARES.pretrain * clock.planned_left()
-    speed = pretrain_speed(replace(pretrain_config, progress=False))
+    timing = replace(pretrain_config, progress=False, batch_size=min(TIMING_BATCH, config.batch_size))
+    speed = pretrain_speed(timing, steps=2)
+    search_space, arch, _ = resolve_space(config.space, read_arch_text(pretrain_config.arch),
+                                          space_kwargs(config.space, config.channels, config.cells))  # fmt: skip
+    labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
+    evaluation = _feature_seconds(build_seeded(search_space, arch, config.seed), identity_views(), test.images,
+                                  _evaluations(len(labelled), len(test), probes=True))  # fmt: skip
+    share = SHARES.pretrain * max(0.0, clock.planned_left() - evaluation)
     images = len(training_images(config.data, None, config.seed, config.skip_corrupt))
     epochs = _whole_epochs(share, speed, images, config.batch_size)
     subset = None
     if epochs < 1:
         epochs, subset = 1, min(images, max(2 * config.batch_size, math.floor(share * speed)))
-    log.info("fit: pretraining gets %.0f s at %.0f images/s: %d epoch(s) of %d images", share, speed, epochs,
-             subset or images)  # fmt: skip
-    return {"epochs": epochs, "num_images": subset, "seconds": round(share, 1), "images_per_second": round(speed, 1)}
+    log.info("fit: pretraining gets %.0f s at %.0f images/s (%.0f s set aside for evaluations): %d epoch(s) of %d "
+             "images", share, speed, evaluation, epochs, subset or images)  # fmt: skip
+    return {"epochs": epochs, "num_images": subset, "seconds": round(share, 1), "images_per_second": round(speed, 1),
+            "evaluation_seconds": round(evaluation, 1)}  # fmt: skip
+
+
+def _evaluations(labelled: int, test: int, probes: bool) -> int:
+    """Images the stages still to come pass through the frozen or trained network outside training: the two
+    kNN probes (labelled + at most `PROBE_TEST_IMAGES` test images each), the linear head's features
+    (labelled) and two test passes of fine-tuning (linear probe, then fine-tuned)."""
+    return (2 * (labelled + min(test, PROBE_TEST_IMAGES)) if probes else 0) + labelled + 2 * test
 
 
 def _pretrain(pretrain_config: PretrainConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -297,10 +314,12 @@ def _pretrain(pretrain_config: PretrainConfig, plan: dict[str, Any], out: Path) 
                                           "images_per_second", "seconds", "precision", "out")}  # fmt: skip
 
 
-def _probes(config: FitConfig, run_dir: Path) -> dict[str, Any]:
-    """kNN top-1 of the frozen features on the labelled images: at initialisation and after pretraining."""
+def _probes(config: FitConfig, run_dir: Path, test_images: int) -> dict[str, Any]:
+    """kNN top-1 of the frozen features on the labelled images (at most `PROBE_TEST_IMAGES` test images):
+    at initialisation and after pretraining."""
     common = dict(data=config.labels, methods=("knn",), labels_per_class=config.labels_per_class, seed=config.seed,
-                  device=config.device, skip_corrupt=config.skip_corrupt)  # fmt: skip
+                  test_images=min(PROBE_TEST_IMAGES, test_images), device=config.device, precision=config.precision,
+                  skip_corrupt=config.skip_corrupt)  # fmt: skip
     before = probe(run_dir, random_init=True, **common)  # type: ignore[arg-type]
     after = probe(run_dir, **common)  # type: ignore[arg-type]
     return {"knn_at_initialisation": before["accuracy"]["knn"], "knn_after_pretraining": after["accuracy"]["knn"],
@@ -309,29 +328,29 @@ def _probes(config: FitConfig, run_dir: Path) -> dict[str, Any]:
 
 def _finetune_plan(config: FitConfig, run_dir: Path, clock: _Clock) -> dict[str, Any]:
     """Epochs that fit what the budget has left, less the time fine-tuning spends outside its steps
-    (`_evaluation_seconds`); at least one, at most the recipe's."""
+    (`_evaluations`, timed on one batch); at least one, at most the recipe's."""
     recipe = RECIPES[RECIPE].with_overrides(batch_size=config.finetune_batch_size)
     if config.finetune_epochs is not None or clock.budget is None:
         return {"epochs": config.finetune_epochs or recipe.epochs}
     labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
-    evaluation = _evaluation_seconds(run_dir, len(labelled) + 2 * len(test), test.images)
+    speed = finetune_speed(run_dir, config.labels, config.labels_per_class,
+                           batch_size=min(TIMING_BATCH, recipe.batch_size), seed=config.seed, device=config.device,
+                           precision=config.precision, skip_corrupt=config.skip_corrupt, steps=2)  # fmt: skip
+    model, saved = load_pretrained(run_dir)
+    views = identity_views(**{key: saved[key] for key in ("mean", "std") if key in saved})
+    evaluation = _feature_seconds(model, views, test.images, _evaluations(len(labelled), len(test), probes=False))
     share = max(0.0, clock.planned_left() - evaluation)
-    speed = finetune_speed(run_dir, config.labels, config.labels_per_class, batch_size=config.finetune_batch_size,
-                           seed=config.seed, device=config.device, precision=config.precision,
-                           skip_corrupt=config.skip_corrupt)  # fmt: skip
     epochs = max(1, min(recipe.epochs, _whole_epochs(share, speed, len(labelled), recipe.batch_size)))
-    log.info("fit: fine-tuning gets %.0f s at %.0f images/s (%.0f s more for its evaluations): %d epoch(s)", share,
-             speed, evaluation, epochs)  # fmt: skip
+    log.info("fit: fine-tuning gets %.0f s at %.0f images/s (%.0f s set aside for its evaluations): %d epoch(s)",
+             share, speed, evaluation, epochs)  # fmt: skip
     return {"epochs": epochs, "seconds": round(share, 1), "images_per_second": round(speed, 1),
             "evaluation_seconds": round(evaluation, 1)}  # fmt: skip
 
 
-def _evaluation_seconds(run_dir: Path, images: int, sample: torch.Tensor) -> float:
-    """Seconds for frozen features of `images` images (the linear head's and two test passes), timed
-    on up to 256 images of `sample` (N,3,H,W) uint8 with the pretrained network on the CPU."""
-    model, saved = load_pretrained(run_dir)
-    views = identity_views(**{key: saved[key] for key in ("mean", "std") if key in saved})
-    batch = sample[:256]
+def _feature_seconds(model: torch.nn.Module, views: Any, sample: torch.Tensor, images: int) -> float:
+    """Seconds for eval-mode features of `images` images, timed on up to `TIMING_BATCH` images of
+    `sample` (N,3,H,W) uint8 after a warm-up batch of 16."""
+    batch = sample[:TIMING_BATCH]
     extract_features(model, batch[:16], views)  # warm-up: kernel choice, caches
     started = time.perf_counter()
     extract_features(model, batch, views)

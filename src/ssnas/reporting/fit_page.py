@@ -71,9 +71,9 @@ def _plan_text(plan: Mapping[str, Any]) -> str:
 def _shares_text(shares: Mapping[str, float] | None) -> str:
     if not shares:
         return ""
-    return (f"{shares['reserve']:.0%} kept for checks, probes and export; the search {shares['search']:.0%} (at most "
-            f"the space's default search budget); {shares['pretrain']:.0%} of the rest to pretraining, the remainder "
-            f"to fine-tuning")  # fmt: skip
+    return (f"{shares['reserve']:.0%} kept for data, export and report; the search {shares['search']:.0%} (at most "
+            f"the space's default search budget); then, the evaluations' time set aside, {shares['pretrain']:.0%} of "
+            f"the rest to pretraining, the remainder to fine-tuning")  # fmt: skip
 
 
 __all__ = ["fit_page"]
