@@ -178,12 +178,14 @@ def summary(args: argparse.Namespace) -> None:
     for name, key in (("plain_pick", "plain"), ("with_final_rating", "final"), ("shortlist_best", "shortlist_best")):
         result[name] = {}
         for budget in sorted({b for _, b in rows}):
-            chosen = sorted((seed, row) for (seed, b), row in rows.items() if b == budget)
-            if [seed for seed, _ in chosen] != sorted(args.seeds):
-                continue  # a budget not every seed reached
+            chosen = sorted((seed, row) for (seed, b), row in rows.items() if b == budget and seed in args.seeds)
             found = [row[key] for _, row in chosen]
-            result[name][f"{budget:g}"] = {"ratings": chosen[0][1]["ratings"], "seeds": args.seeds, "cifar10_test": found,
-                                           "mean": statistics.fmean(found), "worst": min(found), "best": max(found)}
+            entry = {"ratings": chosen[0][1]["ratings"], "seeds": [seed for seed, _ in chosen], "cifar10_test": found,
+                     "mean": statistics.fmean(found), "worst": min(found), "best": max(found)}
+            if entry["seeds"] == sorted(args.seeds):
+                result[name][f"{budget:g}"] = entry
+            else:  # a budget some seeds' runs did not reach: apart, with the mean of the same seeds at the others
+                result.setdefault(f"{name}_some_seeds", {})[f"{budget:g}"] = entry
     result["rows"] = [rows[key] for key in sorted(rows)]
     Path(args.out).write_text(json.dumps(result, indent=1))
     for budget, row in result["with_final_rating"].items():
