@@ -153,13 +153,13 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     check_run_folder(out, settings, config.resume, RESUMABLE)
     labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
     _check_floor(labelled, config.labels)
-    unlabeled = training_images(config.data, None, config.seed, config.skip_corrupt)  # refuses a wrong path now
+    unlabeled = len(training_images(config.data, None, config.seed, config.skip_corrupt))  # refuses a wrong path now
     search = _search_config(config, out, minutes=None)  # an unknown search option is refused here
     write_config(out, settings)
     state: dict[str, Any] = read_json(out / STATE_NAME) if (out / STATE_NAME).exists() else {"stages": {}}
     ended = [entry for entry in state["stages"].values() if entry["done"]]
     clock = _Clock(config.time_budget, sum(entry["seconds"] for entry in ended), started)
-    log.info("fit: %d unlabeled images of %s, %d labelled training images of %s (%d test), %s", len(unlabeled),
+    log.info("fit: %d unlabeled images of %s, %d labelled training images of %s (%d test), %s", unlabeled,
              config.data, len(labelled), config.labels, len(test), _budget_text(config))  # fmt: skip
 
     def stage(name: str, plan: dict[str, Any], work: Any) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
         "arch": found["arch"], "space": config.space, "search": found, "pretrain": pretrained, "probes": probes,
         "finetune": tuned, "export": exported, "test_accuracy": tuned["test_accuracy"],
         "linear_probe_accuracy": tuned["linear_probe_accuracy"], "labels_per_class": config.labels_per_class,
-        "labelled_images": len(labelled), "unlabeled_images": len(unlabeled), "test_images": len(test),
+        "labelled_images": len(labelled), "unlabeled_images": unlabeled, "test_images": len(test),
         "time_budget_minutes": config.time_budget, "shares": asdict(SHARES) if config.time_budget else None,
         "plans": {name: entry["plan"] for name, entry in state["stages"].items() if entry["plan"]},
         "stage_seconds": {name: round(entry.get("seconds", 0.0), 2) for name, entry in state["stages"].items()},
