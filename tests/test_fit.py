@@ -16,6 +16,7 @@ from cli_helpers import flat_cifar_subset, run_ssnas
 from ssnas.errors import UserError
 from ssnas.faults import KILL_ENV
 from ssnas import fitting
+from ssnas.finetuning import labelled_sets
 from ssnas.fitting import SHARES
 
 # A small network, few ratings and epochs: the whole path in seconds on one thread.
@@ -165,9 +166,10 @@ def test_pretraining_that_cannot_fit_one_epoch_takes_the_images_that_do(
     config = fitting.FitConfig(data=str(unlabeled), labels=str(labelled_cifar), time_budget=0.5, batch_size=32,
                                channels=4, cells=1)  # fmt: skip
     pretraining = fitting._pretrain_config(config, Path("unused"), ARCH)
-    plan = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()))
+    labelled, test = labelled_sets(str(labelled_cifar), None, 0)
+    plan = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()), 300, labelled, test)
     assert plan["epochs"] == 1 and 150 <= plan["num_images"] <= 214 and plan["images_per_second"] == 10.0
     assert 0 < plan["evaluation_seconds"] < 5
     monkeypatch.setattr(fitting, "pretrain_speed", lambda config, steps=3: 1000.0)
-    fast = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()))
+    fast = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()), 300, labelled, test)
     assert fast["num_images"] is None and 50 <= fast["epochs"] <= 21_375 // (9 * 32)  # every image, whole epochs

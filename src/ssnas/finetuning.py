@@ -35,7 +35,8 @@ from torch import nn
 from ssnas.data.datasets import ImageSet, load_dataset, skipped_note
 from ssnas.data.views import VIEWS, identity_views
 from ssnas.errors import UserError
-from ssnas.retrain import METRICS_NAME, MODEL_NAME, build_seeded, evaluate, read_model_file, resolve_space
+from ssnas.pretraining import recorded_normalisation
+from ssnas.retrain import METRICS_NAME, MODEL_NAME, build_seeded, evaluate, num_classes_of, read_model_file, resolve_space
 from ssnas.runfolder import out_or_new, prepare_run_folder
 from ssnas.training.checkpoint import save_atomic
 from ssnas.training.loop import train
@@ -103,7 +104,7 @@ def finetune(
     }  # fmt: skip
     train_set, test_set = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
     assert train_set.labels is not None and test_set.labels is not None
-    num_classes = _num_classes(train_set, test_set)
+    num_classes = num_classes_of(train_set, test_set)
     model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
     head = _load_backbone(model, saved["state_dict"], str(run_dir))
     prepare_run_folder(out, config, resume, RESUMABLE)  # after every input check: a refused start leaves nothing
@@ -111,7 +112,7 @@ def finetune(
     log.info("finetune %s (%s, pretrained with %s) on %d labelled images of %s%s", arch.key, saved["space"],
              saved.get("objective", "?"), len(train_set), data, skipped_note(skipped))  # fmt: skip
 
-    normalisation = _normalisation(saved)
+    normalisation = recorded_normalisation(saved)
     evaluation = identity_views(**normalisation)  # the pretraining's normalisation
     model.to(target)
     probe_head = fit_linear_head(extract_features(model, train_set.images, evaluation), train_set.labels, num_classes)
@@ -157,9 +158,9 @@ def images_per_second(run_dir: str | Path, data: str, labels_per_class: int | No
     search_space, arch, _ = resolve_space(saved["space"], saved["arch"], saved["space_args"])
     resolution = int(saved.get("resolution", 32))
     train_set, test_set = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
-    num_classes = _num_classes(train_set, test_set)
+    num_classes = num_classes_of(train_set, test_set)
     model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
-    views = VIEWS.create(recipe.views, size=resolution, num_views=1, **_normalisation(saved))
+    views = VIEWS.create(recipe.views, size=resolution, num_views=1, **recorded_normalisation(saved))
     precision = resolve_precision(precision, resolve_device(device), BF16_KEEPS_QUALITY).name
     config = recipe.train_config(seed=seed, device=device, precision=precision, progress=False)
     return loop_images_per_second(model, recipe.objective(num_classes), train_set.images, views, config,
@@ -170,16 +171,6 @@ def _recipe(epochs: int | None, batch_size: int | None, lr: float | None) -> Rec
     """The `ssl-finetune` recipe with the given overrides (lr by default 0.05 x batch / 256)."""
     scaled_lr = lr if lr is not None else (0.05 * batch_size / 256 if batch_size is not None else None)
     return RECIPES[RECIPE].with_overrides(epochs=epochs, batch_size=batch_size, lr=scaled_lr)
-
-
-def _num_classes(train_set: ImageSet, test_set: ImageSet) -> int:
-    assert train_set.labels is not None and test_set.labels is not None
-    return max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
-
-
-def _normalisation(saved: dict[str, Any]) -> dict[str, Any]:
-    """The pretraining's mean and std (views keyword arguments), where the run recorded them."""
-    return {key: tuple(saved[key]) for key in ("mean", "std") if key in saved}
 
 
 def labelled_sets(data: str, per_class: int | None, seed: int, resolution: int = 32,

@@ -49,8 +49,11 @@ from ssnas.errors import UserError
 from ssnas.export import export
 from ssnas.finetuning import RECIPE, finetune, labelled_sets
 from ssnas.finetuning import images_per_second as finetune_speed
+from ssnas.data.datasets import ImageSet
 from ssnas.data.views import identity_views
-from ssnas.pretraining import PretrainConfig, load_pretrained, pretrain, probe, space_kwargs, training_images
+from ssnas.pretraining import (
+    PretrainConfig, load_pretrained, pretrain, probe, recorded_normalisation, space_kwargs, training_images,
+)
 from ssnas.pretraining import images_per_second as pretrain_speed
 from ssnas.reporting.fit_page import fit_page
 from ssnas.retrain import build_seeded, load_model, read_arch_text, read_model_file, resolve_space
@@ -154,7 +157,7 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
     _check_floor(labelled, config.labels)
     unlabeled = len(training_images(config.data, None, config.seed, config.skip_corrupt))  # refuses a wrong path now
-    search = _search_config(config, out, minutes=None)  # an unknown search option is refused here
+    _search_config(config, out, minutes=None)  # an unknown search option is refused here
     write_config(out, settings)
     state: dict[str, Any] = read_json(out / STATE_NAME) if (out / STATE_NAME).exists() else {"stages": {}}
     ended = [entry for entry in state["stages"].values() if entry["done"]]
@@ -185,10 +188,10 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     search_plan = planned("search", lambda: _search_plan(config, clock))
     found = stage("search", search_plan, lambda plan: _search(config, out, plan, started))
     pretrain_config = _pretrain_config(config, out, found["arch"])
-    pretrain_plan = planned("pretrain", lambda: _pretrain_plan(config, pretrain_config, clock))
+    pretrain_plan = planned("pretrain", lambda: _pretrain_plan(config, pretrain_config, clock, unlabeled, labelled, test))
     pretrained = stage("pretrain", pretrain_plan, lambda plan: _pretrain(pretrain_config, plan, out))
     probes = stage("probe", {}, lambda plan: _probes(config, out / "pretrain", len(test)))
-    finetune_plan = planned("finetune", lambda: _finetune_plan(config, out / "pretrain", clock))
+    finetune_plan = planned("finetune", lambda: _finetune_plan(config, out / "pretrain", clock, labelled, test))
     tuned = stage("finetune", finetune_plan, lambda plan: _finetune(config, out, plan))
     exported = stage("export", {}, lambda plan: _export(found, out, config.onnx))
 
@@ -220,8 +223,9 @@ def _check_settings(config: FitConfig) -> None:
             raise UserError(f"search option {name!r} is a setting of the fit itself; give it as --{name.replace('_', '-')}")
 
 
-def _check_floor(labelled: Any, source: str) -> None:
+def _check_floor(labelled: ImageSet, source: str) -> None:
     """UserError when a class of the labelled training images has fewer than `LABELS_FLOOR`."""
+    assert labelled.labels is not None  # `labelled_sets` refuses unlabeled images
     counts = torch.bincount(labelled.labels, minlength=len(labelled.classes))
     smallest = int(counts.argmin())
     if int(counts[smallest]) < LABELS_FLOOR:
@@ -275,7 +279,8 @@ def _whole_epochs(seconds: float, images_per_second: float, images: int, batch_s
     return math.floor(seconds * images_per_second / per_epoch)
 
 
-def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _Clock) -> dict[str, Any]:
+def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _Clock, images: int, labelled: ImageSet,
+                   test: ImageSet) -> dict[str, Any]:  # fmt: skip
     """Epochs that fit the share; where not even one epoch of every image fits (a CPU and a large folder),
     one epoch over the seeded subset of images that does (at least two batches). The share is taken
     after the time of every evaluation still to come (`_evaluations`) is set aside."""
@@ -285,11 +290,9 @@ def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _C
     speed = pretrain_speed(timing, steps=2)
     search_space, arch, _ = resolve_space(config.space, read_arch_text(pretrain_config.arch),
                                           space_kwargs(config.space, config.channels, config.cells))  # fmt: skip
-    labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
     evaluation = _feature_seconds(build_seeded(search_space, arch, config.seed), identity_views(), test.images,
                                   _evaluations(len(labelled), len(test), probes=True))  # fmt: skip
     share = SHARES.pretrain * max(0.0, clock.planned_left() - evaluation)
-    images = len(training_images(config.data, None, config.seed, config.skip_corrupt))
     epochs = _whole_epochs(share, speed, images, config.batch_size)
     subset = None
     if epochs < 1:
@@ -326,18 +329,17 @@ def _probes(config: FitConfig, run_dir: Path, test_images: int) -> dict[str, Any
             "train_images": after["train_images"], "test_images": after["test_images"]}  # fmt: skip
 
 
-def _finetune_plan(config: FitConfig, run_dir: Path, clock: _Clock) -> dict[str, Any]:
+def _finetune_plan(config: FitConfig, run_dir: Path, clock: _Clock, labelled: ImageSet, test: ImageSet) -> dict[str, Any]:
     """Epochs that fit what the budget has left, less the time fine-tuning spends outside its steps
     (`_evaluations`, timed on one batch); at least one, at most the recipe's."""
     recipe = RECIPES[RECIPE].with_overrides(batch_size=config.finetune_batch_size)
     if config.finetune_epochs is not None or clock.budget is None:
         return {"epochs": config.finetune_epochs or recipe.epochs}
-    labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
     speed = finetune_speed(run_dir, config.labels, config.labels_per_class,
                            batch_size=min(TIMING_BATCH, recipe.batch_size), seed=config.seed, device=config.device,
                            precision=config.precision, skip_corrupt=config.skip_corrupt, steps=2)  # fmt: skip
     model, saved = load_pretrained(run_dir)
-    views = identity_views(**{key: saved[key] for key in ("mean", "std") if key in saved})
+    views = identity_views(**recorded_normalisation(saved))
     evaluation = _feature_seconds(model, views, test.images, _evaluations(len(labelled), len(test), probes=False))
     share = max(0.0, clock.planned_left() - evaluation)
     epochs = max(1, min(recipe.epochs, _whole_epochs(share, speed, len(labelled), recipe.batch_size)))

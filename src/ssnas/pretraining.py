@@ -250,6 +250,11 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
     return metrics
 
 
+def recorded_normalisation(saved: dict[str, Any]) -> dict[str, tuple[float, ...]]:
+    """The mean and std a `pretrain` run's model.pt recorded (view keyword arguments; {} where absent)."""
+    return {key: tuple(saved[key]) for key in ("mean", "std") if key in saved}
+
+
 def load_pretrained(run_dir: str | Path, random_init: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the network of `run_dir/model.pt` (from `pretrain` or `ssnas train`) and its metadata.
 
@@ -320,7 +325,7 @@ def probe(
     assert train_set.labels is not None and test_set.labels is not None
     chosen = resolve_precision(precision, resolve_device(device))
     model.to(resolve_device(device))
-    views = identity_views(**{key: saved[key] for key in ("mean", "std") if key in saved})
+    views = identity_views(**recorded_normalisation(saved))
     with chosen.autocast():
         train_feats = extract_features(model, train_set.images, views, batch_size)  # (N, D)
         test_feats = extract_features(model, test_set.images, views, batch_size)  # (M, D)
@@ -355,6 +360,7 @@ __all__ = [
     "load_pretrained",
     "pretrain",
     "probe",
+    "recorded_normalisation",
     "resolve",
     "space_kwargs",
     "training_images",

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ssnas.data.datasets import load_dataset, skipped_note
+from ssnas.data.datasets import ImageSet, load_dataset, skipped_note
 from ssnas.data.views import VIEWS, ViewMaker
 from ssnas.errors import UserError
 from ssnas.spaces import Architecture, SearchSpace, create_space
@@ -108,6 +108,12 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return correct / images.shape[0]
 
 
+def num_classes_of(train_set: ImageSet, test_set: ImageSet) -> int:
+    """Classes a classifier for these labelled splits needs: train/'s folders, or more where a label is higher."""
+    assert train_set.labels is not None and test_set.labels is not None
+    return max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
+
+
 def retrain(
     arch_text: str,
     space: str = "nb201",
@@ -172,8 +178,8 @@ def retrain(
         train_set = train_set.subset(train_images, seed)
     if labels_per_class is not None:
         train_set = train_set.per_class(labels_per_class, seed)
-    assert train_set.labels is not None  # checked above, and a subset keeps the labels
-    num_classes = max(len(train_set.classes), int(train_set.labels.max()) + 1, int(test_set.labels.max()) + 1)
+    assert train_set.labels is not None and test_set.labels is not None  # checked above; subsets keep them
+    num_classes = num_classes_of(train_set, test_set)
 
 
     build_args = chosen.build_args()
