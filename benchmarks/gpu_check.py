@@ -14,8 +14,8 @@ are recorded whether it passes or not, so one failure does not hide the others):
 * `loop`: `bench_loop.py` (images/s of the training loop per precision: fp32, bf16, AMP; exact
   resume; a SimCLR sanity run);
 * `pretrain`: `bench_pretrain.py` (SimCLR pretraining throughput per precision, short);
-* `finetune`: `ssnas pretrain` for a few steps, then `ssnas finetune --labels-per-class 50` per
-  precision (the SSL-to-model path on the device).
+* `finetune`: `ssnas pretrain --preset paper` for one epoch, then `ssnas finetune --preset paper
+  --labels-per-class 50` per precision (the SSL-to-model path on the device, at the GPU settings).
 
 `--device cpu --quick` runs the same plumbing on a CPU in a few minutes (what the repository's own
 machine can check). The rating engine and the judge are timed on CPUs only (`bench_rating_speed.py`,
@@ -109,14 +109,14 @@ def main() -> None:
         size = ["--channels", "4", "--cells", "1"] if args.quick else []
         pre = work / "ft-pretrain"
         runs: dict[str, Any] = {"pretrain": step("finetune: pretrain", [*ssnas, "pretrain", ARCH, "--data",
-                                                  str(args.data), "--epochs", "1", "--num-images", "256" if args.quick else "5000",
+                                                  str(args.data), "--preset", "paper", "--epochs", "1", "--num-images", "256" if args.quick else "5000",
                                                   "--device", args.device, *size, "--no-progress", "--out", str(pre)],
                                                  900)}  # fmt: skip
         precisions = ["fp32", "bf16"] + (["amp"] if args.device.startswith("cuda") else [])
         for precision in precisions:
             out = work / f"ft-{precision}"
             record = step(f"finetune: {precision}", [*ssnas, "finetune", str(pre), "--data", str(args.data),
-                                                     "--labels-per-class", "5" if args.quick else "50", "--epochs", "2",
+                                                     "--preset", "paper", "--labels-per-class", "5" if args.quick else "50", "--epochs", "2",
                                                      "--device", args.device, "--precision", precision, "--json",
                                                      "--out", str(out)], 900, out / "metrics.json")  # fmt: skip
             runs[precision] = record

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import ssnas
 from cli_helpers import run_ssnas
 from ssnas.data.datasets import load_dataset
 from ssnas.errors import UserError
-from ssnas.pretraining import probe
+from ssnas.finetuning import preset_recipe
+from ssnas.pretraining import PretrainConfig, probe, resolve
 from ssnas.retrain import load_model
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|"
@@ -120,3 +122,54 @@ def test_training_from_scratch_takes_the_same_labelled_subset(labelled_cifar: Pa
     both = run_ssnas("train", ARCH, "--data", str(labelled_cifar), "--labels-per-class", "5", "--train-images", "20",
                      "--out", str(tmp_path / "both"))  # fmt: skip
     assert both.returncode != 0 and "not both" in both.stderr and not (tmp_path / "both").exists()
+
+
+def test_the_paper_preset_takes_the_published_settings_and_options_override_it() -> None:
+    """`--preset paper`: SimCLR's CIFAR-10 command (batch 512, 1000 epochs, LARS at 1.0 x B/256, wd 1e-4),
+    BYOL's optimisation; fine-tuning at batch 512 with SimCLR's epochs by the share of labels."""
+    paper = resolve(PretrainConfig(arch=ARCH, preset="paper", device="cpu"))
+    assert (paper.epochs, paper.batch_size, paper.optimizer, paper.weight_decay, paper.warmup_epochs) == (
+        1000, 512, "lars", 1e-4, 10.0)  # fmt: skip
+    assert paper.lr == pytest.approx(2.0)
+    quick = resolve(PretrainConfig(arch=ARCH, device="cpu"))
+    assert (quick.epochs, quick.batch_size, quick.optimizer, quick.lr) == (100, 256, "sgd", pytest.approx(0.3))
+    mine = resolve(PretrainConfig(arch=ARCH, preset="paper", epochs=20, batch_size=128, device="cpu"))
+    assert (mine.epochs, mine.batch_size, mine.optimizer, mine.warmup_epochs) == (20, 128, "lars", 2.0)
+    assert mine.lr == pytest.approx(0.5)
+    byol = resolve(PretrainConfig(arch=ARCH, objective="byol", preset="paper", device="cpu"))
+    assert (byol.optimizer, byol.lr, byol.weight_decay) == ("lars", pytest.approx(0.4), 1.5e-6)
+    with pytest.raises(UserError, match="--preset paper is defined for the objectives simclr, byol"):
+        resolve(PretrainConfig(arch=ARCH, objective="rotation", preset="paper"))
+    with pytest.raises(UserError, match="unknown preset 'gpu'"):
+        resolve(PretrainConfig(arch=ARCH, preset="gpu"))
+    assert [(r.batch_size, r.epochs, r.lr) for r in (preset_recipe("quick", 0.01), preset_recipe("paper", 0.01),
+                                                     preset_recipe("paper", 0.1), preset_recipe("paper", 1.0))] == [
+        (128, 60, 0.025), (512, 60, 0.1), (512, 30, 0.1), (512, 30, 0.1)]  # fmt: skip
+    assert preset_recipe("paper", 0.01, epochs=5, batch_size=64).lr == pytest.approx(0.0125)
+
+
+def test_pretrain_and_finetune_run_with_the_paper_preset(
+    labelled_cifar: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:  # fmt: skip
+    """Through the CLI: the preset's settings reach config.yaml and the metrics (batches capped at the images)."""
+    pre = tmp_path / "pre"
+    tiny = ["--channels", "4", "--cells", "1", "--device", "cpu", "--precision", "fp32", "--no-progress"]
+    result = run_ssnas("pretrain", ARCH, "--data", str(labelled_cifar), "--preset", "paper", "--epochs", "1", *tiny,
+                       "--out", str(pre), "--json", env=cli_env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert (metrics["preset"], metrics["batch_size"], metrics["optimizer"], metrics["steps"]) == ("paper", 512, "lars", 1)
+    assert metrics["lr"] == pytest.approx(2.0)
+    out = tmp_path / "ft"
+    tuned = run_ssnas("finetune", str(pre), "--data", str(labelled_cifar), "--preset", "paper", "--labels-per-class",
+                      "5", "--epochs", "2", "--device", "cpu", "--precision", "fp32", "--out", str(out), "--json",
+                      env=cli_env)  # fmt: skip
+    assert tuned.returncode == 0, tuned.stderr
+    assert json.loads(tuned.stdout)["steps"] == 2  # one batch of the 50 labelled images per epoch
+    recipe = yaml.safe_load((out / "config.yaml").read_text())["recipe"]
+    assert (recipe["batch_size"], recipe["lr"], recipe["epochs"]) == (512, pytest.approx(0.1), 2)
+    refused = run_ssnas("pretrain", ARCH, "--data", str(labelled_cifar), "--objective", "rotation", "--preset", "paper",
+                        *tiny, "--out", str(tmp_path / "no"), env=cli_env)  # fmt: skip
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode != 0 and len(lines) == 1 and "--preset paper is defined" in lines[0], refused.stderr
+    assert not (tmp_path / "no").exists()

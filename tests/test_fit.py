@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 import torch
 
 import ssnas
@@ -166,10 +167,26 @@ def test_pretraining_that_cannot_fit_one_epoch_takes_the_images_that_do(
     config = fitting.FitConfig(data=str(unlabeled), labels=str(labelled_cifar), time_budget=0.5, batch_size=32,
                                channels=4, cells=1)  # fmt: skip
     pretraining = fitting._pretrain_config(config, Path("unused"), ARCH)
-    labelled, test = labelled_sets(str(labelled_cifar), None, 0)
+    labelled, test, _ = labelled_sets(str(labelled_cifar), None, 0)
     plan = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()), 300, labelled, test)
     assert plan["epochs"] == 1 and 150 <= plan["num_images"] <= 214 and plan["images_per_second"] == 10.0
     assert 0 < plan["evaluation_seconds"] < 5
     monkeypatch.setattr(fitting, "pretrain_speed", lambda config, steps=3: 1000.0)
     fast = fitting._pretrain_plan(config, pretraining, fitting._Clock(0.5, 0.0, time.monotonic()), 300, labelled, test)
     assert fast["num_images"] is None and 50 <= fast["epochs"] <= 21_375 // (9 * 32)  # every image, whole epochs
+
+
+def test_the_paper_preset_reaches_every_stage(unlabeled: Path, labelled_cifar: Path, cli_env: dict[str, str],
+                                              tmp_path: Path) -> None:  # fmt: skip
+    """`ssnas fit --preset paper`: the search's paper preset, SimCLR's LARS recipe, the paper fine-tuning
+    preset; the options given (batches, epochs) still win."""
+    out = tmp_path / "fit"
+    result = run_ssnas(*fit_args(unlabeled, labelled_cifar, out, *EPOCHS), "--preset", "paper", env=cli_env)
+    assert result.returncode == 0, result.stderr
+    search = yaml.safe_load((out / "search" / "config.yaml").read_text())
+    pretrain = yaml.safe_load((out / "pretrain" / "config.yaml").read_text())
+    finetune = yaml.safe_load((out / "finetune" / "config.yaml").read_text())
+    assert search["preset"] == "paper" and pretrain["preset"] == "paper" and finetune["preset"] == "paper"
+    assert (pretrain["optimizer"], pretrain["batch_size"], pretrain["epochs"]) == ("lars", 32, 2)
+    assert pretrain["lr"] == pytest.approx(1.0 * 32 / 256)
+    assert (finetune["recipe"]["batch_size"], finetune["recipe"]["epochs"]) == (16, 2)

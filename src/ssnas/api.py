@@ -180,7 +180,8 @@ def finetune(pretrained: str | Path, data: str | Path = "cifar10", *, labels_per
     """Fine-tune the network of a `pretrain` run folder on the labelled images of `data` (a folder with
     train/ and test/ class folders, or cifar10): a linear probe fits a fresh head, then the whole
     network trains with SimCLR's fine-tuning recipe (`ssnas.finetuning`). `labels_per_class` keeps a
-    seeded, class-balanced subset; `settings`: epochs, batch_size, lr, max_steps, skip_corrupt.
+    seeded, class-balanced subset; `settings`: preset ("quick" | "paper": a GPU's batch and SimCLR's
+    epochs), epochs, batch_size, lr, max_steps, skip_corrupt.
 
     Returns:
         The run's metrics.json: test_accuracy, linear_probe_accuracy, history, out (the run folder), ...
@@ -204,7 +205,8 @@ def fit(data: str | Path, labels: str | Path, *, labels_per_class: int | None = 
     `labels` (train/ and test/ class folders; `labels_per_class` keeps a seeded, balanced subset),
     TorchScript export and a report (`ssnas.fitting`). `time_budget` minutes are split across the
     stages (`ssnas.fitting.SHARES`); `settings`: the other fields of `ssnas.fitting.FitConfig`
-    (space, strategy, search_options, objective, pretrain_epochs, finetune_epochs, channels, ...).
+    (space, strategy, search_options, objective, preset = "quick" | "paper" (the papers' settings for
+    every stage, a GPU), pretrain_epochs, finetune_epochs, channels, ...).
 
     Returns:
         The run's metrics.json: test_accuracy, linear_probe_accuracy, probes, model (model.ts), out, ...

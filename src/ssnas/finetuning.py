@@ -15,6 +15,9 @@ trained in two steps, as the self-supervised literature does:
    batch / 256, no weight decay, no warm-up, random crop and flip, 60 epochs), on the loop's
    per-step cosine schedule, at the pretraining's normalisation.
 
+`preset="paper"` sizes the same recipe for a GPU: batch 512 (lr 0.1 by the rule above) and SimCLR's
+epochs by the share of labels, 60 below 10 % of the labelled training split, 30 from 10 % on.
+
 `labels_per_class` keeps a seeded, class-balanced subset of the labelled training images (SimCLR's
 1 % / 10 % protocol). The run folder has the format of `ssnas train` (`ssnas.retrain`): config.yaml,
 checkpoint.pt (exact resume), model.pt (`load_model`, `ssnas export`), metrics.json with the test
@@ -27,7 +30,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -48,6 +51,10 @@ from ssnas.training.recipes import RECIPES, Recipe
 log = logging.getLogger(__name__)
 
 RECIPE = "ssl-finetune"
+PRESETS = ("quick", "paper")
+# --preset paper: a GPU batch, and SimCLR appendix B.5's epochs by the share of labels (60 at 1 %, 30 at 10 %).
+PAPER_BATCH = 512
+PAPER_EPOCHS = ((0.1, 30), (0.0, 60))  # (from this share of the labelled split on, epochs)
 # Fine-tuning in bf16 was not measured for the accuracy it ends with, so `auto` means fp32 on a CPU
 # (`ssnas.training.precision`), as for `ssnas pretrain`.
 BF16_KEEPS_QUALITY = False
@@ -62,6 +69,7 @@ def finetune(
     out_dir: str | Path | None = None,
     resume: bool = False,
     *,
+    preset: str = "quick",
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -79,7 +87,9 @@ def finetune(
         data: "cifar10", "cifar100" or a labelled folder with train/ and test/ class folders.
         labels_per_class: train on this many labelled images of every class (seeded by `seed`);
             None = every labelled training image.
-        epochs, batch_size, lr: override the `ssl-finetune` recipe (lr by default 0.05 x batch / 256).
+        preset: "quick" (the recipe at batch 128, 60 epochs: a CPU) or "paper" (batch 512 and SimCLR's
+            epochs by the share of labels: a GPU).
+        epochs, batch_size, lr: override the preset (lr by default 0.05 x batch / 256).
         max_steps: stop early (the schedule still spans `epochs`); for smoke tests.
 
     Returns:
@@ -90,20 +100,20 @@ def finetune(
     saved = read_model_file(run_dir)
     if saved.get("num_classes") is not None:
         raise UserError(f"{run_dir} holds a trained classifier (`ssnas train`); fine-tune a `ssnas pretrain` run")
-    recipe = _recipe(epochs, batch_size, lr)
     search_space, arch, space_args = resolve_space(saved["space"], saved["arch"], saved["space_args"])
     resolution = int(saved.get("resolution", 32))
     target = resolve_device(device)  # an unknown or missing device is refused before any work
     precision = resolve_precision(precision, target, BF16_KEEPS_QUALITY).name
+    train_set, test_set, share = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
+    assert train_set.labels is not None and test_set.labels is not None
+    recipe = preset_recipe(preset, share, epochs, batch_size, lr)
     out = out_or_new(out_dir, resume, "finetune", saved["space"], f"s{seed}")
     config = {
         "init": str(run_dir), "arch": arch.key, "space": saved["space"], "space_args": space_args, "data": data,
         "labels_per_class": labels_per_class, "skip_corrupt": skip_corrupt, "seed": seed, "device": device,
         "precision": precision, "max_steps": max_steps, "resume": resume,
-        "progress": progress, "recipe": recipe.to_dict(),
+        "progress": progress, "preset": preset, "recipe": recipe.to_dict(),
     }  # fmt: skip
-    train_set, test_set = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
-    assert train_set.labels is not None and test_set.labels is not None
     num_classes = num_classes_of(train_set, test_set)
     model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
     head = _load_backbone(model, saved["state_dict"], str(run_dir))
@@ -148,16 +158,16 @@ def finetune(
     return payload
 
 
-def images_per_second(run_dir: str | Path, data: str, labels_per_class: int | None = None, *,
+def images_per_second(run_dir: str | Path, data: str, labels_per_class: int | None = None, *, preset: str = "quick",
                       batch_size: int | None = None, seed: int = 0, device: str = "auto", precision: str = "auto",
                       skip_corrupt: bool = False, steps: int = 3) -> float:  # fmt: skip
     """Fine-tuning images per second of `finetune`'s settings on this machine
     (`ssnas.training.loop.images_per_second`); what a time budget plans its epochs with. Writes nothing."""
     saved = read_model_file(run_dir)
-    recipe = _recipe(None, batch_size, None)
     search_space, arch, _ = resolve_space(saved["space"], saved["arch"], saved["space_args"])
     resolution = int(saved.get("resolution", 32))
-    train_set, test_set = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
+    train_set, test_set, share = labelled_sets(data, labels_per_class, seed, resolution, skip_corrupt)
+    recipe = preset_recipe(preset, share, None, batch_size, None)
     num_classes = num_classes_of(train_set, test_set)
     model = build_seeded(search_space, arch, seed, num_classes=num_classes, **saved["build_args"])
     views = VIEWS.create(recipe.views, size=resolution, num_views=1, **recorded_normalisation(saved))
@@ -167,14 +177,30 @@ def images_per_second(run_dir: str | Path, data: str, labels_per_class: int | No
                                   labels=train_set.labels, steps=steps)  # fmt: skip
 
 
-def _recipe(epochs: int | None, batch_size: int | None, lr: float | None) -> Recipe:
-    """The `ssl-finetune` recipe with the given overrides (lr by default 0.05 x batch / 256)."""
+def preset_recipe(preset: str, share: float, epochs: int | None = None, batch_size: int | None = None,
+                  lr: float | None = None) -> Recipe:  # fmt: skip
+    """The `ssl-finetune` recipe of `preset` for a labelled subset that is `share` of the labelled
+    training split, with the given overrides (lr by default 0.05 x batch / 256)."""
+    if preset == "paper":
+        batch_size = batch_size or PAPER_BATCH
+        epochs = epochs or next(count for least, count in PAPER_EPOCHS if share >= least)
+    elif preset != "quick":
+        raise UserError(f"unknown preset {preset!r}; choose from: {', '.join(PRESETS)}")
     scaled_lr = lr if lr is not None else (0.05 * batch_size / 256 if batch_size is not None else None)
     return RECIPES[RECIPE].with_overrides(epochs=epochs, batch_size=batch_size, lr=scaled_lr)
 
 
+class LabelledSets(NamedTuple):
+    """The labelled training images fine-tuning uses, the test images, and the share of the labelled
+    training split the first are (1.0 without `labels_per_class`)."""
+
+    train: ImageSet
+    test: ImageSet
+    share: float
+
+
 def labelled_sets(data: str, per_class: int | None, seed: int, resolution: int = 32,
-                  skip_corrupt: bool = False) -> tuple[ImageSet, ImageSet]:  # fmt: skip
+                  skip_corrupt: bool = False) -> LabelledSets:  # fmt: skip
     """The labelled training images (`per_class` of each class when given) and the test images of
     `data`; UserError when either split is unlabeled, their classes differ or a class is too small."""
     train_set = load_dataset(data, "train", resolution=resolution, skip_corrupt=skip_corrupt)
@@ -189,8 +215,9 @@ def labelled_sets(data: str, per_class: int | None, seed: int, resolution: int =
     if per_class is not None:
         if per_class < 1:
             raise UserError(f"--labels-per-class must be at least 1, got {per_class}")
-        train_set = train_set.per_class(per_class, seed)
-    return train_set, test_set
+        chosen = train_set.per_class(per_class, seed)
+        return LabelledSets(chosen, test_set, len(chosen) / len(train_set))
+    return LabelledSets(train_set, test_set, 1.0)
 
 
 def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> nn.Linear:
@@ -205,4 +232,4 @@ def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str
     return head
 
 
-__all__ = ["RECIPE", "finetune", "images_per_second", "labelled_sets"]
+__all__ = ["PRESETS", "RECIPE", "LabelledSets", "finetune", "images_per_second", "labelled_sets", "preset_recipe"]

@@ -27,8 +27,9 @@ timed on one batch) is set aside, pretraining gets `pretrain` and fine-tuning th
 stage times a few of its steps here (`ssnas.training.loop.images_per_second`, batches of
 `TIMING_BATCH`) and takes the most epochs that fit its share: pretraining, where not even one epoch
 of every image fits (a CPU and a large folder), one epoch over the seeded subset that does;
-fine-tuning at least one and at most its recipe's 60. Without a time budget: the search's own
-default, `PRETRAIN_EPOCHS` and the recipe's epochs.
+fine-tuning at least one. Neither takes more than its preset's epochs, which is also what each takes
+without a time budget (quick: 100 pretraining and 60 fine-tuning epochs; `preset="paper"` applies the
+papers' settings to every stage: `ssnas.pretraining.PAPER`, `ssnas.finetuning.preset_recipe`).
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ import torch
 from ssnas.atomic import write_atomic
 from ssnas.errors import UserError
 from ssnas.export import export
-from ssnas.finetuning import RECIPE, finetune, labelled_sets
+from ssnas.finetuning import finetune, labelled_sets, preset_recipe
 from ssnas.finetuning import images_per_second as finetune_speed
 from ssnas.data.datasets import ImageSet
 from ssnas.data.views import identity_views
 from ssnas.pretraining import (
     PretrainConfig, load_pretrained, pretrain, probe, recorded_normalisation, space_kwargs, training_images,
 )
+from ssnas.pretraining import resolve as resolve_pretrain
 from ssnas.pretraining import images_per_second as pretrain_speed
 from ssnas.reporting.fit_page import fit_page
 from ssnas.retrain import build_seeded, load_model, read_arch_text, read_model_file, resolve_space
@@ -63,7 +65,6 @@ from ssnas.spaces.budget import LatencyConfig, network_latency_ms
 from ssnas.spaces.cost import count_macs, count_parameters
 from ssnas.strategies.evolution import EVOLUTION_PLANS
 from ssnas.training.probes import extract_features
-from ssnas.training.recipes import RECIPES
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,6 @@ ONNX_NAME = "model.onnx"
 # Labelled images each class needs at least: fine-tuning and the kNN probe learn nothing about a
 # class from a single example beyond that example.
 LABELS_FLOOR = 2
-PRETRAIN_EPOCHS = 100  # without a time budget (`ssnas pretrain`'s default)
 PROBE_TEST_IMAGES = 2_000  # test images the kNN probes classify (a seeded subset): they inform, they are not the result
 TIMING_BATCH = 64  # images per step when a plan times the training and the evaluation (a few steps)
 # Settings that may differ between a run and its resumption.
@@ -106,10 +106,11 @@ class FitConfig:
     strategy: str | None = None  # None = the space's default
     search_options: dict[str, Any] = field(default_factory=dict)  # more `ssnas search` settings: {"ratings": 200}
     objective: str = "simclr"
-    pretrain_epochs: int | None = None  # None: planned from the time budget, else PRETRAIN_EPOCHS
-    finetune_epochs: int | None = None  # None: planned from the time budget, else the recipe's 60
-    batch_size: int = 256  # pretraining batch
-    finetune_batch_size: int | None = None  # None: the recipe's 128
+    preset: str = "quick"  # every stage's: "quick" (a CPU) or "paper" (the papers' settings, a GPU)
+    pretrain_epochs: int | None = None  # None: planned from the time budget (at most the preset's), else the preset's
+    finetune_epochs: int | None = None  # None: planned from the time budget (at most the preset's), else the preset's
+    batch_size: int | None = None  # pretraining batch; None: the preset's (quick 256, paper 512)
+    finetune_batch_size: int | None = None  # None: the preset's (quick 128, paper 512)
     channels: int | None = None  # network width C (search rating and trained network) [space default]
     cells: int | None = None  # cells per stage N (nb201) / layers (darts) [space default]
     seed: int = 0
@@ -154,7 +155,7 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     config = replace(config, out=config.out or str(out))
     settings = asdict(config)
     check_run_folder(out, settings, config.resume, RESUMABLE)
-    labelled, test = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
+    labelled, test, share_of_labels = labelled_sets(config.labels, config.labels_per_class, config.seed, skip_corrupt=config.skip_corrupt)
     _check_floor(labelled, config.labels)
     unlabeled = len(training_images(config.data, None, config.seed, config.skip_corrupt))  # refuses a wrong path now
     _search_config(config, out, minutes=None)  # an unknown search option is refused here
@@ -191,7 +192,8 @@ def fit(config: FitConfig, started: float | None = None) -> dict[str, Any]:
     pretrain_plan = planned("pretrain", lambda: _pretrain_plan(config, pretrain_config, clock, unlabeled, labelled, test))
     pretrained = stage("pretrain", pretrain_plan, lambda plan: _pretrain(pretrain_config, plan, out))
     probes = stage("probe", {}, lambda plan: _probes(config, out / "pretrain", len(test)))
-    finetune_plan = planned("finetune", lambda: _finetune_plan(config, out / "pretrain", clock, labelled, test))
+    finetune_plan = planned("finetune", lambda: _finetune_plan(config, out / "pretrain", clock, labelled, test,
+                                                                   share_of_labels))
     tuned = stage("finetune", finetune_plan, lambda plan: _finetune(config, out, plan))
     exported = stage("export", {}, lambda plan: _export(found, out, config.onnx))
 
@@ -246,7 +248,7 @@ def _search_config(config: FitConfig, out: Path, minutes: float | None) -> Any:
     return search_config(space=config.space, strategy=config.strategy, data=config.data, seed=config.seed,
                          out=str(out / "search"), device=config.device, precision=config.precision,
                          resume=(out / "search").exists(), progress=config.progress, skip_corrupt=config.skip_corrupt,
-                         time_budget=minutes, **{k: v for k, v in sized.items() if v is not None},
+                         time_budget=minutes, preset=config.preset, **{k: v for k, v in sized.items() if v is not None},
                          **config.search_options)  # fmt: skip
 
 
@@ -266,11 +268,13 @@ def _search(config: FitConfig, out: Path, plan: dict[str, Any], started: float) 
 
 
 def _pretrain_config(config: FitConfig, out: Path, arch: str) -> PretrainConfig:
-    return PretrainConfig(arch=arch, space=config.space, objective=config.objective, data=config.data,
-                          skip_corrupt=config.skip_corrupt, batch_size=config.batch_size, channels=config.channels,
-                          cells=config.cells, precision=config.precision, device=config.device, seed=config.seed,
-                          out=str(out / "pretrain"), resume=(out / "pretrain").exists(),
-                          progress=config.progress)  # fmt: skip
+    """The pretraining settings, the preset's filled in (`pretraining.resolve`)."""
+    return resolve_pretrain(PretrainConfig(
+        arch=arch, space=config.space, objective=config.objective, data=config.data, skip_corrupt=config.skip_corrupt,
+        preset=config.preset, batch_size=config.batch_size, channels=config.channels, cells=config.cells,
+        precision=config.precision, device=config.device, seed=config.seed, out=str(out / "pretrain"),
+        resume=(out / "pretrain").exists(), progress=config.progress,
+    ))  # fmt: skip
 
 
 def _whole_epochs(seconds: float, images_per_second: float, images: int, batch_size: int) -> int:
@@ -284,19 +288,22 @@ def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _C
     """Epochs that fit the share; where not even one epoch of every image fits (a CPU and a large folder),
     one epoch over the seeded subset of images that does (at least two batches). The share is taken
     after the time of every evaluation still to come (`_evaluations`) is set aside."""
+    assert pretrain_config.epochs is not None and pretrain_config.batch_size is not None
     if config.pretrain_epochs is not None or clock.budget is None:
-        return {"epochs": config.pretrain_epochs or PRETRAIN_EPOCHS, "num_images": None}
-    timing = replace(pretrain_config, progress=False, batch_size=min(TIMING_BATCH, config.batch_size))
+        return {"epochs": config.pretrain_epochs or pretrain_config.epochs, "num_images": None}
+    batch_size = pretrain_config.batch_size
+    timing = replace(pretrain_config, progress=False, batch_size=min(TIMING_BATCH, batch_size), lr=None,
+                     warmup_epochs=None)  # fmt: skip
     speed = pretrain_speed(timing, steps=2)
     search_space, arch, _ = resolve_space(config.space, read_arch_text(pretrain_config.arch),
                                           space_kwargs(config.space, config.channels, config.cells))  # fmt: skip
     evaluation = _feature_seconds(build_seeded(search_space, arch, config.seed), identity_views(), test.images,
                                   _evaluations(len(labelled), len(test), probes=True))  # fmt: skip
     share = SHARES.pretrain * max(0.0, clock.planned_left() - evaluation)
-    epochs = _whole_epochs(share, speed, images, config.batch_size)
+    epochs = min(pretrain_config.epochs, _whole_epochs(share, speed, images, batch_size))
     subset = None
     if epochs < 1:
-        epochs, subset = 1, min(images, max(2 * config.batch_size, math.floor(share * speed)))
+        epochs, subset = 1, min(images, max(2 * batch_size, math.floor(share * speed)))
     log.info("fit: pretraining gets %.0f s at %.0f images/s (%.0f s set aside for evaluations): %d epoch(s) of %d "
              "images", share, speed, evaluation, epochs, subset or images)  # fmt: skip
     return {"epochs": epochs, "num_images": subset, "seconds": round(share, 1), "images_per_second": round(speed, 1),
@@ -312,7 +319,7 @@ def _evaluations(labelled: int, test: int, probes: bool) -> int:
 
 def _pretrain(pretrain_config: PretrainConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
     metrics = pretrain(replace(pretrain_config, epochs=int(plan["epochs"]), num_images=plan["num_images"],
-                               resume=(out / "pretrain").exists()))  # fmt: skip
+                               warmup_epochs=None, resume=(out / "pretrain").exists()))  # fmt: skip
     return {key: metrics[key] for key in ("objective", "epochs", "steps", "num_images", "history", "final_loss",
                                           "images_per_second", "seconds", "precision", "out")}  # fmt: skip
 
@@ -329,13 +336,14 @@ def _probes(config: FitConfig, run_dir: Path, test_images: int) -> dict[str, Any
             "train_images": after["train_images"], "test_images": after["test_images"]}  # fmt: skip
 
 
-def _finetune_plan(config: FitConfig, run_dir: Path, clock: _Clock, labelled: ImageSet, test: ImageSet) -> dict[str, Any]:
+def _finetune_plan(config: FitConfig, run_dir: Path, clock: _Clock, labelled: ImageSet, test: ImageSet,
+                   share_of_labels: float) -> dict[str, Any]:  # fmt: skip
     """Epochs that fit what the budget has left, less the time fine-tuning spends outside its steps
     (`_evaluations`, timed on one batch); at least one, at most the recipe's."""
-    recipe = RECIPES[RECIPE].with_overrides(batch_size=config.finetune_batch_size)
+    recipe = preset_recipe(config.preset, share_of_labels, batch_size=config.finetune_batch_size)
     if config.finetune_epochs is not None or clock.budget is None:
         return {"epochs": config.finetune_epochs or recipe.epochs}
-    speed = finetune_speed(run_dir, config.labels, config.labels_per_class,
+    speed = finetune_speed(run_dir, config.labels, config.labels_per_class, preset=config.preset,
                            batch_size=min(TIMING_BATCH, recipe.batch_size), seed=config.seed, device=config.device,
                            precision=config.precision, skip_corrupt=config.skip_corrupt, steps=2)  # fmt: skip
     model, saved = load_pretrained(run_dir)
@@ -361,7 +369,7 @@ def _feature_seconds(model: torch.nn.Module, views: Any, sample: torch.Tensor, i
 
 def _finetune(config: FitConfig, out: Path, plan: dict[str, Any]) -> dict[str, Any]:
     metrics = finetune(out / "pretrain", config.labels, config.labels_per_class, out / "finetune",
-                       resume=(out / "finetune").exists(), epochs=int(plan["epochs"]),
+                       resume=(out / "finetune").exists(), preset=config.preset, epochs=int(plan["epochs"]),
                        batch_size=config.finetune_batch_size, seed=config.seed, device=config.device,
                        precision=config.precision, progress=config.progress, skip_corrupt=config.skip_corrupt)  # fmt: skip
     return {key: metrics[key] for key in ("test_accuracy", "linear_probe_accuracy", "epochs", "steps", "history",

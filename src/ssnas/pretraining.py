@@ -87,6 +87,38 @@ DEFAULTS: dict[str, ObjectiveDefaults] = {
 }
 _FALLBACK = ObjectiveDefaults("sgd", 0.1, 5e-4)
 
+# `--preset`: "quick" is the CPU-sized default (100 epochs of batch 256 on the recipes above);
+# "paper" is the objective's published CIFAR-10-scale recipe, sized for a GPU.
+PRESETS = ("quick", "paper")
+QUICK = {"epochs": 100, "batch_size": 256}
+
+
+@dataclass(frozen=True)
+class PaperRecipe:
+    """An objective's published pretraining recipe; `base_lr` is for a batch of 256 (linear scaling)."""
+
+    reference: str
+    epochs: int
+    batch_size: int
+    optimizer: str
+    base_lr: float
+    weight_decay: float
+
+
+PAPER: dict[str, PaperRecipe] = {
+    "simclr": PaperRecipe(
+        "SimCLR's single-GPU CIFAR-10 command (google-research/simclr README; Chen et al., ICML 2020, "
+        "appendix B.9): batch 512, 1000 epochs, LARS at lr 1.0 x batch / 256, weight decay 1e-4, "
+        "temperature 0.5, colour jitter strength 0.5, no blur (this objective's and its views' defaults)",
+        epochs=1000, batch_size=512, optimizer="lars", base_lr=1.0, weight_decay=1e-4,
+    ),
+    "byol": PaperRecipe(
+        "BYOL (Grill et al., NeurIPS 2020, section 3.2): LARS at lr 0.2 x batch / 256, weight decay 1.5e-6, "
+        "1000 epochs, 10 warm-up epochs; batch 512 (the paper's 4096 is for 512 TPU cores)",
+        epochs=1000, batch_size=512, optimizer="lars", base_lr=0.2, weight_decay=1.5e-6,
+    ),
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class PretrainConfig:
@@ -98,8 +130,9 @@ class PretrainConfig:
     data: str = "cifar10"  # image folder (train/ is used when split) or cifar10/cifar100
     skip_corrupt: bool = False  # leave unreadable image files of `data` out (metrics.json: skipped_images)
     num_images: int | None = None  # random subset of the training split (seeded); None = all
-    epochs: int = 100
-    batch_size: int = 256
+    preset: str = "quick"  # None fields below: "quick" (CPU-sized) or "paper" (the objective's paper, a GPU)
+    epochs: int | None = None  # None: the preset's (quick 100)
+    batch_size: int | None = None  # None: the preset's (quick 256)
     lr: float | None = None  # None: recipe base_lr x batch_size / 256
     optimizer: str | None = None
     weight_decay: float | None = None
@@ -117,14 +150,29 @@ class PretrainConfig:
 
 
 def resolve(config: PretrainConfig) -> PretrainConfig:
-    """Fill the optimisation defaults from the objective's recipe."""
+    """Fill the unset settings from the preset and the objective's recipe."""
     OBJECTIVES.get(config.objective)  # UserError for an unknown name
     defaults = DEFAULTS.get(config.objective, _FALLBACK)
-    warmup = min(10.0, config.epochs / 10) if defaults.warmup else 0.0
+    if config.preset == "paper":
+        if config.objective not in PAPER:
+            raise UserError(f"--preset paper is defined for the objectives {', '.join(PAPER)}; "
+                            f"give the settings of {config.objective!r} yourself (--epochs, --batch-size, --lr)")  # fmt: skip
+        paper = PAPER[config.objective]
+        defaults = replace(defaults, optimizer=paper.optimizer, base_lr=paper.base_lr, weight_decay=paper.weight_decay)
+        sizes = {"epochs": paper.epochs, "batch_size": paper.batch_size}
+    elif config.preset == "quick":
+        sizes = QUICK
+    else:
+        raise UserError(f"unknown preset {config.preset!r}; choose from: {', '.join(PRESETS)}")
+    epochs = config.epochs if config.epochs is not None else sizes["epochs"]
+    batch_size = config.batch_size if config.batch_size is not None else sizes["batch_size"]
+    warmup = min(10.0, epochs / 10) if defaults.warmup else 0.0
     return replace(
         config,
+        epochs=epochs,
+        batch_size=batch_size,
         optimizer=config.optimizer or defaults.optimizer,
-        lr=config.lr if config.lr is not None else defaults.base_lr * config.batch_size / 256,
+        lr=config.lr if config.lr is not None else defaults.base_lr * batch_size / 256,
         weight_decay=config.weight_decay if config.weight_decay is not None else defaults.weight_decay,
         warmup_epochs=config.warmup_epochs if config.warmup_epochs is not None else warmup,
         precision=resolve_precision(config.precision, resolve_device(config.device), BF16_KEEPS_QUALITY).name,  # what ran
@@ -155,7 +203,7 @@ def _normalisation(views: ViewMaker) -> tuple[tuple[float, ...], tuple[float, ..
 
 def _train_config(config: PretrainConfig) -> TrainConfig:
     assert config.optimizer is not None and config.lr is not None and config.weight_decay is not None
-    assert config.warmup_epochs is not None
+    assert config.warmup_epochs is not None and config.epochs is not None and config.batch_size is not None
     return TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, optimizer=config.optimizer, lr=config.lr,
         weight_decay=config.weight_decay, nesterov=DEFAULTS.get(config.objective, _FALLBACK).nesterov,
@@ -222,12 +270,13 @@ def pretrain(config: PretrainConfig) -> dict[str, Any]:
 
     result = train(model, objective, dataset.images, views, train_config, labels=dataset.labels if
                    objective.needs_labels else None, out_dir=out_dir, resume=config.resume)  # fmt: skip
+    assert config.epochs is not None and config.batch_size is not None
     steps_per_epoch = len(dataset) // min(config.batch_size, len(dataset))
     completed = result.steps >= config.epochs * steps_per_epoch
     device = resolve_device(config.device)
     metrics = {
         "arch": arch.key, "space": config.space, "objective": config.objective, "num_images": len(dataset),
-        "epochs": config.epochs, "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
+        "preset": config.preset, "epochs": config.epochs, "batch_size": config.batch_size, "optimizer": config.optimizer, "lr": config.lr,
         "weight_decay": config.weight_decay, "device": str(device), "channels_last": config.channels_last,
         "precision": resolve_precision(config.precision, device).name,
         "steps": result.steps, "completed": completed, "history": result.history, "final_loss": result.final_loss,
@@ -352,8 +401,11 @@ def probe(
 
 
 __all__ = [
+    "PAPER",
+    "PRESETS",
     "PROBES",
     "DEFAULTS",
+    "PaperRecipe",
     "ObjectiveDefaults",
     "PretrainConfig",
     "images_per_second",

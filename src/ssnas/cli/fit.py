@@ -13,6 +13,7 @@ from ssnas.cli._common import (
 )
 from ssnas.fitting import LABELS_FLOOR, FitConfig, fit
 from ssnas.objectives import OBJECTIVES
+from ssnas.pretraining import PRESETS
 from ssnas.started import PROCESS_STARTED
 from ssnas.training.progress import mirror_log_to_stderr
 
@@ -25,18 +26,22 @@ from ssnas.training.progress import mirror_log_to_stderr
               help="Fine-tune on a seeded, class-balanced subset of this many labelled images per class [all].")
 @click.option("--time-budget", type=POSITIVE_FLOAT, default=None, metavar="MINUTES",
               help="Minutes for the whole run, split across the stages as the report states; each training stage "
-                   "measures its speed and plans its epochs [none: the search's default, 100 pretraining epochs, "
-                   "60 fine-tuning epochs].")
+                   "measures its speed and plans its epochs, at most the preset's [none: the search's default and "
+                   "the preset's epochs].")
+@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True,
+              help="Every stage's settings: quick (a CPU: 100 pretraining epochs of batch 256, fine-tuning batch 128 "
+                   "for 60 epochs) or paper (the papers', for a GPU: SimCLR's CIFAR-10 recipe, batch 512 for 1000 "
+                   "epochs with LARS; fine-tuning batch 512, 60 or 30 epochs; the search's paper preset).")
 @click.option("--space", type=TEXT, default="nb201", show_default=True)
 @click.option("--strategy", type=TEXT, default=None, help="Search strategy [the space's default].")
 @click.option("--search-option", "search_option", multiple=True, metavar="KEY=VALUE",
               help="Any other `ssnas search` setting, repeatable (ratings=200, population=10).")
 @click.option("--objective", type=click.Choice(OBJECTIVES.names()), default="simclr", show_default=True,
               help="Self-supervised pretraining objective.")
-@click.option("--pretrain-epochs", type=POSITIVE, default=None, help="[planned from --time-budget, else 100]")
-@click.option("--finetune-epochs", type=POSITIVE, default=None, help="[planned from --time-budget, at most 60]")
-@click.option("--batch-size", type=BATCH, default=256, show_default=True, help="Pretraining batch.")
-@click.option("--finetune-batch-size", type=BATCH, default=None, help="[128]")
+@click.option("--pretrain-epochs", type=POSITIVE, default=None, help="[planned from --time-budget, else the preset's]")
+@click.option("--finetune-epochs", type=POSITIVE, default=None, help="[planned from --time-budget, else the preset's]")
+@click.option("--batch-size", type=BATCH, default=None, help="Pretraining batch [preset: quick 256, paper 512].")
+@click.option("--finetune-batch-size", type=BATCH, default=None, help="[preset: quick 128, paper 512]")
 @click.option("--channels", type=POSITIVE, default=None, help="Network width C [the space's default, 16 for nb201].")
 @click.option("--cells", type=POSITIVE, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")
 @click.option("--seed", type=int, default=0, show_default=True)

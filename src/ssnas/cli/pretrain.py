@@ -17,7 +17,7 @@ from ssnas.cli._common import (
 )
 from ssnas.training.distributed import is_main_process
 from ssnas.objectives import OBJECTIVES
-from ssnas.pretraining import PretrainConfig, pretrain, probe
+from ssnas.pretraining import PRESETS, PretrainConfig, pretrain, probe
 from ssnas.training.loop import OPTIMIZERS
 from ssnas.training.progress import mirror_log_to_stderr
 
@@ -31,11 +31,14 @@ from ssnas.training.progress import mirror_log_to_stderr
               help="Image folder (its train/ when split) or cifar10/cifar100; labels are used only by 'supervised'.")
 @skip_corrupt_option
 @click.option("--num-images", type=POSITIVE, default=None, help="Seeded random subset of the training images [all].")
-@click.option("--epochs", type=POSITIVE, default=100, show_default=True)
-@click.option("--batch-size", type=BATCH, default=256, show_default=True)
-@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Learning rate [objective's base lr x batch-size/256].")
-@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="[objective's default: sgd]")
-@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, help="[objective's default]")
+@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True,
+              help="quick: CPU-sized (100 epochs of batch 256); paper: the objective's published recipe for a GPU "
+                   "(simclr: batch 512, 1000 epochs, LARS; byol likewise), each setting below overrides it.")
+@click.option("--epochs", type=POSITIVE, default=None, help="[preset: quick 100, paper 1000]")
+@click.option("--batch-size", type=BATCH, default=None, help="[preset: quick 256, paper 512]")
+@click.option("--lr", type=POSITIVE_FLOAT, default=None, help="Learning rate [the recipe's base lr x batch-size/256].")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=None, help="[quick: sgd; paper: lars]")
+@click.option("--weight-decay", type=NON_NEGATIVE_FLOAT, default=None, help="[the recipe's]")
 @click.option("--warmup-epochs", type=NON_NEGATIVE_FLOAT, default=None, help="[min(10, epochs/10); 0 for supervised]")
 @click.option("--channels", type=POSITIVE, default=None, help="Network width C [the space's default, 16 for nb201].")
 @click.option("--cells", type=POSITIVE, default=None, help="Cells per stage N (nb201) or layers (darts) [space default].")

@@ -14,6 +14,7 @@ from ssnas.cli._common import (
 )
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
+from ssnas.finetuning import PRESETS as FINETUNE_PRESETS
 from ssnas.finetuning import finetune
 from ssnas.retrain import retrain
 from ssnas.training.progress import mirror_log_to_stderr
@@ -100,8 +101,11 @@ def _render(payload: dict[str, Any]) -> None:
 @click.option("--labels-per-class", type=POSITIVE, default=None,
               help="Fine-tune on a seeded, class-balanced subset: this many labelled images per class [all].")
 @skip_corrupt_option
-@click.option("--epochs", type=POSITIVE, default=None, help="[60, SimCLR's 1 % setting]")
-@click.option("--batch-size", type=BATCH, default=None, help="[128]")
+@click.option("--preset", type=click.Choice(FINETUNE_PRESETS), default="quick", show_default=True,
+              help="quick: batch 128, 60 epochs (a CPU); paper: batch 512 and SimCLR's epochs by the share of labels, "
+                   "60 below 10 %, 30 from 10 % on (a GPU).")
+@click.option("--epochs", type=POSITIVE, default=None, help="[preset: quick 60; paper 60 or 30]")
+@click.option("--batch-size", type=BATCH, default=None, help="[preset: quick 128, paper 512]")
 @click.option("--lr", type=POSITIVE_FLOAT, default=None, help="[0.05 x batch size / 256]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Labelled subset, head and training order.")
 @training_run_options("finetune-SPACE-sSEED", fp32_auto_precision_option)
