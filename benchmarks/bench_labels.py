@@ -5,7 +5,8 @@ accuracy on the 10,000 test images, labels of the training set hidden except the
 (`--labels-per-class`: 50 = 1 %, 500 = 10 %; seeded and class-balanced, `ImageSet.per_class`):
 
 * `ssl`: the network of `--space/--arch` pretrained with SimCLR on all 50,000 training images for
-  `--pretrain-minutes` (epochs planned from its measured images/s, so the cosine schedule ends),
+  `--pretrain-minutes` (epochs planned from its measured images/s, so the cosine schedule ends; where
+  not even one epoch fits, one pass over the seeded subset of images that does, as `ssnas fit` plans),
   kNN and linear probes of the frozen backbone on the labelled subset, then `ssnas finetune` for
   `--finetune-minutes` per label setting and seed (epochs planned the same way). With `--space
   cifar-resnet --arch 18` (`benchmarks/cifar_resnet.py`) it is the ResNet-18 arm.
@@ -67,8 +68,12 @@ def ssl_arm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     speed = pretrain_speed(replace(base, progress=False))
     images = len(load_dataset(str(args.data), "train"))
     epochs = epochs_within(args.pretrain_minutes, speed, images, args.batch_size)
-    print(f"pretraining: {speed:.0f} images/s -> {epochs} epochs in {args.pretrain_minutes} min", flush=True)
-    pretrained = pretrain(replace(base, epochs=epochs))
+    subset = None
+    if epochs * images > args.pretrain_minutes * 60.0 * speed:  # not one epoch fits: one pass over the images that do
+        subset = max(2 * args.batch_size, math.floor(args.pretrain_minutes * 60.0 * speed))
+    print(f"pretraining: {speed:.0f} images/s -> {epochs} epoch(s) of {subset or images} images in "
+          f"{args.pretrain_minutes} min", flush=True)  # fmt: skip
+    pretrained = pretrain(replace(base, epochs=epochs, num_images=subset))
     rows = []
     for per_class in args.labels_per_class:
         for seed in args.seeds:
@@ -113,11 +118,59 @@ def scratch_arm(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return {"recipe": recipe.name, "rows": rows}
 
 
+def table(args: argparse.Namespace) -> None:
+    """The arms' results files as one table (mean over seeds, min-max beside it) and a bar plot."""
+    arms: dict[str, dict[int, dict[str, list[float]]]] = {}
+    for name in args.results:
+        result = json.loads(Path(name).read_text())
+        label = f"{result.get('label') or result['arch']}: {result['arm']}"
+        for row in result["rows"]:
+            cell = arms.setdefault(label, {}).setdefault(row["labels_per_class"], {})
+            cell.setdefault("test", []).append(100 * row["test_accuracy"])
+            for probe_name in ("knn", "linear"):
+                if probe_name in row:
+                    cell.setdefault(probe_name, []).append(100 * row[probe_name])
+    settings = sorted({per_class for cells in arms.values() for per_class in cells})
+
+    def text(values: list[float] | None) -> str:
+        if not values:
+            return "-"
+        mean = sum(values) / len(values)
+        return f"{mean:.1f}" + (f" ({min(values):.1f}-{max(values):.1f}, {len(values)} seeds)" if len(values) > 1 else "")
+
+    header = ["arm"] + [f"{kind} {10 * per_class / 50:g} %" for per_class in settings for kind in ("test", "kNN", "linear")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, cells in arms.items():
+        values = [text(cells.get(per_class, {}).get(kind)) for per_class in settings for kind in ("test", "knn", "linear")]
+        lines.append("| " + " | ".join([label, *values]) + " |")
+    print("\n".join(lines))
+    if args.png:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(6.4, 3.6))
+        width = 0.8 / max(1, len(arms))
+        for index, (label, cells) in enumerate(arms.items()):
+            means = [sum(cells[s]["test"]) / len(cells[s]["test"]) if s in cells else 0.0 for s in settings]
+            axis.bar([i + index * width for i in range(len(settings))], means, width, label=label)
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))],
+                        [f"{10 * s / 50:g} % labels ({10 * s:,})" for s in settings])  # fmt: skip
+        axis.set_ylabel("CIFAR-10 test accuracy (%)")
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(args.png, dpi=120)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("arm", choices=("ssl", "scratch"))
+    parser.add_argument("arm", choices=("ssl", "scratch", "table"))
+    parser.add_argument("--results", nargs="*", default=[], help="table: the arms' results files")
+    parser.add_argument("--png", default=None, help="table: the bar plot")
+    parser.add_argument("--label", default=None, help="the arm's name in the table [its architecture]")
     parser.add_argument("--space", default="nb201")
-    parser.add_argument("--arch", required=True, help="the architecture (cifar-resnet: 18)")
+    parser.add_argument("--arch", default=None, help="the architecture (cifar-resnet: 18); ssl, scratch: required")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--labels-per-class", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -129,12 +182,17 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "labels", help="run folders (resumable)")
     parser.add_argument("--progress", action="store_true")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--out", default=None, help="ssl, scratch: the results file")
     args = parser.parse_args()
+    if args.arm == "table":
+        table(args)
+        return
+    if args.arch is None or args.out is None:
+        parser.error("ssl and scratch need --arch and --out")
     work = args.work / f"{args.arm}_{args.space}_{args.arch.replace('|', '').replace('~', '')[:40]}"
     started = time.perf_counter()
     result = (ssl_arm if args.arm == "ssl" else scratch_arm)(args, work)
-    payload = {"what": __doc__.splitlines()[0], "arm": args.arm, "space": args.space, "arch": args.arch,
+    payload = {"what": __doc__.splitlines()[0], "arm": args.arm, "label": args.label, "space": args.space, "arch": args.arch,
                "command": "python " + " ".join(sys.argv), "cpu": cpu(), "seconds": round(time.perf_counter() - started),
                **result}  # fmt: skip
     Path(args.out).write_text(json.dumps(payload, indent=1))
