@@ -135,8 +135,10 @@ RECIPES: dict[str, Recipe] = {
             name="ssl-finetune",
             reference="SimCLR (Chen et al., ICML 2020) appendix B.5, fine-tuning with few labels: Nesterov SGD, "
                       "lr 0.05 x batch / 256, no weight decay, no warm-up, crop and flip, 60 epochs (their 1 % "
-                      "setting; 30 for 10 %); `ssnas finetune`'s, after a linear probe fits the fresh head (LP-FT)",
-            epochs=60, batch_size=128, lr=0.05 * 128 / 256, weight_decay=0.0, nesterov=True,
+                      "setting; 30 for 10 %); `ssnas finetune`'s, after a linear probe fits the fresh head (LP-FT). "
+                      "Ours: the gradient norm clipped at 1, since on a briefly pretrained network the fitted "
+                      "head's first steps (loss near 10) wrecked it (`docs/benchmarks.md#fine-tuning`)",
+            epochs=60, batch_size=128, lr=0.05 * 128 / 256, weight_decay=0.0, nesterov=True, grad_clip=1.0,
         ),
     )
 }  # fmt: skip
