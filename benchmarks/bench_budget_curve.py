@@ -206,7 +206,9 @@ def summary(args: argparse.Namespace) -> None:
         axis.set_xlabel("time budget (minutes, idle 2-core CPU)")
         axis.set_ylabel(f"found cifar10_test ({len(args.seeds)} held-out seeds)")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
+        if args.default is not None:
+            axis.axvline(args.default, color="grey", lw=0.8, ls="-.", label=f"the default budget ({args.default:g} min)")
+        axis.legend(fontsize=7, loc="lower center")
         figure.tight_layout()
         figure.savefig(args.png, dpi=120)
 
@@ -262,6 +264,7 @@ def main() -> None:
     parser.add_argument("--finals", nargs="*", default=[], help="summary: JSON files of the final part")
     parser.add_argument("--what", default="", help="summary: what the runs are (recorded)")
     parser.add_argument("--png", default=None, help="summary: the plot")
+    parser.add_argument("--default", type=float, default=None, help="summary: the default budget (marked on the plot)")
     parser.add_argument("--out", default="benchmarks/results/budget_curve.json")
     args = parser.parse_args()
     {"run": run, "curve": curve, "final": final, "summary": summary, "plot": plot}[args.part](args)

@@ -256,7 +256,7 @@ def test_a_folder_below_evolutions_floor_is_refused_naming_it(flat_folder: Path,
 @pytest.mark.slow
 def test_plain_ssnas_search_on_a_300_image_folder(flat_300: Path, tmp_path: Path) -> None:
     """The acceptance as a user types it: the folder and a short budget (the default plan of nb201: four
-    islands, the final rating of the best 10; the default 5-minute budget is too long for the suite)."""
+    islands, the final rating of the best 10; the default 2-minute budget is too long for the suite)."""
     out = tmp_path / "run"
     done = run_ssnas("search", "--data", str(flat_300), "--out", str(out), "--time-budget", "1.5",  # one thread: xdist runs 2 workers
                      env={"SSNAS_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}, timeout=900)  # fmt: skip

@@ -18,6 +18,7 @@ from ssnas.api import search
 from ssnas.run import PRESETS, SPACE_STRATEGIES
 from ssnas.started import PROCESS_STARTED
 from ssnas.strategies import STRATEGIES
+from ssnas.strategies.evolution import EVOLUTION_PLANS
 from ssnas.strategies.proxy import LOSSES, TRIAL_OBJECTIVES
 from ssnas.strategies.supernet_rating import ALL_SIGNALS
 from ssnas.training.distributed import is_main_process
@@ -96,8 +97,8 @@ TRAINS = "setn, tpe/random ssl-proxy trials, bossnas"  # the strategies taking t
               help="evolution, two-stage, tpe/random: minutes the whole run may take. evolution: the ratings that fit "
                    "are planned from the speed of the first ones (kept on --resume), the best so far is in best.json; "
                    "two-stage: the shortlist and the training per candidate follow from the speed measured at the "
-                   "start [15]; tpe/random: no trial starts after it [evolution on nb201: 3 without --ratings; two-stage "
-                   "15; else none].")
+                   "start [15]; tpe/random: no trial starts after it [evolution on nb201: "
+                   f"{EVOLUTION_PLANS['nb201'][0]:g} without --ratings; two-stage 15; else none].")
 @click.option("--shortlist", type=int, default=None,
               help="two-stage: candidates of stage 1 judged by brief self-supervised training [as many as fit, up to 10].")
 @click.option("--judge-budget", type=int, default=None,
