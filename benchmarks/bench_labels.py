@@ -138,7 +138,7 @@ def table(args: argparse.Namespace) -> None:
         mean = sum(values) / len(values)
         return f"{mean:.1f}" + (f" ({min(values):.1f}-{max(values):.1f}, {len(values)} seeds)" if len(values) > 1 else "")
 
-    header = ["arm"] + [f"{kind} {10 * per_class / 50:g} %" for per_class in settings for kind in ("test", "kNN", "linear")]
+    header = ["arm"] + [f"{kind}, {per_class}/class" for per_class in settings for kind in ("test", "kNN", "linear")]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, cells in arms.items():
         values = [text(cells.get(per_class, {}).get(kind)) for per_class in settings for kind in ("test", "knn", "linear")]
@@ -156,7 +156,7 @@ def table(args: argparse.Namespace) -> None:
             means = [sum(cells[s]["test"]) / len(cells[s]["test"]) if s in cells else 0.0 for s in settings]
             axis.bar([i + index * width for i in range(len(settings))], means, width, label=label)
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(settings))],
-                        [f"{10 * s / 50:g} % labels ({10 * s:,})" for s in settings])  # fmt: skip
+                        [f"{s} labels per class" for s in settings])  # fmt: skip
         axis.set_ylabel("CIFAR-10 test accuracy (%)")
         axis.legend(fontsize=7)
         figure.tight_layout()
