@@ -38,7 +38,7 @@ from torch import nn
 from ssnas.data.datasets import ImageSet, load_dataset, skipped_note
 from ssnas.data.views import VIEWS, identity_views
 from ssnas.errors import UserError
-from ssnas.pretraining import recorded_normalisation
+from ssnas.pretraining import PRESETS, recorded_normalisation
 from ssnas.retrain import METRICS_NAME, MODEL_NAME, build_seeded, evaluate, num_classes_of, read_model_file, resolve_space
 from ssnas.runfolder import out_or_new, prepare_run_folder
 from ssnas.training.checkpoint import save_atomic
@@ -51,7 +51,6 @@ from ssnas.training.recipes import RECIPES, Recipe
 log = logging.getLogger(__name__)
 
 RECIPE = "ssl-finetune"
-PRESETS = ("quick", "paper")
 # --preset paper: a GPU batch, and SimCLR appendix B.5's epochs by the share of labels (60 at 1 %, 30 at 10 %).
 PAPER_BATCH = 512
 PAPER_EPOCHS = ((0.1, 30), (0.0, 60))  # (from this share of the labelled split on, epochs)
@@ -232,4 +231,4 @@ def _load_backbone(model: nn.Module, state: dict[str, torch.Tensor], source: str
     return head
 
 
-__all__ = ["PRESETS", "RECIPE", "LabelledSets", "finetune", "images_per_second", "labelled_sets", "preset_recipe"]
+__all__ = ["RECIPE", "LabelledSets", "finetune", "images_per_second", "labelled_sets", "preset_recipe"]

@@ -268,13 +268,11 @@ def _search(config: FitConfig, out: Path, plan: dict[str, Any], started: float) 
 
 
 def _pretrain_config(config: FitConfig, out: Path, arch: str) -> PretrainConfig:
-    """The pretraining settings, the preset's filled in (`pretraining.resolve`)."""
-    return resolve_pretrain(PretrainConfig(
-        arch=arch, space=config.space, objective=config.objective, data=config.data, skip_corrupt=config.skip_corrupt,
-        preset=config.preset, batch_size=config.batch_size, channels=config.channels, cells=config.cells,
-        precision=config.precision, device=config.device, seed=config.seed, out=str(out / "pretrain"),
-        resume=(out / "pretrain").exists(), progress=config.progress,
-    ))  # fmt: skip
+    return PretrainConfig(arch=arch, space=config.space, objective=config.objective, data=config.data,
+                          skip_corrupt=config.skip_corrupt, preset=config.preset, batch_size=config.batch_size,
+                          channels=config.channels, cells=config.cells, precision=config.precision,
+                          device=config.device, seed=config.seed, out=str(out / "pretrain"),
+                          resume=(out / "pretrain").exists(), progress=config.progress)  # fmt: skip
 
 
 def _whole_epochs(seconds: float, images_per_second: float, images: int, batch_size: int) -> int:
@@ -288,19 +286,19 @@ def _pretrain_plan(config: FitConfig, pretrain_config: PretrainConfig, clock: _C
     """Epochs that fit the share; where not even one epoch of every image fits (a CPU and a large folder),
     one epoch over the seeded subset of images that does (at least two batches). The share is taken
     after the time of every evaluation still to come (`_evaluations`) is set aside."""
-    assert pretrain_config.epochs is not None and pretrain_config.batch_size is not None
+    preset = resolve_pretrain(pretrain_config)  # the preset's epochs and batch size where fit sets none
+    assert preset.epochs is not None and preset.batch_size is not None
     if config.pretrain_epochs is not None or clock.budget is None:
-        return {"epochs": config.pretrain_epochs or pretrain_config.epochs, "num_images": None}
-    batch_size = pretrain_config.batch_size
-    timing = replace(pretrain_config, progress=False, batch_size=min(TIMING_BATCH, batch_size), lr=None,
-                     warmup_epochs=None)  # fmt: skip
+        return {"epochs": config.pretrain_epochs or preset.epochs, "num_images": None}
+    batch_size = preset.batch_size
+    timing = replace(pretrain_config, progress=False, batch_size=min(TIMING_BATCH, batch_size))
     speed = pretrain_speed(timing, steps=2)
     search_space, arch, _ = resolve_space(config.space, read_arch_text(pretrain_config.arch),
                                           space_kwargs(config.space, config.channels, config.cells))  # fmt: skip
     evaluation = _feature_seconds(build_seeded(search_space, arch, config.seed), identity_views(), test.images,
                                   _evaluations(len(labelled), len(test), probes=True))  # fmt: skip
     share = SHARES.pretrain * max(0.0, clock.planned_left() - evaluation)
-    epochs = min(pretrain_config.epochs, _whole_epochs(share, speed, images, batch_size))
+    epochs = min(preset.epochs, _whole_epochs(share, speed, images, batch_size))
     subset = None
     if epochs < 1:
         epochs, subset = 1, min(images, max(2 * batch_size, math.floor(share * speed)))
@@ -319,7 +317,7 @@ def _evaluations(labelled: int, test: int, probes: bool) -> int:
 
 def _pretrain(pretrain_config: PretrainConfig, plan: dict[str, Any], out: Path) -> dict[str, Any]:
     metrics = pretrain(replace(pretrain_config, epochs=int(plan["epochs"]), num_images=plan["num_images"],
-                               warmup_epochs=None, resume=(out / "pretrain").exists()))  # fmt: skip
+                               resume=(out / "pretrain").exists()))  # fmt: skip
     return {key: metrics[key] for key in ("objective", "epochs", "steps", "num_images", "history", "final_loss",
                                           "images_per_second", "seconds", "precision", "out")}  # fmt: skip
 

@@ -14,8 +14,8 @@ from ssnas.cli._common import (
 )
 from ssnas.errors import UserError
 from ssnas.export import FORMATS, export
-from ssnas.finetuning import PRESETS as FINETUNE_PRESETS
 from ssnas.finetuning import finetune
+from ssnas.pretraining import PRESETS
 from ssnas.retrain import retrain
 from ssnas.training.progress import mirror_log_to_stderr
 from ssnas.training.recipes import RECIPES
@@ -101,7 +101,7 @@ def _render(payload: dict[str, Any]) -> None:
 @click.option("--labels-per-class", type=POSITIVE, default=None,
               help="Fine-tune on a seeded, class-balanced subset: this many labelled images per class [all].")
 @skip_corrupt_option
-@click.option("--preset", type=click.Choice(FINETUNE_PRESETS), default="quick", show_default=True,
+@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True,
               help="quick: batch 128, 60 epochs (a CPU); paper: batch 512 and SimCLR's epochs by the share of labels, "
                    "60 below 10 %, 30 from 10 % on (a GPU).")
 @click.option("--epochs", type=POSITIVE, default=None, help="[preset: quick 60; paper 60 or 30]")
